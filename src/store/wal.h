@@ -1,0 +1,88 @@
+/* wal.h - the segmented write-ahead log.
+ *
+ * On disk: a directory of segment files `wal-<first lsn, 20 digits>.log`.
+ * Each segment starts with a header
+ *     [8 magic "TRIADWAL"][u32 version=1][u32 reserved=0][u64 first_lsn]
+ * followed by records
+ *     [u32 length][u32 crc32c][u8 type][payload]
+ * where length counts type+payload, crc32c covers type+payload, and the
+ * payload begins with the record's u64 lsn (little-endian) followed by the
+ * caller's body. LSNs are consecutive from 1.
+ *
+ * Threads: the loop thread appends records into an in-memory pending
+ * buffer (wal_append) and, once per loop turn, takes it as a batch
+ * (wal_take_batch). The fsync thread writes a batch to the files and makes
+ * it durable (wal_write_batch, wal_sync). Only the fsync thread touches the
+ * file descriptors after wal_open returns; the segment list is guarded by a
+ * mutex so that wal_remove_before may be called from the loop thread.
+ *
+ * All file access goes through fs.h so tests can inject faults.
+ */
+#ifndef TRIAD_WAL_H
+#define TRIAD_WAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WAL_SEGMENT_BYTES_DEFAULT (64ull * 1024 * 1024)
+#define WAL_RECORD_MAX_BYTES (1024ull * 1024 * 1024 + 4096) /* one command's bytes + framing */
+#define WAL_HEADER_BYTES 24
+#define WAL_RECORD_OVERHEAD 9 /* u32 length + u32 crc + u8 type */
+
+struct wal;
+
+/* A record found during recovery: body excludes the lsn (borrowed, valid
+ * during the callback). Return non-zero to abort recovery with that code. */
+typedef int (*wal_replay_cb)(void *arg, uint64_t lsn, uint8_t type, const void *body,
+                             size_t len);
+
+struct wal_batch {
+    char *data;        /* owned by the batch; freed by wal_batch_free */
+    size_t len;
+    uint64_t first_lsn; /* 0 if empty */
+    uint64_t last_lsn;
+};
+
+/* Open (creating the directory if needed) and recover: for every record
+ * with lsn > after_lsn, in order, call cb. A torn or checksum-failing record
+ * at the very tail of the last segment is truncated away, with a line in
+ * errmsg-like form written through log_cb (may be NULL). A bad record
+ * anywhere else returns TRIAD_ECORRUPT with errmsg naming the file and
+ * offset. After recovery, new records continue from the last lsn found (or
+ * from after_lsn + 1 if the log holds nothing newer, e.g. after a snapshot
+ * that covered every segment). */
+typedef void (*wal_log_cb)(void *arg, const char *msg);
+int wal_open(struct wal **out, const char *dir, uint64_t segment_bytes, uint64_t after_lsn,
+             wal_replay_cb cb, void *cb_arg, wal_log_cb log_cb, void *log_arg, char *errmsg,
+             size_t errlen);
+/* Close the files (the caller has written and synced every batch first). */
+void wal_close(struct wal *w);
+
+/* Loop thread: frame a record into the pending buffer and return its lsn. */
+uint64_t wal_append(struct wal *w, uint8_t type, const void *body, size_t len);
+/* Loop thread: the lsn of the last appended record (0 if none ever). */
+uint64_t wal_last_lsn(const struct wal *w);
+/* Loop thread: bytes pending (appended, not yet taken). */
+size_t wal_pending_bytes(const struct wal *w);
+/* Loop thread: move the pending records into *b (empty if nothing pending). */
+void wal_take_batch(struct wal *w, struct wal_batch *b);
+void wal_batch_free(struct wal_batch *b);
+
+/* Fsync thread: append the batch to the current segment (starting a new
+ * segment, header and directory fsync included, whenever the current one
+ * would exceed segment_bytes; a record never spans segments), then
+ * fdatasync if `sync`. 0 or TRIAD_EIO (errmsg set). */
+int wal_write_batch(struct wal *w, const struct wal_batch *b, bool sync, char *errmsg,
+                    size_t errlen);
+/* Fsync thread: fdatasync the current segment. */
+int wal_sync(struct wal *w, char *errmsg, size_t errlen);
+
+/* Any thread: delete every segment all of whose records have lsn <= lsn
+ * (after a snapshot at lsn is durable). Never deletes the current segment. */
+int wal_remove_before(struct wal *w, uint64_t lsn);
+
+/* Any thread: number of segment files and their total bytes. */
+void wal_stats(struct wal *w, size_t *segments, uint64_t *bytes);
+
+#endif
