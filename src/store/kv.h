@@ -88,7 +88,7 @@ uint64_t kv_scan(struct kv *kv, uint64_t cursor, size_t count, int64_t now_ms, k
                  void *arg);
 
 /* A random live key, chosen with the kv's own PRNG (seeded at kv_new).
- * Returns 0 and sets *key/*klen (borrowed), or TRIAD_ENOTFOUND if empty. */
+ * Returns 0 and sets *key and *klen (borrowed), or TRIAD_ENOTFOUND if empty. */
 int kv_random_key(struct kv *kv, int64_t now_ms, const char **key, size_t *klen);
 
 /* Full iteration in table order, for snapshots and KEYS: calls cb for every
