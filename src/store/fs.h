@@ -1,0 +1,68 @@
+/* fs.h - the only way src/store/ touches files.
+ *
+ * Thin wrappers over the system calls that retry on EINTR and finish short
+ * reads and writes. Each returns 0 or a negative TRIAD_E* code (TRIAD_EIO
+ * for a failed call, TRIAD_ENOTFOUND where a missing file is an expected
+ * answer) and leaves errno set, so the caller can say strerror(errno) in its
+ * errmsg right after the call.
+ *
+ * Fault injection: tests set fields of the global fs_faults to make a
+ * chosen write or sync fail, the way SQLite's test VFS does. The counters
+ * are plain ints: set them only while no other thread does file I/O.
+ */
+#ifndef TRIAD_FS_H
+#define TRIAD_FS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct fs_faults {
+    /* Fail the Nth write call from now (1: the next one); 0: never. */
+    int write_fail_nth;
+    /* The failing write first writes this many bytes of its buffer (a torn
+     * write), then fails. */
+    size_t write_partial_bytes;
+    /* Fail the Nth fdatasync/fsync call (files and directories) from now. */
+    int sync_fail_nth;
+    /* errno of an injected failure; EIO if 0. */
+    int fail_errno;
+    /* Make every fdatasync/fsync a successful no-op: for fuzzers, which
+     * want speed and never crash the machine. */
+    bool syncs_off;
+};
+extern struct fs_faults fs_faults;
+
+/* Cap on the names fs_list returns: a directory with more files than this
+ * is not one of ours. */
+#define FS_LIST_NAMES_MAX (1u << 20)
+
+int fs_open(const char *path, int flags, int mode, int *fd_out); /* ENOENT -> TRIAD_ENOTFOUND */
+void fs_close(int fd);
+int fs_write_all(int fd, const void *p, size_t len);
+int fs_pwrite_all(int fd, const void *p, size_t len, uint64_t off);
+/* Read up to len bytes, stopping early only at end of file: *got says how
+ * many were read. */
+int fs_read_all(int fd, void *p, size_t len, size_t *got);
+int fs_pread_all(int fd, void *p, size_t len, uint64_t off, size_t *got);
+int fs_datasync(int fd);
+int fs_fsync(int fd);
+/* fsync a directory, making renames, creations and removals in it durable. */
+int fs_sync_dir(const char *dir);
+int fs_rename(const char *from, const char *to);
+int fs_unlink(const char *path); /* ENOENT -> TRIAD_ENOTFOUND */
+int fs_truncate(int fd, uint64_t len);
+int fs_file_size(int fd, uint64_t *size);
+/* mkdir -p (mode 0755); an existing directory is fine. */
+int fs_mkdir_p(const char *dir);
+/* The names (not paths) of the regular files in dir that start with
+ * prefix and end with suffix, sorted by strcmp. *names_out is owned by the
+ * caller: free it with fs_list_free. */
+int fs_list(const char *dir, const char *prefix, const char *suffix, char ***names_out,
+            size_t *count_out);
+void fs_list_free(char **names, size_t count);
+/* Map len bytes of fd read-only (len > 0); unmap with fs_unmap. */
+int fs_map(int fd, size_t len, const void **out);
+void fs_unmap(const void *p, size_t len);
+
+#endif
