@@ -161,6 +161,7 @@ struct cmd_client {
     char *name;              /* CLIENT SETNAME (tmalloc'd) or NULL */
     struct tbuf *out;        /* replies are appended here (borrowed) */
     const char *last_cmd;    /* name of the last command (static string) */
+    char last_sub[24];       /* its subcommand, lower case, for CLIENT/CONFIG/COMMAND */
 
     /* MULTI */
     struct cmd_queued *queue;

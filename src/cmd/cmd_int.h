@@ -35,13 +35,14 @@ CMD_HANDLER(cmd_setex); CMD_HANDLER(cmd_psetex); CMD_HANDLER(cmd_getex);
 CMD_HANDLER(cmd_del); CMD_HANDLER(cmd_unlink); CMD_HANDLER(cmd_exists); CMD_HANDLER(cmd_type);
 CMD_HANDLER(cmd_keys); CMD_HANDLER(cmd_scan); CMD_HANDLER(cmd_rename); CMD_HANDLER(cmd_renamenx);
 CMD_HANDLER(cmd_copy); CMD_HANDLER(cmd_dbsize); CMD_HANDLER(cmd_flushall); CMD_HANDLER(cmd_flushdb);
-CMD_HANDLER(cmd_randomkey); CMD_HANDLER(cmd_touch);
+CMD_HANDLER(cmd_randomkey); CMD_HANDLER(cmd_touch_cmd); /* TOUCH (cmd_touch is the helper) */
 /* cmd.c: connection, server, transactions */
 CMD_HANDLER(cmd_ping); CMD_HANDLER(cmd_echo); CMD_HANDLER(cmd_hello); CMD_HANDLER(cmd_auth);
 CMD_HANDLER(cmd_client); CMD_HANDLER(cmd_select); CMD_HANDLER(cmd_quit); CMD_HANDLER(cmd_reset);
 CMD_HANDLER(cmd_info); CMD_HANDLER(cmd_config); CMD_HANDLER(cmd_command); CMD_HANDLER(cmd_time);
 CMD_HANDLER(cmd_shutdown); CMD_HANDLER(cmd_save); CMD_HANDLER(cmd_bgsave); CMD_HANDLER(cmd_lastsave);
-CMD_HANDLER(cmd_multi); CMD_HANDLER(cmd_exec); CMD_HANDLER(cmd_discard); CMD_HANDLER(cmd_watch);
+CMD_HANDLER(cmd_multi); CMD_HANDLER(cmd_exec_cmd); /* EXEC (cmd_exec is the API) */
+CMD_HANDLER(cmd_discard); CMD_HANDLER(cmd_watch);
 CMD_HANDLER(cmd_unwatch);
 
 /* ---- helpers, defined in cmd.c ---- */
@@ -64,7 +65,9 @@ void cmd_propagate_db(struct cmd_server *s, int db, int argc, char **argv, size_
 /* A key changed: mark WATCHers dirty; bump s->dirty. Every write handler
  * calls it for each key it modifies or deletes. */
 void cmd_touch(struct cmd_server *s, int db, const char *key, size_t klen);
-/* every key of a db changed (FLUSHDB) / of all dbs (db = -1, FLUSHALL) */
+/* every key of a db changed (FLUSHDB) / of all dbs (db = -1, FLUSHALL);
+ * call it before emptying: as in Redis, only WATCHers of keys that exist
+ * are dirtied */
 void cmd_touch_all(struct cmd_server *s, int db);
 
 /* Parse integers as Redis's string2ll does: the whole string, no spaces,
@@ -78,9 +81,16 @@ void cmd_reply_ok(struct cmd_client *c);
 void cmd_reply_syntax_error(struct cmd_client *c);        /* ERR syntax error */
 void cmd_reply_not_integer(struct cmd_client *c);         /* ERR value is not an integer or out of range */
 void cmd_reply_wrong_arity(struct cmd_client *c, const char *name); /* ERR wrong number of arguments for 'get' command */
-void cmd_reply_error(struct cmd_server *s, struct cmd_client *c, const char *msg); /* counts stats.errors */
+/* msg is the whole text with its code ("ERR ...", "WRONGTYPE ..."), as for
+ * resp_add_error. stats.errors is counted by the dispatcher for every reply
+ * that starts with '-', however it was written. */
+void cmd_reply_error(struct cmd_server *s, struct cmd_client *c, const char *msg);
 
 /* case-insensitive compare of an argument with a C string */
 bool cmd_arg_is(const char *arg, size_t len, const char *word);
+
+/* Redis's glob (KEYS, SCAN MATCH, COMMAND LIST): * ? [abc] [^a] [a-z] and
+ * \x escapes. Iterative; work is at most plen * slen steps. (keyspace.c) */
+bool cmd_glob_match(const char *pat, size_t plen, const char *str, size_t slen, bool nocase);
 
 #endif
