@@ -1,0 +1,64 @@
+/* config.h - `triad server` settings: flags, a config file of Redis-style
+ * `name value` lines, and CONFIG GET/SET at run time.
+ *
+ * Names follow Redis wherever Redis has the setting (port, bind, dir,
+ * requirepass, maxmemory, maxclients, loglevel, ...); Triad's own are
+ * `fsync`, `name`, `snapshot-wal-bytes` and `wal-segment-bytes`.
+ */
+#ifndef TRIAD_CONFIG_H
+#define TRIAD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum config_fsync { CONFIG_FSYNC_ALWAYS = 0, CONFIG_FSYNC_EVERYSEC, CONFIG_FSYNC_NO };
+enum config_loglevel { LOG_DEBUG = 0, LOG_VERBOSE, LOG_NOTICE, LOG_WARNING };
+
+#define CONFIG_STR_MAX 1024
+
+struct config {
+    int port;
+    char bind[CONFIG_STR_MAX];
+    char dir[CONFIG_STR_MAX];
+    char name[128];
+    char requirepass[CONFIG_STR_MAX];
+    char logfile[CONFIG_STR_MAX];
+    char pidfile[CONFIG_STR_MAX];
+    char config_file[CONFIG_STR_MAX];
+    long long maxmemory;
+    int maxclients;
+    int loglevel;
+    int fsync;
+    int databases;
+    int timeout_s;
+    int tcp_keepalive_s;
+    int tcp_backlog;
+    long long proto_max_bulk_len;
+    long long client_query_buffer_limit;
+    int hz;
+    long long snapshot_wal_bytes;
+    long long wal_segment_bytes;
+};
+
+/* Defaults, then the config file (if argv holds one), then --flags.
+ * 0 on success; 1 if --help was printed; -1 with errmsg on bad input. */
+int config_load(struct config *cfg, int argc, char **argv, char *errmsg, size_t errlen);
+void config_print_help(FILE *f);
+
+/* CONFIG GET: emit every parameter whose name matches the glob. */
+void config_get(const struct config *cfg, const char *pattern,
+                void (*emit)(void *e, const char *name, const char *value), void *e);
+/* CONFIG SET name value: 0, or -1 with errmsg (Redis's text minus "ERR "). */
+int config_set(struct config *cfg, const char *name, const char *value, char *errmsg,
+               size_t errlen);
+
+/* "1gb" -> 1073741824 as Redis's memtoll reads it; false if malformed. */
+bool config_parse_memory(const char *s, long long *out);
+const char *config_fsync_name(int fsync);
+
+/* glob match as Redis's stringmatchlen (used by CONFIG GET). */
+bool config_glob_match(const char *pattern, const char *s, bool nocase);
+
+#endif

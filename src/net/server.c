@@ -1,0 +1,1460 @@
+/* server.c - `triad server`: one node on a libuv loop.
+ *
+ * Threads: the loop thread owns every session, the command layer and the
+ * keyspace. The fsync thread (struct syncer) owns the WAL's files: it
+ * writes the batches the loop hands it and makes them durable. A background
+ * snapshot runs in a forked child that only reads its copy of the keyspace.
+ *
+ * The durability rule. Every command is applied in memory at once; a write
+ * also appends a record to the WAL's pending buffer. A reply - any reply,
+ * a read's too - may leave only once every record appended before it was
+ * produced is durable (fsync always) or written (everysec). A client that
+ * saw a reply therefore never sees it undone by a crash: neither its own
+ * write nor another client's write that it read. Replies wait in the
+ * session's output buffer; the session sits on the wait list until the
+ * syncer reports progress.
+ *
+ * Group commit: all records appended during one loop turn leave as one
+ * batch - one write() and one fdatasync() - handed over in the prepare
+ * phase, right before the loop polls for I/O.
+ */
+#include "server.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "../cmd/cmd.h"
+#include "../common/buf.h"
+#include "../common/defs.h"
+#include "../common/mem.h"
+#include "../store/kv.h"
+#include "../store/snap.h"
+#include "../store/wal.h"
+#include "config.h"
+#include "resp.h"
+
+#define TRIAD_VERSION "0.1.0"
+#define TRIAD_REDIS_COMPAT_VERSION "7.0.0"
+
+#define SESSION_READ_CHUNK_BYTES (16 * 1024)
+#define SESSION_IN_SHRINK_BYTES (64 * 1024)  /* free an idle query buffer above this */
+#define SESSION_OUT_PAUSE_BYTES (64ull * 1024 * 1024) /* stop reading a client that doesn't read */
+#define SESSION_BATCH_COMMANDS_MAX 1024      /* commands per read before yielding */
+#define EXPIRE_KEYS_PER_TICK_MAX 2000
+#define OPS_SAMPLES 16
+
+struct server;
+
+struct session {
+    uv_tcp_t tcp;
+    struct server *srv;
+    struct cmd_client cc;
+    struct resp_parser parser;
+    struct tbuf in;   /* query buffer: bytes read, not yet parsed */
+    struct tbuf out;  /* replies not yet handed to the socket */
+    struct tbuf wbuf; /* the bytes of the write in flight */
+    size_t wbuf_off;
+    uv_write_t wreq;
+    uint64_t wait_lsn; /* `out` may leave once the WAL is durable to here */
+    bool write_in_flight;
+    bool reading;
+    bool closing;
+    bool on_wait_list;
+    struct session *prev, *next;   /* srv->sessions */
+    struct session *wprev, *wnext; /* srv->waiting */
+    char addr[64];
+    char laddr[64];
+    int64_t created_ms;
+    int64_t last_ms;
+};
+
+/* The fsync thread and what it shares with the loop (under mu). */
+struct syncer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct wal_batch job;
+    bool has_job;
+    bool stop;
+    int policy;
+    uint64_t written_lsn;
+    uint64_t synced_lsn;
+    bool failed;
+    char errmsg[256];
+    uv_async_t async;
+    struct wal *wal;
+};
+
+struct server {
+    struct config cfg;
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    uv_timer_t cron;
+    uv_prepare_t prepare;
+    uv_signal_t sigterm, sigint;
+    struct cmd_server cmd;
+    struct wal *wal;
+    struct syncer syncer;
+    int lock_fd;
+
+    struct session *sessions;
+    struct session *waiting;
+    size_t nsessions;
+    uint64_t next_client_id;
+
+    uint64_t durable_lsn; /* replies for records up to here may leave */
+    uint64_t wal_bytes_since_snapshot;
+
+    /* snapshots */
+    pid_t child_pid;
+    pid_t parent_pid;
+    uint64_t child_lsn;
+    int64_t child_start_ms;
+    uint64_t snapshot_lsn;
+    long long last_snapshot_s;
+    bool last_snapshot_ok;
+    uint64_t dirty_at_snapshot;
+
+    bool shutting_down;
+    int exit_code;
+    int64_t start_ms;
+    char run_id[41];
+
+    /* stats */
+    uint64_t total_connections;
+    uint64_t rejected_connections;
+    uint64_t net_input_bytes;
+    uint64_t net_output_bytes;
+    uint64_t ops_samples[OPS_SAMPLES];
+    int ops_idx;
+    uint64_t ops_last_count;
+    int64_t ops_last_ms;
+    size_t peak_memory;
+};
+
+static struct server *g_srv; /* for the log function only */
+
+/* ---- time and logging ---- */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static FILE *log_file;
+
+__attribute__((format(printf, 2, 3))) static void srv_log(int level, const char *fmt, ...)
+{
+    if (g_srv && level < g_srv->cfg.loglevel)
+        return;
+    FILE *f = log_file ? log_file : stderr;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    localtime_r(&tv.tv_sec, &tm);
+    char when[64];
+    strftime(when, sizeof(when), "%d %b %Y %H:%M:%S", &tm);
+    static const char marks[] = ".-*#";
+    fprintf(f, "%d:M %s.%03d %c ", (int)getpid(), when, (int)(tv.tv_usec / 1000),
+            marks[level < 0 ? 0 : level > 3 ? 3 : level]);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fputc('\n', f);
+    fflush(f);
+}
+
+/* ---- the fsync thread ---- */
+
+static void *syncer_main(void *arg)
+{
+    struct syncer *sy = arg;
+    int64_t last_sync_ms = wall_ms();
+    char err[256];
+
+    pthread_mutex_lock(&sy->mu);
+    for (;;) {
+        if (sy->has_job) {
+            struct wal_batch job = sy->job;
+            bool sync = sy->policy == CONFIG_FSYNC_ALWAYS;
+            pthread_mutex_unlock(&sy->mu);
+            int rc = wal_write_batch(sy->wal, &job, sync, err, sizeof(err));
+            uint64_t last = job.last_lsn;
+            wal_batch_free(&job);
+            pthread_mutex_lock(&sy->mu);
+            sy->has_job = false;
+            if (rc != 0) {
+                sy->failed = true;
+                snprintf(sy->errmsg, sizeof(sy->errmsg), "%s", err);
+            } else {
+                sy->written_lsn = last;
+                if (sync) {
+                    sy->synced_lsn = last;
+                    last_sync_ms = wall_ms();
+                }
+            }
+            uv_async_send(&sy->async);
+            continue;
+        }
+        if (sy->stop)
+            break;
+        bool unsynced = sy->synced_lsn < sy->written_lsn;
+        if (unsynced && sy->policy == CONFIG_FSYNC_EVERYSEC && wall_ms() - last_sync_ms >= 1000) {
+            uint64_t upto = sy->written_lsn;
+            pthread_mutex_unlock(&sy->mu);
+            int rc = wal_sync(sy->wal, err, sizeof(err));
+            last_sync_ms = wall_ms();
+            pthread_mutex_lock(&sy->mu);
+            if (rc != 0) {
+                sy->failed = true;
+                snprintf(sy->errmsg, sizeof(sy->errmsg), "%s", err);
+            } else {
+                sy->synced_lsn = upto;
+            }
+            uv_async_send(&sy->async);
+            continue;
+        }
+        if (unsynced && sy->policy == CONFIG_FSYNC_EVERYSEC) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            pthread_cond_timedwait(&sy->cv, &sy->mu, &until);
+        } else {
+            pthread_cond_wait(&sy->cv, &sy->mu);
+        }
+    }
+    /* Stopping: whatever was written is made durable whatever the policy,
+     * so a clean shutdown never loses an acknowledged write. */
+    if (sy->synced_lsn < sy->written_lsn && !sy->failed) {
+        pthread_mutex_unlock(&sy->mu);
+        int rc = wal_sync(sy->wal, err, sizeof(err));
+        pthread_mutex_lock(&sy->mu);
+        if (rc == 0)
+            sy->synced_lsn = sy->written_lsn;
+        else
+            sy->failed = true;
+    }
+    pthread_mutex_unlock(&sy->mu);
+    return NULL;
+}
+
+/* Loop thread: hand the pending records to the fsync thread if it is idle. */
+static void syncer_kick(struct server *srv)
+{
+    struct syncer *sy = &srv->syncer;
+    if (wal_pending_bytes(srv->wal) == 0)
+        return;
+    pthread_mutex_lock(&sy->mu);
+    if (!sy->has_job) {
+        wal_take_batch(srv->wal, &sy->job);
+        sy->has_job = true;
+        pthread_cond_signal(&sy->cv);
+    }
+    pthread_mutex_unlock(&sy->mu);
+}
+
+static void session_flush(struct session *s);
+
+static void server_release_waiting(struct server *srv)
+{
+    struct session *s = srv->waiting;
+    while (s) {
+        struct session *next = s->wnext;
+        if (s->wait_lsn <= srv->durable_lsn) {
+            /* unlink, then flush (which may re-add it) */
+            if (s->wprev)
+                s->wprev->wnext = s->wnext;
+            else
+                srv->waiting = s->wnext;
+            if (s->wnext)
+                s->wnext->wprev = s->wprev;
+            s->wprev = s->wnext = NULL;
+            s->on_wait_list = false;
+            session_flush(s);
+        }
+        s = next;
+    }
+}
+
+static uint64_t server_durable_target(struct server *srv)
+{
+    struct syncer *sy = &srv->syncer;
+    switch (srv->cfg.fsync) {
+    case CONFIG_FSYNC_ALWAYS:
+        return sy->synced_lsn;
+    case CONFIG_FSYNC_EVERYSEC:
+        return sy->written_lsn;
+    default:
+        return UINT64_MAX; /* replies never wait */
+    }
+}
+
+static void on_syncer_progress(uv_async_t *h)
+{
+    struct server *srv = h->data;
+    struct syncer *sy = &srv->syncer;
+    pthread_mutex_lock(&sy->mu);
+    bool failed = sy->failed;
+    uint64_t target = server_durable_target(srv);
+    pthread_mutex_unlock(&sy->mu);
+    if (failed) {
+        /* Replies still held were never acknowledged, and acknowledged
+         * writes are on disk: stopping is the one safe move. */
+        srv_log(LOG_WARNING, "WAL write failed: %s; stopping to protect acknowledged data",
+                sy->errmsg);
+        exit(1);
+    }
+    if (target > srv->durable_lsn)
+        srv->durable_lsn = target;
+    server_release_waiting(srv);
+    syncer_kick(srv);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    syncer_kick(h->data);
+}
+
+static uint64_t server_log_record(void *arg, const void *body, size_t len)
+{
+    struct server *srv = arg;
+    srv->wal_bytes_since_snapshot += len + WAL_RECORD_OVERHEAD + 8;
+    return wal_append(srv->wal, CMD_LOG_BATCH, body, len);
+}
+
+/* ---- sessions ---- */
+
+static void session_unlink_wait(struct session *s)
+{
+    struct server *srv = s->srv;
+    if (!s->on_wait_list)
+        return;
+    if (s->wprev)
+        s->wprev->wnext = s->wnext;
+    else
+        srv->waiting = s->wnext;
+    if (s->wnext)
+        s->wnext->wprev = s->wprev;
+    s->wprev = s->wnext = NULL;
+    s->on_wait_list = false;
+}
+
+static void on_session_closed(uv_handle_t *h)
+{
+    struct session *s = h->data;
+    struct server *srv = s->srv;
+    cmd_client_free(&srv->cmd, &s->cc);
+    resp_parser_free(&s->parser);
+    tbuf_free(&s->in);
+    tbuf_free(&s->out);
+    tbuf_free(&s->wbuf);
+    tfree(s);
+}
+
+static void session_close(struct session *s)
+{
+    struct server *srv = s->srv;
+    if (s->closing)
+        return;
+    s->closing = true;
+    session_unlink_wait(s);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        srv->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    srv->nsessions--;
+    uv_close((uv_handle_t *)&s->tcp, on_session_closed);
+}
+
+static void session_process(struct session *s);
+static void session_start_reading(struct session *s);
+
+static void session_maybe_resume(struct session *s)
+{
+    if (s->closing || s->reading)
+        return;
+    if (s->out.len + (s->wbuf.len - s->wbuf_off) >= SESSION_OUT_PAUSE_BYTES)
+        return;
+    if (s->srv->shutting_down)
+        return;
+    /* resume: first work through what is already buffered */
+    session_process(s);
+    if (s->closing)
+        return;
+    session_start_reading(s);
+}
+
+static void on_write_done(uv_write_t *req, int status)
+{
+    struct session *s = req->data;
+    s->write_in_flight = false;
+    if (s->closing)
+        return;
+    if (status < 0) {
+        srv_log(LOG_VERBOSE, "client %s write error: %s", s->addr, uv_strerror(status));
+        session_close(s);
+        return;
+    }
+    s->srv->net_output_bytes += s->wbuf.len - s->wbuf_off;
+    tbuf_reset(&s->wbuf);
+    s->wbuf_off = 0;
+    session_flush(s);
+    if (!s->closing)
+        session_maybe_resume(s);
+}
+
+/* Hand `out` to the socket if the durability rule allows it. */
+static void session_flush(struct session *s)
+{
+    struct server *srv = s->srv;
+    if (s->closing || s->write_in_flight)
+        return;
+    if (s->out.len == 0) {
+        if (s->cc.flags & CMD_CLIENT_CLOSE_AFTER_REPLY)
+            session_close(s);
+        return;
+    }
+    if (s->wait_lsn > srv->durable_lsn) {
+        if (!s->on_wait_list) {
+            s->on_wait_list = true;
+            s->wprev = NULL;
+            s->wnext = srv->waiting;
+            if (srv->waiting)
+                srv->waiting->wprev = s;
+            srv->waiting = s;
+        }
+        return;
+    }
+    uv_buf_t b = uv_buf_init(s->out.data, (unsigned int)TRIAD_MIN(s->out.len, (size_t)UINT_MAX));
+    int n = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+    if (n == UV_EAGAIN)
+        n = 0;
+    if (n < 0) {
+        srv_log(LOG_VERBOSE, "client %s write error: %s", s->addr, uv_strerror(n));
+        session_close(s);
+        return;
+    }
+    srv->net_output_bytes += (uint64_t)n;
+    if ((size_t)n == s->out.len) {
+        tbuf_reset(&s->out);
+        if (s->out.cap > SESSION_IN_SHRINK_BYTES * 16)
+            tbuf_free(&s->out);
+        if (s->cc.flags & CMD_CLIENT_CLOSE_AFTER_REPLY)
+            session_close(s);
+        return;
+    }
+    /* The rest goes out asynchronously from wbuf, while new replies
+     * accumulate in out: swap the buffers instead of copying. */
+    struct tbuf t = s->wbuf;
+    s->wbuf = s->out;
+    s->out = t;
+    tbuf_reset(&s->out);
+    s->wbuf_off = (size_t)n;
+    b = uv_buf_init(s->wbuf.data + n, (unsigned int)TRIAD_MIN(s->wbuf.len - (size_t)n, (size_t)UINT_MAX));
+    s->wreq.data = s;
+    int rc = uv_write(&s->wreq, (uv_stream_t *)&s->tcp, &b, 1, on_write_done);
+    if (rc != 0) {
+        session_close(s);
+        return;
+    }
+    s->write_in_flight = true;
+}
+
+/* Parse and execute what the query buffer holds. */
+static void session_process(struct session *s)
+{
+    struct server *srv = s->srv;
+    size_t off = 0;
+    int ncmds = 0;
+    bool produced = false;
+
+    srv->cmd.now_ms = wall_ms();
+    s->last_ms = srv->cmd.now_ms;
+    while (!s->closing && off < s->in.len) {
+        if (s->cc.flags & CMD_CLIENT_CLOSE_AFTER_REPLY)
+            break;
+        if (s->out.len + (s->wbuf.len - s->wbuf_off) >= SESSION_OUT_PAUSE_BYTES) {
+            /* the client isn't reading its replies: stop until it does */
+            if (s->reading) {
+                uv_read_stop((uv_stream_t *)&s->tcp);
+                s->reading = false;
+            }
+            break;
+        }
+        size_t consumed = 0;
+        int rc = resp_parse(&s->parser, s->in.data + off, s->in.len - off, &consumed);
+        off += consumed;
+        if (rc == TRIAD_EAGAIN)
+            break;
+        if (rc == TRIAD_EPROTO) {
+            srv_log(LOG_VERBOSE, "client %s: %s", s->addr, s->parser.errmsg);
+            tbuf_appends(&s->out, "-ERR ");
+            tbuf_appends(&s->out, s->parser.errmsg);
+            tbuf_appends(&s->out, "\r\n");
+            s->cc.flags |= CMD_CLIENT_CLOSE_AFTER_REPLY;
+            produced = true;
+            off = s->in.len; /* drop the rest, as Redis does */
+            break;
+        }
+        if (s->parser.argc == 0)
+            continue;
+        cmd_exec(&srv->cmd, &s->cc, s->parser.argc, s->parser.argv, s->parser.argvlen);
+        produced = true;
+        if (++ncmds >= SESSION_BATCH_COMMANDS_MAX) {
+            /* keep latency fair: flush what we have; more follows below */
+            ncmds = 0;
+            srv->cmd.now_ms = wall_ms();
+        }
+    }
+    tbuf_consume(&s->in, off);
+    if (s->in.len == 0 && s->in.cap > SESSION_IN_SHRINK_BYTES)
+        tbuf_free(&s->in);
+    /* what the client sent and we hold unexecuted: the query buffer plus
+     * the part of a request the parser has already taken into its arena */
+    size_t held = s->in.len + s->parser.arena.len;
+    if (held > (size_t)srv->cfg.client_query_buffer_limit) {
+        srv_log(LOG_WARNING, "Closing client %s that reached max query buffer length (%zu bytes)",
+                s->addr, held);
+        session_close(s);
+        return;
+    }
+    if (produced) {
+        /* Every reply just produced waits for everything applied so far. */
+        uint64_t last = wal_last_lsn(srv->wal);
+        if (last > s->wait_lsn)
+            s->wait_lsn = last;
+    }
+    session_flush(s);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct session *s = h->data;
+    size_t want = SESSION_READ_CHUNK_BYTES;
+    size_t hint = resp_parse_hint(&s->parser);
+    if (hint > want)
+        want = TRIAD_MIN(hint, (size_t)64 * 1024 * 1024);
+    if (s->in.cap - s->in.len < want)
+        tbuf_reserve(&s->in, want);
+    size_t room = s->in.cap - s->in.len;
+    buf->base = s->in.data + s->in.len;
+    buf->len = TRIAD_MIN(room, (size_t)UINT_MAX);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct session *s = stream->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            srv_log(LOG_VERBOSE, "client %s read error: %s", s->addr, uv_strerror((int)nread));
+        session_close(s);
+        return;
+    }
+    s->in.len += (size_t)nread;
+    s->srv->net_input_bytes += (uint64_t)nread;
+    session_process(s);
+}
+
+static void session_start_reading(struct session *s)
+{
+    if (s->reading || s->closing)
+        return;
+    if (uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) == 0)
+        s->reading = true;
+    else
+        session_close(s);
+}
+
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        uv_ip4_name(a, host, sizeof(host));
+        port = ntohs(a->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        uv_ip6_name(a, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+    }
+    snprintf(out, outlen, "%s:%d", host, port);
+}
+
+static void on_reject_closed(uv_handle_t *h)
+{
+    tfree(h);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct server *srv = listener->data;
+    if (status < 0) {
+        srv_log(LOG_WARNING, "accept error: %s", uv_strerror(status));
+        return;
+    }
+    if (srv->shutting_down)
+        return;
+    if (srv->nsessions >= (size_t)srv->cfg.maxclients) {
+        /* Accept, say why, close: as Redis does at maxclients. */
+        uv_tcp_t *t = tmalloc(sizeof(*t));
+        uv_tcp_init(srv->loop, t);
+        if (uv_accept(listener, (uv_stream_t *)t) == 0) {
+            uv_buf_t b = uv_buf_init("-ERR max number of clients reached\r\n", 36);
+            uv_try_write((uv_stream_t *)t, &b, 1);
+        }
+        srv->rejected_connections++;
+        uv_close((uv_handle_t *)t, on_reject_closed);
+        return;
+    }
+    struct session *s = tcalloc(1, sizeof(*s));
+    s->srv = srv;
+    uv_tcp_init(srv->loop, &s->tcp);
+    s->tcp.data = s;
+    if (uv_accept(listener, (uv_stream_t *)&s->tcp) != 0) {
+        uv_close((uv_handle_t *)&s->tcp, on_reject_closed);
+        return;
+    }
+    uv_tcp_nodelay(&s->tcp, 1);
+    if (srv->cfg.tcp_keepalive_s > 0)
+        uv_tcp_keepalive(&s->tcp, 1, (unsigned)srv->cfg.tcp_keepalive_s);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0)
+        format_addr(&ss, s->addr, sizeof(s->addr));
+    len = sizeof(ss);
+    if (uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&ss, &len) == 0)
+        format_addr(&ss, s->laddr, sizeof(s->laddr));
+    resp_parser_init(&s->parser);
+    s->parser.proto_max_bulk_len = srv->cfg.proto_max_bulk_len;
+    cmd_client_init(&s->cc, ++srv->next_client_id, &s->out);
+    /* As Redis's default user: a client that connects while no password is
+     * set is authenticated, and stays so if one is set later. */
+    s->cc.authenticated = srv->cfg.requirepass[0] == '\0';
+    s->created_ms = s->last_ms = wall_ms();
+    s->next = srv->sessions;
+    if (srv->sessions)
+        srv->sessions->prev = s;
+    srv->sessions = s;
+    srv->nsessions++;
+    srv->total_connections++;
+    session_start_reading(s);
+}
+
+/* ---- snapshots ---- */
+
+static int server_snapshot_sync(struct server *srv, char *errmsg, size_t errlen)
+{
+    uint64_t lsn = wal_last_lsn(srv->wal);
+    int64_t t0 = wall_ms();
+    uint64_t bytes = 0;
+    int rc = snap_write(srv->cfg.dir, lsn, srv->cmd.db, srv->cmd.databases, wall_ms(), &bytes,
+                        errmsg, errlen);
+    if (rc != 0) {
+        srv->last_snapshot_ok = false;
+        return rc;
+    }
+    srv->snapshot_lsn = lsn;
+    srv->last_snapshot_s = (long long)time(NULL);
+    srv->last_snapshot_ok = true;
+    srv->dirty_at_snapshot = srv->cmd.dirty;
+    srv->wal_bytes_since_snapshot = 0;
+    snap_remove_older(srv->cfg.dir, lsn);
+    wal_remove_before(srv->wal, lsn);
+    srv_log(LOG_NOTICE, "snapshot at lsn %" PRIu64 " written (%" PRIu64 " bytes, %lld ms)", lsn,
+            bytes, (long long)(wall_ms() - t0));
+    return 0;
+}
+
+static int server_snapshot_background(struct server *srv, char *errmsg, size_t errlen)
+{
+    if (srv->child_pid > 0) {
+        snprintf(errmsg, errlen, "Background save already in progress");
+        return -1;
+    }
+    uint64_t lsn = wal_last_lsn(srv->wal);
+    fflush(NULL);
+    srv->parent_pid = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(errmsg, errlen, "fork failed: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        /* The child: its memory is the keyspace as of `lsn`. It writes the
+         * snapshot and leaves without running any of the parent's exit
+         * code (no atexit handlers, no WAL, no sockets). It must not outlive
+         * the parent: it would hold the data directory's lock and the
+         * listening port, and a restarted server could not start. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != srv->parent_pid)
+            _exit(1);
+        close(srv->lock_fd);
+        uv_os_fd_t lfd;
+        if (uv_fileno((uv_handle_t *)&srv->listener, &lfd) == 0)
+            close(lfd);
+        char err[256];
+        int rc = snap_write(srv->cfg.dir, lsn, srv->cmd.db, srv->cmd.databases, wall_ms(), NULL,
+                            err, sizeof(err));
+        if (rc != 0) {
+            fprintf(stderr, "triad: snapshot failed: %s\n", err);
+            _exit(1);
+        }
+        _exit(0);
+    }
+    srv->child_pid = pid;
+    srv->child_lsn = lsn;
+    srv->child_start_ms = wall_ms();
+    srv->wal_bytes_since_snapshot = 0;
+    srv->dirty_at_snapshot = srv->cmd.dirty;
+    srv_log(LOG_NOTICE, "background snapshot at lsn %" PRIu64 " started by pid %d", lsn, (int)pid);
+    return 0;
+}
+
+static void server_check_child(struct server *srv)
+{
+    if (srv->child_pid <= 0)
+        return;
+    int status;
+    pid_t r = waitpid(srv->child_pid, &status, WNOHANG);
+    if (r == 0)
+        return;
+    bool ok = r == srv->child_pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    srv->child_pid = 0;
+    srv->last_snapshot_ok = ok;
+    if (!ok) {
+        srv_log(LOG_WARNING, "background snapshot failed");
+        return;
+    }
+    srv->snapshot_lsn = srv->child_lsn;
+    srv->last_snapshot_s = (long long)time(NULL);
+    snap_remove_older(srv->cfg.dir, srv->child_lsn);
+    wal_remove_before(srv->wal, srv->child_lsn);
+    srv_log(LOG_NOTICE, "background snapshot at lsn %" PRIu64 " done in %lld ms", srv->child_lsn,
+            (long long)(wall_ms() - srv->child_start_ms));
+}
+
+/* ---- cron ---- */
+
+static void server_shutdown(struct server *srv, bool save);
+
+static void on_cron(uv_timer_t *t)
+{
+    struct server *srv = t->data;
+    srv->cmd.now_ms = wall_ms();
+
+    cmd_active_expire(&srv->cmd, EXPIRE_KEYS_PER_TICK_MAX);
+    for (int i = 0; i < srv->cmd.databases; i++)
+        kv_rehash_step(srv->cmd.db[i], 100);
+
+    server_check_child(srv);
+    if (srv->cfg.snapshot_wal_bytes > 0 && srv->child_pid == 0 &&
+        srv->wal_bytes_since_snapshot >= (uint64_t)srv->cfg.snapshot_wal_bytes) {
+        char err[256];
+        if (server_snapshot_background(srv, err, sizeof(err)) != 0)
+            srv_log(LOG_WARNING, "can't start a background snapshot: %s", err);
+    }
+
+    int64_t now = srv->cmd.now_ms;
+    if (now - srv->ops_last_ms >= 100) {
+        uint64_t c = srv->cmd.stats.commands_processed;
+        uint64_t ops = (c - srv->ops_last_count) * 1000 / (uint64_t)(now - srv->ops_last_ms);
+        srv->ops_samples[srv->ops_idx++ % OPS_SAMPLES] = ops;
+        srv->ops_last_count = c;
+        srv->ops_last_ms = now;
+    }
+    size_t used = tmem_used();
+    if (used > srv->peak_memory)
+        srv->peak_memory = used;
+
+    if (srv->cfg.timeout_s > 0) {
+        struct session *s = srv->sessions;
+        while (s) {
+            struct session *next = s->next;
+            if (!(s->cc.flags & CMD_CLIENT_MULTI) &&
+                now - s->last_ms > (int64_t)srv->cfg.timeout_s * 1000) {
+                srv_log(LOG_VERBOSE, "closing idle client %s", s->addr);
+                session_close(s);
+            }
+            s = next;
+        }
+    }
+}
+
+/* ---- hooks for the command layer ---- */
+
+static void human_bytes(char *out, size_t outlen, double n)
+{
+    if (n < 1024)
+        snprintf(out, outlen, "%.0fB", n);
+    else if (n < 1024 * 1024)
+        snprintf(out, outlen, "%.2fK", n / 1024);
+    else if (n < 1024.0 * 1024 * 1024)
+        snprintf(out, outlen, "%.2fM", n / (1024 * 1024));
+    else
+        snprintf(out, outlen, "%.2fG", n / (1024.0 * 1024 * 1024));
+}
+
+static size_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    unsigned long size = 0, resident = 0;
+    if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+        resident = 0;
+    fclose(f);
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static bool info_wants(int argc, char **argv, const char *section, bool is_default)
+{
+    if (argc == 0)
+        return is_default;
+    for (int i = 0; i < argc; i++) {
+        if (strcasecmp(argv[i], section) == 0 || strcasecmp(argv[i], "all") == 0 ||
+            strcasecmp(argv[i], "everything") == 0)
+            return true;
+        if (strcasecmp(argv[i], "default") == 0 && is_default)
+            return true;
+    }
+    return false;
+}
+
+static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, size_t *argvlen,
+                      struct tbuf *t)
+{
+    struct server *srv = arg;
+    int64_t now = wall_ms();
+    bool first = true;
+#define SECTION(name)                  \
+    do {                               \
+        if (!first)                    \
+            tbuf_appends(t, "\r\n");   \
+        first = false;                 \
+        tbuf_appends(t, "# " name "\r\n"); \
+    } while (0)
+
+    if (info_wants(argc, argv, "server", true)) {
+        struct utsname u;
+        uname(&u);
+        SECTION("Server");
+        int64_t up = (now - srv->start_ms) / 1000;
+        tbuf_appendf(t,
+                     "redis_version:%s\r\ntriad_version:%s\r\nredis_mode:standalone\r\n"
+                     "os:%s %s %s\r\narch_bits:%d\r\nmultiplexing_api:libuv %s\r\n"
+                     "process_id:%d\r\nrun_id:%s\r\ntcp_port:%d\r\nserver_time_usec:%lld\r\n"
+                     "uptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\nhz:%d\r\n"
+                     "executable:%s\r\nconfig_file:%s\r\nnode_name:%s\r\n",
+                     TRIAD_REDIS_COMPAT_VERSION, TRIAD_VERSION, u.sysname, u.release, u.machine,
+                     (int)(sizeof(void *) * 8), uv_version_string(), (int)getpid(), srv->run_id,
+                     srv->cfg.port, (long long)now * 1000, (long long)up, (long long)(up / 86400),
+                     srv->cfg.hz, "triad", srv->cfg.config_file, srv->cfg.name);
+    }
+    if (info_wants(argc, argv, "clients", true)) {
+        SECTION("Clients");
+        tbuf_appendf(t,
+                     "connected_clients:%zu\r\nmaxclients:%d\r\nblocked_clients:0\r\n"
+                     "clients_waiting_for_durability:%zu\r\n",
+                     srv->nsessions, srv->cfg.maxclients, (size_t)0);
+    }
+    if (info_wants(argc, argv, "memory", true)) {
+        SECTION("Memory");
+        size_t used = tmem_used(), rss = rss_bytes();
+        if (used > srv->peak_memory)
+            srv->peak_memory = used;
+        char h1[32], h2[32], h3[32], h4[32];
+        human_bytes(h1, sizeof(h1), (double)used);
+        human_bytes(h2, sizeof(h2), (double)rss);
+        human_bytes(h3, sizeof(h3), (double)srv->peak_memory);
+        human_bytes(h4, sizeof(h4), (double)srv->cfg.maxmemory);
+        size_t dataset = 0;
+        for (int i = 0; i < srv->cmd.databases; i++)
+            dataset += kv_mem_bytes(srv->cmd.db[i]);
+        tbuf_appendf(t,
+                     "used_memory:%zu\r\nused_memory_human:%s\r\nused_memory_rss:%zu\r\n"
+                     "used_memory_rss_human:%s\r\nused_memory_peak:%zu\r\n"
+                     "used_memory_peak_human:%s\r\nused_memory_dataset:%zu\r\n"
+                     "maxmemory:%lld\r\nmaxmemory_human:%s\r\nmaxmemory_policy:noeviction\r\n"
+                     "mem_fragmentation_ratio:%.2f\r\nmem_allocator:libc\r\n",
+                     used, h1, rss, h2, srv->peak_memory, h3, dataset, srv->cfg.maxmemory, h4,
+                     used ? (double)rss / (double)used : 0.0);
+    }
+    if (info_wants(argc, argv, "persistence", true)) {
+        SECTION("Persistence");
+        size_t segs = 0;
+        uint64_t wbytes = 0;
+        wal_stats(srv->wal, &segs, &wbytes);
+        struct syncer *sy = &srv->syncer;
+        pthread_mutex_lock(&sy->mu);
+        uint64_t written = sy->written_lsn, synced = sy->synced_lsn;
+        pthread_mutex_unlock(&sy->mu);
+        tbuf_appendf(t,
+                     "loading:0\r\nrdb_changes_since_last_save:%llu\r\n"
+                     "rdb_bgsave_in_progress:%d\r\nrdb_last_save_time:%lld\r\n"
+                     "rdb_last_bgsave_status:%s\r\naof_enabled:0\r\n"
+                     "wal_enabled:1\r\nwal_fsync:%s\r\nwal_last_lsn:%llu\r\n"
+                     "wal_written_lsn:%llu\r\nwal_synced_lsn:%llu\r\nwal_segments:%zu\r\n"
+                     "wal_bytes:%llu\r\nwal_bytes_since_snapshot:%llu\r\nsnapshot_lsn:%llu\r\n",
+                     (unsigned long long)(srv->cmd.dirty - srv->dirty_at_snapshot),
+                     srv->child_pid > 0 ? 1 : 0, srv->last_snapshot_s,
+                     srv->last_snapshot_ok ? "ok" : "err", config_fsync_name(srv->cfg.fsync),
+                     (unsigned long long)wal_last_lsn(srv->wal), (unsigned long long)written,
+                     (unsigned long long)synced, segs, (unsigned long long)wbytes,
+                     (unsigned long long)srv->wal_bytes_since_snapshot,
+                     (unsigned long long)srv->snapshot_lsn);
+    }
+    if (info_wants(argc, argv, "stats", true)) {
+        SECTION("Stats");
+        uint64_t ops = 0;
+        for (int i = 0; i < OPS_SAMPLES; i++)
+            ops += srv->ops_samples[i];
+        const struct cmd_stats *st = &srv->cmd.stats;
+        tbuf_appendf(t,
+                     "total_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
+                     "instantaneous_ops_per_sec:%llu\r\ntotal_net_input_bytes:%llu\r\n"
+                     "total_net_output_bytes:%llu\r\nrejected_connections:%llu\r\n"
+                     "expired_keys:%llu\r\nevicted_keys:0\r\nkeyspace_hits:%llu\r\n"
+                     "keyspace_misses:%llu\r\ntotal_error_replies:%llu\r\n"
+                     "total_rejected_calls:%llu\r\n",
+                     (unsigned long long)srv->total_connections,
+                     (unsigned long long)st->commands_processed,
+                     (unsigned long long)(ops / OPS_SAMPLES),
+                     (unsigned long long)srv->net_input_bytes,
+                     (unsigned long long)srv->net_output_bytes,
+                     (unsigned long long)srv->rejected_connections,
+                     (unsigned long long)st->expired_keys, (unsigned long long)st->keyspace_hits,
+                     (unsigned long long)st->keyspace_misses, (unsigned long long)st->errors,
+                     (unsigned long long)st->rejected_calls);
+    }
+    if (info_wants(argc, argv, "replication", true)) {
+        SECTION("Replication");
+        tbuf_appendf(t,
+                     "role:master\r\nconnected_slaves:0\r\nmaster_replid:%s\r\n"
+                     "master_repl_offset:%llu\r\n",
+                     srv->run_id, (unsigned long long)wal_last_lsn(srv->wal));
+    }
+    if (info_wants(argc, argv, "cpu", true)) {
+        SECTION("CPU");
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        tbuf_appendf(t, "used_cpu_sys:%ld.%06ld\r\nused_cpu_user:%ld.%06ld\r\n",
+                     (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec,
+                     (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
+    }
+    if (info_wants(argc, argv, "keyspace", true)) {
+        SECTION("Keyspace");
+        for (int i = 0; i < srv->cmd.databases; i++) {
+            size_t n = kv_count(srv->cmd.db[i]);
+            if (n == 0)
+                continue;
+            tbuf_appendf(t, "db%d:keys=%zu,expires=%zu,avg_ttl=0\r\n", i, n,
+                         kv_expires_count(srv->cmd.db[i]));
+        }
+    }
+#undef SECTION
+}
+
+static void hook_config_get(void *arg, const char *pattern,
+                            void (*emit)(void *e, const char *name, const char *value), void *e)
+{
+    struct server *srv = arg;
+    config_get(&srv->cfg, pattern, emit, e);
+}
+
+static int hook_config_set(void *arg, const char *name, const char *value, char *errmsg,
+                           size_t errlen)
+{
+    struct server *srv = arg;
+    int rc = config_set(&srv->cfg, name, value, errmsg, errlen);
+    if (rc != 0)
+        return rc;
+    /* push the new values to where they are used */
+    srv->cmd.maxmemory = (uint64_t)srv->cfg.maxmemory;
+    srv->cmd.requirepass = srv->cfg.requirepass;
+    pthread_mutex_lock(&srv->syncer.mu);
+    srv->syncer.policy = srv->cfg.fsync;
+    uint64_t target = server_durable_target(srv);
+    pthread_cond_signal(&srv->syncer.cv);
+    pthread_mutex_unlock(&srv->syncer.mu);
+    if (target > srv->durable_lsn)
+        srv->durable_lsn = target;
+    for (struct session *s = srv->sessions; s; s = s->next)
+        s->parser.proto_max_bulk_len = srv->cfg.proto_max_bulk_len;
+    uv_timer_set_repeat(&srv->cron, (uint64_t)(1000 / srv->cfg.hz));
+    server_release_waiting(srv);
+    return 0;
+}
+
+static void hook_config_resetstat(void *arg)
+{
+    struct server *srv = arg;
+    memset(&srv->cmd.stats, 0, sizeof(srv->cmd.stats));
+    srv->total_connections = 0;
+    srv->rejected_connections = 0;
+    srv->net_input_bytes = srv->net_output_bytes = 0;
+}
+
+static struct session *session_of(struct cmd_client *c)
+{
+    return (struct session *)((char *)c - offsetof(struct session, cc));
+}
+
+static int session_fd(struct session *s)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&s->tcp, &fd) != 0)
+        return -1;
+    return (int)fd;
+}
+
+static void client_line(struct server *srv, struct session *s, struct tbuf *t)
+{
+    int64_t now = wall_ms();
+    const char *name = s->cc.name ? s->cc.name : "";
+    char flags[8];
+    int nf = 0;
+    if (s->cc.flags & CMD_CLIENT_MULTI)
+        flags[nf++] = 'x';
+    if (s->cc.flags & CMD_CLIENT_DIRTY_CAS)
+        flags[nf++] = 'd';
+    if (s->cc.flags & CMD_CLIENT_CLOSE_AFTER_REPLY)
+        flags[nf++] = 'c';
+    if (nf == 0)
+        flags[nf++] = 'N';
+    flags[nf] = '\0';
+    char cmdname[64];
+    const char *lc = s->cc.last_cmd ? s->cc.last_cmd : "NULL";
+    size_t n = 0;
+    for (; lc[n] && n < 32; n++)
+        cmdname[n] = (char)tolower((unsigned char)lc[n]);
+    cmdname[n] = '\0';
+    if (s->cc.last_sub[0])
+        snprintf(cmdname + n, sizeof(cmdname) - n, "|%s", s->cc.last_sub);
+    tbuf_appendf(t,
+                 "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=%d "
+                 "sub=0 psub=0 ssub=0 multi=%d qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 "
+                 "rbs=%zu rbp=0 obl=0 oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default "
+                 "redir=-1 resp=%d\n",
+                 (unsigned long long)s->cc.id, s->addr, s->laddr,
+                 session_fd(s), name, (long long)((now - s->created_ms) / 1000),
+                 (long long)((now - s->last_ms) / 1000), flags, s->cc.db,
+                 (s->cc.flags & CMD_CLIENT_MULTI) ? s->cc.queue_len : -1, s->in.len,
+                 s->in.cap - s->in.len, s->in.cap, s->out.len + s->wbuf.len,
+                 sizeof(*s) + s->in.cap + s->out.cap + s->wbuf.cap,
+                 cmdname, s->cc.proto);
+    (void)srv;
+}
+
+static void hook_client_list(void *arg, struct cmd_client *self, bool only_self,
+                             const uint64_t *ids, size_t nids, struct tbuf *t)
+{
+    struct server *srv = arg;
+    if (only_self) {
+        client_line(srv, session_of(self), t);
+        return;
+    }
+    /* oldest first, as Redis lists them */
+    struct session *last = srv->sessions;
+    while (last && last->next)
+        last = last->next;
+    for (struct session *s = last; s; s = s->prev) {
+        if (nids > 0) {
+            bool hit = false;
+            for (size_t i = 0; i < nids; i++)
+                hit = hit || ids[i] == s->cc.id;
+            if (!hit)
+                continue;
+        }
+        client_line(srv, s, t);
+    }
+}
+
+static int hook_client_kill(void *arg, uint64_t id)
+{
+    struct server *srv = arg;
+    for (struct session *s = srv->sessions; s; s = s->next) {
+        if (s->cc.id == id) {
+            /* the killer may be the victim: let the reply out first */
+            s->cc.flags |= CMD_CLIENT_CLOSE_AFTER_REPLY;
+            if (s->out.len == 0 && !s->write_in_flight)
+                session_close(s);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void hook_shutdown(void *arg, bool save)
+{
+    server_shutdown(arg, save);
+}
+
+static int hook_snapshot(void *arg, bool background, char *errmsg, size_t errlen)
+{
+    struct server *srv = arg;
+    if (background)
+        return server_snapshot_background(srv, errmsg, errlen);
+    if (srv->child_pid > 0) {
+        snprintf(errmsg, errlen, "Background save already in progress");
+        return -1;
+    }
+    return server_snapshot_sync(srv, errmsg, errlen);
+}
+
+static long long hook_last_snapshot(void *arg)
+{
+    struct server *srv = arg;
+    return srv->last_snapshot_s;
+}
+
+/* ---- start and stop ---- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void server_shutdown(struct server *srv, bool save)
+{
+    if (srv->shutting_down)
+        return;
+    srv->shutting_down = true;
+    srv_log(LOG_WARNING, "shutting down: stop accepting, make the WAL durable, close");
+    uv_close((uv_handle_t *)&srv->listener, on_handle_closed);
+    for (struct session *s = srv->sessions; s; s = s->next) {
+        if (s->reading) {
+            uv_read_stop((uv_stream_t *)&s->tcp);
+            s->reading = false;
+        }
+    }
+    if (srv->child_pid > 0) {
+        kill(srv->child_pid, SIGKILL);
+        waitpid(srv->child_pid, NULL, 0);
+        srv->child_pid = 0;
+    }
+    /* Hand the last records to the fsync thread and let it finish: it writes
+     * the job and makes everything durable before it exits. */
+    struct syncer *sy = &srv->syncer;
+    for (;;) {
+        pthread_mutex_lock(&sy->mu);
+        bool busy = sy->has_job;
+        pthread_mutex_unlock(&sy->mu);
+        if (!busy)
+            break;
+        usleep(1000);
+    }
+    syncer_kick(srv);
+    pthread_mutex_lock(&sy->mu);
+    sy->stop = true;
+    pthread_cond_signal(&sy->cv);
+    pthread_mutex_unlock(&sy->mu);
+    pthread_join(sy->thread, NULL);
+    if (sy->failed) {
+        srv_log(LOG_WARNING, "WAL write failed during shutdown: %s", sy->errmsg);
+        srv->exit_code = 1;
+    } else {
+        srv->durable_lsn = sy->synced_lsn;
+    }
+    if (save) {
+        char err[256];
+        if (server_snapshot_sync(srv, err, sizeof(err)) != 0)
+            srv_log(LOG_WARNING, "snapshot at shutdown failed: %s", err);
+    }
+    /* Replies that are now durable get a last chance to leave. */
+    server_release_waiting(srv);
+    struct session *s = srv->sessions;
+    while (s) {
+        struct session *next = s->next;
+        session_close(s);
+        s = next;
+    }
+    uv_close((uv_handle_t *)&srv->cron, on_handle_closed);
+    uv_close((uv_handle_t *)&srv->prepare, on_handle_closed);
+    uv_close((uv_handle_t *)&sy->async, on_handle_closed);
+    uv_close((uv_handle_t *)&srv->sigterm, on_handle_closed);
+    uv_close((uv_handle_t *)&srv->sigint, on_handle_closed);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct server *srv = h->data;
+    srv_log(LOG_WARNING, "received %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    server_shutdown(srv, false);
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[CONFIG_STR_MAX];
+    size_t n = strlen(path);
+    if (n >= sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+struct replay_ctx {
+    struct server *srv;
+    uint64_t records;
+};
+
+static int on_replay(void *arg, uint64_t lsn, uint8_t type, const void *body, size_t len)
+{
+    struct replay_ctx *rc = arg;
+    char err[256];
+    if (type != CMD_LOG_BATCH) {
+        srv_log(LOG_WARNING, "WAL record %" PRIu64 " has unknown type %u", lsn, type);
+        return TRIAD_ECORRUPT;
+    }
+    if (cmd_replay(&rc->srv->cmd, body, len, err, sizeof(err)) != 0) {
+        srv_log(LOG_WARNING, "WAL record %" PRIu64 " does not decode: %s", lsn, err);
+        return TRIAD_ECORRUPT;
+    }
+    rc->records++;
+    return 0;
+}
+
+static void on_wal_log(void *arg, const char *msg)
+{
+    (void)arg;
+    srv_log(LOG_WARNING, "%s", msg);
+}
+
+static void raise_fd_limit(struct server *srv)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)srv->cfg.maxclients + 64;
+    if (rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want)
+        srv_log(LOG_WARNING, "open files limit is %llu: fewer than maxclients %d can connect",
+                (unsigned long long)rl.rlim_cur, srv->cfg.maxclients);
+}
+
+static int server_listen(struct server *srv)
+{
+    struct sockaddr_storage addr;
+    int rc;
+    if (strchr(srv->cfg.bind, ':'))
+        rc = uv_ip6_addr(srv->cfg.bind, srv->cfg.port, (struct sockaddr_in6 *)&addr);
+    else
+        rc = uv_ip4_addr(srv->cfg.bind, srv->cfg.port, (struct sockaddr_in *)&addr);
+    if (rc != 0) {
+        srv_log(LOG_WARNING, "bad bind address '%s': %s", srv->cfg.bind, uv_strerror(rc));
+        return -1;
+    }
+    uv_tcp_init(srv->loop, &srv->listener);
+    srv->listener.data = srv;
+    rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&srv->listener, srv->cfg.tcp_backlog, on_connection);
+    if (rc != 0) {
+        srv_log(LOG_WARNING, "can't listen on %s:%d: %s", srv->cfg.bind, srv->cfg.port,
+                uv_strerror(rc));
+        return -1;
+    }
+    if (srv->cfg.port == 0) {
+        struct sockaddr_storage ss;
+        int len = sizeof(ss);
+        uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
+        srv->cfg.port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    return 0;
+}
+
+int server_main(int argc, char **argv)
+{
+    static struct server server_storage;
+    struct server *srv = &server_storage;
+    char err[512];
+
+    int rc = config_load(&srv->cfg, argc, argv, err, sizeof(err));
+    if (rc == 1)
+        return 0;
+    if (rc != 0) {
+        fprintf(stderr, "triad server: %s\n", err);
+        return 2;
+    }
+    g_srv = srv;
+    if (srv->cfg.logfile[0]) {
+        log_file = fopen(srv->cfg.logfile, "a");
+        if (!log_file) {
+            fprintf(stderr, "triad server: can't open logfile %s: %s\n", srv->cfg.logfile,
+                    strerror(errno));
+            return 1;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    srv->start_ms = wall_ms();
+    unsigned char rnd[20];
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        memset(rnd, 0x5a, sizeof(rnd));
+    for (int i = 0; i < 20; i++)
+        snprintf(srv->run_id + 2 * i, 3, "%02x", rnd[i]);
+    uint64_t seed;
+    memcpy(&seed, rnd, sizeof(seed));
+
+    if (mkdir_p(srv->cfg.dir) != 0) {
+        srv_log(LOG_WARNING, "can't create data directory %s: %s", srv->cfg.dir, strerror(errno));
+        return 1;
+    }
+    /* One process per data directory: a second server on the same dir
+     * would interleave two WALs into one. */
+    char lockpath[CONFIG_STR_MAX + 16];
+    memcpy(lockpath, srv->cfg.dir, strlen(srv->cfg.dir) + 1); /* dir < CONFIG_STR_MAX */
+    strcat(lockpath, "/LOCK");
+    srv->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (srv->lock_fd < 0 || flock(srv->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        srv_log(LOG_WARNING, "data directory %s is in use by another triad server", srv->cfg.dir);
+        return 1;
+    }
+
+    srv_log(LOG_NOTICE, "Triad %s starting: node %s, dir %s, fsync %s", TRIAD_VERSION,
+            srv->cfg.name, srv->cfg.dir, config_fsync_name(srv->cfg.fsync));
+    cmd_server_init(&srv->cmd, srv->cfg.databases, seed);
+    srv->cmd.requirepass = srv->cfg.requirepass;
+    srv->cmd.maxmemory = (uint64_t)srv->cfg.maxmemory;
+    srv->cmd.used_memory = tmem_used;
+
+    int64_t t0 = wall_ms();
+    uint64_t snap_lsn = 0;
+    rc = snap_load_latest(srv->cfg.dir, srv->cmd.db, srv->cmd.databases, &snap_lsn, err,
+                          sizeof(err));
+    if (rc != 0) {
+        srv_log(LOG_WARNING, "can't load snapshot: %s", err);
+        return 1;
+    }
+    size_t keys = 0;
+    for (int i = 0; i < srv->cmd.databases; i++)
+        keys += kv_count(srv->cmd.db[i]);
+    int64_t t1 = wall_ms();
+    struct replay_ctx rctx = {.srv = srv};
+    srv->cmd.now_ms = wall_ms();
+    rc = wal_open(&srv->wal, srv->cfg.dir, (uint64_t)srv->cfg.wal_segment_bytes, snap_lsn,
+                  on_replay, &rctx, on_wal_log, NULL, err, sizeof(err));
+    if (rc != 0) {
+        srv_log(LOG_WARNING, "can't open the WAL: %s", err);
+        return 1;
+    }
+    srv->snapshot_lsn = snap_lsn;
+    srv->last_snapshot_ok = true;
+    srv->last_snapshot_s = (long long)time(NULL);
+    srv_log(LOG_NOTICE,
+            "loaded %zu keys from snapshot (lsn %" PRIu64 ") in %lld ms, replayed %" PRIu64
+            " WAL records in %lld ms",
+            keys, snap_lsn, (long long)(t1 - t0), rctx.records, (long long)(wall_ms() - t1));
+    srv->durable_lsn = wal_last_lsn(srv->wal);
+    srv->cmd.log_fn = server_log_record;
+    srv->cmd.log_arg = srv;
+
+    struct cmd_hooks hooks = {
+        .arg = srv,
+        .info = hook_info,
+        .config_get = hook_config_get,
+        .config_set = hook_config_set,
+        .config_resetstat = hook_config_resetstat,
+        .client_list = hook_client_list,
+        .client_kill = hook_client_kill,
+        .shutdown = hook_shutdown,
+        .snapshot = hook_snapshot,
+        .last_snapshot = hook_last_snapshot,
+    };
+    srv->cmd.hooks = hooks;
+
+    raise_fd_limit(srv);
+    srv->loop = uv_default_loop();
+
+    struct syncer *sy = &srv->syncer;
+    sy->wal = srv->wal;
+    sy->policy = srv->cfg.fsync;
+    sy->written_lsn = sy->synced_lsn = wal_last_lsn(srv->wal);
+    pthread_mutex_init(&sy->mu, NULL);
+    pthread_cond_init(&sy->cv, NULL);
+    uv_async_init(srv->loop, &sy->async, on_syncer_progress);
+    sy->async.data = srv;
+    if (pthread_create(&sy->thread, NULL, syncer_main, sy) != 0) {
+        srv_log(LOG_WARNING, "can't start the fsync thread");
+        return 1;
+    }
+
+    if (server_listen(srv) != 0)
+        return 1;
+    uv_prepare_init(srv->loop, &srv->prepare);
+    srv->prepare.data = srv;
+    uv_prepare_start(&srv->prepare, on_prepare);
+    uv_timer_init(srv->loop, &srv->cron);
+    srv->cron.data = srv;
+    uv_timer_start(&srv->cron, on_cron, (uint64_t)(1000 / srv->cfg.hz),
+                   (uint64_t)(1000 / srv->cfg.hz));
+    uv_signal_init(srv->loop, &srv->sigterm);
+    uv_signal_init(srv->loop, &srv->sigint);
+    srv->sigterm.data = srv->sigint.data = srv;
+    uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&srv->sigint, on_signal, SIGINT);
+    srv->ops_last_ms = wall_ms();
+
+    if (srv->cfg.pidfile[0]) {
+        FILE *pf = fopen(srv->cfg.pidfile, "w");
+        if (pf) {
+            fprintf(pf, "%d\n", (int)getpid());
+            fclose(pf);
+        }
+    }
+    srv_log(LOG_NOTICE, "Ready to accept connections on %s:%d", srv->cfg.bind, srv->cfg.port);
+
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+
+    wal_close(srv->wal);
+    srv->wal = NULL;
+    cmd_server_free(&srv->cmd);
+    uv_loop_close(srv->loop);
+    if (srv->cfg.pidfile[0])
+        unlink(srv->cfg.pidfile);
+    srv_log(LOG_NOTICE, "Triad is now ready to exit, bye bye...");
+    return srv->exit_code;
+}

@@ -1,0 +1,162 @@
+/* test_config.c - settings: defaults, file, flags, CONFIG GET/SET. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../src/net/config.h"
+#include "test.h"
+
+TEST(config_defaults_match_the_documented_ones)
+{
+    struct config c;
+    char err[256];
+    char *argv[] = {"server"};
+    CHECK_EQ_INT(config_load(&c, 1, argv, err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.port, 7379);
+    CHECK(strcmp(c.bind, "127.0.0.1") == 0);
+    CHECK(strcmp(c.name, "node-7379") == 0);
+    CHECK(strcmp(c.dir, "./data/node-7379") == 0);
+    CHECK_EQ_INT(c.fsync, CONFIG_FSYNC_ALWAYS);
+    CHECK_EQ_INT(c.maxclients, 10000);
+    CHECK_EQ_INT(c.proto_max_bulk_len, 512ll * 1024 * 1024);
+}
+
+TEST(config_parses_memory_sizes_as_redis_does)
+{
+    long long v;
+    CHECK(config_parse_memory("100", &v) && v == 100);
+    CHECK(config_parse_memory("1k", &v) && v == 1000);
+    CHECK(config_parse_memory("1kb", &v) && v == 1024);
+    CHECK(config_parse_memory("2MB", &v) && v == 2 * 1024 * 1024);
+    CHECK(config_parse_memory("1gb", &v) && v == 1024ll * 1024 * 1024);
+    CHECK(!config_parse_memory("", &v));
+    CHECK(!config_parse_memory("12xb", &v));
+    CHECK(!config_parse_memory("-5", &v));
+}
+
+TEST(config_flags_override_the_file)
+{
+    char path[] = "/tmp/triad-config-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    const char *text = "# a comment\nport 7400\nrequirepass \"with space\"\nfsync everysec\n\n";
+    CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+    struct config c;
+    char err[256];
+    char *argv[] = {"server", path, "--port", "7401", "--maxmemory=10mb"};
+    CHECK_EQ_INT(config_load(&c, 5, argv, err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.port, 7401);
+    CHECK(strcmp(c.requirepass, "with space") == 0);
+    CHECK_EQ_INT(c.fsync, CONFIG_FSYNC_EVERYSEC);
+    CHECK_EQ_INT(c.maxmemory, 10 * 1024 * 1024);
+    unlink(path);
+}
+
+TEST(config_rejects_unknown_settings_and_bad_values)
+{
+    struct config c;
+    char err[256];
+    char *a1[] = {"server", "--nope", "1"};
+    CHECK_EQ_INT(config_load(&c, 3, a1, err, sizeof(err)), -1);
+    CHECK(strstr(err, "unknown setting --nope") != NULL);
+    char *a2[] = {"server", "--port", "99999"};
+    CHECK_EQ_INT(config_load(&c, 3, a2, err, sizeof(err)), -1);
+    char *a3[] = {"server", "--fsync", "sometimes"};
+    CHECK_EQ_INT(config_load(&c, 3, a3, err, sizeof(err)), -1);
+    CHECK(strstr(err, "always, everysec, no") != NULL);
+    char *a4[] = {"server", "--port"};
+    CHECK_EQ_INT(config_load(&c, 2, a4, err, sizeof(err)), -1);
+    char *a5[] = {"server", "/nonexistent/triad.conf"};
+    CHECK_EQ_INT(config_load(&c, 2, a5, err, sizeof(err)), -1);
+}
+
+struct collect {
+    char names[64][64];
+    int n;
+};
+
+static void collect_emit(void *e, const char *name, const char *value)
+{
+    struct collect *c = e;
+    (void)value;
+    if (c->n < 64)
+        snprintf(c->names[c->n++], 64, "%s", name);
+}
+
+TEST(config_get_matches_glob_patterns)
+{
+    struct config c;
+    char err[256];
+    char *argv[] = {"server"};
+    config_load(&c, 1, argv, err, sizeof(err));
+    struct collect col = {0};
+    config_get(&c, "max*", collect_emit, &col);
+    CHECK_EQ_INT(col.n, 2);
+    col.n = 0;
+    config_get(&c, "PORT", collect_emit, &col);
+    CHECK_EQ_INT(col.n, 1);
+    col.n = 0;
+    config_get(&c, "*", collect_emit, &col);
+    CHECK(col.n >= 18);
+}
+
+TEST(config_set_changes_runtime_settings_only)
+{
+    struct config c;
+    char err[256];
+    char *argv[] = {"server"};
+    config_load(&c, 1, argv, err, sizeof(err));
+    CHECK_EQ_INT(config_set(&c, "maxmemory", "1mb", err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.maxmemory, 1024 * 1024);
+    CHECK_EQ_INT(config_set(&c, "port", "1234", err, sizeof(err)), -1);
+    CHECK(strcmp(err, "CONFIG SET failed (possibly related to argument 'port') - can't set "
+                      "immutable config") == 0);
+    CHECK_EQ_INT(config_set(&c, "foo", "1", err, sizeof(err)), -1);
+    CHECK(strcmp(err, "Unknown option or number of arguments for CONFIG SET - 'foo'") == 0);
+    CHECK_EQ_INT(config_set(&c, "maxmemory", "lots", err, sizeof(err)), -1);
+    CHECK(strcmp(err, "CONFIG SET failed (possibly related to argument 'maxmemory') - argument "
+                      "must be a memory value") == 0);
+    CHECK_EQ_INT(c.maxmemory, 1024 * 1024);
+}
+
+TEST(config_glob_handles_classes_ranges_and_escapes)
+{
+    CHECK(config_glob_match("h?llo", "hello", false));
+    CHECK(config_glob_match("h*llo", "heeeello", false));
+    CHECK(config_glob_match("h[ae]llo", "hallo", false));
+    CHECK(!config_glob_match("h[^e]llo", "hello", false));
+    CHECK(config_glob_match("h[a-b]llo", "hbllo", false));
+    CHECK(config_glob_match("h\\*llo", "h*llo", false));
+    CHECK(!config_glob_match("h\\*llo", "hello", false));
+    CHECK(config_glob_match("*", "", false));
+    CHECK(!config_glob_match("a*b*c*d*e*f*g*h*i*j*z", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false));
+    CHECK(config_glob_match("MAX*", "maxmemory", true));
+}
+
+TEST(config_reports_fixed_values_that_cannot_be_set)
+{
+    struct config c;
+    char err[256];
+    char *argv[] = {"server"};
+    config_load(&c, 1, argv, err, sizeof(err));
+    struct collect col = {0};
+    config_get(&c, "appendonly", collect_emit, &col);
+    CHECK_EQ_INT(col.n, 1);
+    CHECK_EQ_INT(config_set(&c, "save", "", err, sizeof(err)), -1);
+    char *a1[] = {"server", "--save", ""};
+    CHECK_EQ_INT(config_load(&c, 3, a1, err, sizeof(err)), -1);
+}
+
+int main(void)
+{
+    RUN(config_defaults_match_the_documented_ones);
+    RUN(config_parses_memory_sizes_as_redis_does);
+    RUN(config_flags_override_the_file);
+    RUN(config_rejects_unknown_settings_and_bad_values);
+    RUN(config_get_matches_glob_patterns);
+    RUN(config_set_changes_runtime_settings_only);
+    RUN(config_glob_handles_classes_ranges_and_escapes);
+    RUN(config_reports_fixed_values_that_cannot_be_set);
+    return test_summary("config");
+}
