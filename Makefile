@@ -29,7 +29,7 @@ HEADERS = $(wildcard src/*/*.h) tests/unit/test.h
 TRIAD_SRC = src/triad.c $(COMMON_SRC) $(RESP_SRC) $(STORE_SRC) $(CMD_SRC) $(NET_SRC) $(CLI_SRC)
 TRIAD_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(TRIAD_SRC))
 
-UNIT_TESTS = resp kv wal snap cmd cmd_string
+UNIT_TESTS = resp kv wal snap cmd cmd_string config
 UNIT_BINS = $(addprefix $(BUILD)/test_,$(UNIT_TESTS))
 
 .PHONY: all deps build run test unit unit-asan integration fuzz bench clean cluster
@@ -68,3 +68,77 @@ clean:
 $(BUILD)/test_cmd_string: tests/unit/test_cmd_string.c $(COMMON_SRC) $(KV_SRC) $(RESP_SRC) $(CMD_SRC) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ tests/unit/test_cmd_string.c $(COMMON_SRC) $(KV_SRC) $(RESP_SRC) $(CMD_SRC) $(LIBS)
+
+# ---- set-up, tests and tools ----
+
+# Debian packages each target needs; `make deps` installs what is missing.
+DEPS_BUILD = gcc make pkg-config libuv1-dev libxxhash-dev libedit-dev
+DEPS_TEST = python3 python3-pytest python3-redis redis-tools clang libclang-rt-14-dev
+DEPS_BENCH = redis-server redis-tools procps
+PYTHON = /usr/bin/python3
+
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+deps:
+	$(call apt_install,$(DEPS_BUILD))
+
+deps-test: deps
+	$(call apt_install,$(DEPS_TEST))
+
+deps-bench: deps
+	$(call apt_install,$(DEPS_BENCH))
+
+build: deps
+	$(MAKE) $(BUILD)/triad
+
+# Start a local node on 127.0.0.1:7379 with its data in ./data/node1.
+run: build
+	$(BUILD)/triad server --port 7379 --name node1 --dir ./data/node1
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; ./$$t; done
+
+integration: $(BUILD)/triad
+	TRIAD_BIN=$(CURDIR)/$(BUILD)/triad $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+FUZZ_TARGETS = resp wal
+FUZZ_SECONDS ?= 30
+build-fuzz/fuzz_resp: tests/fuzz/fuzz_resp.c $(COMMON_SRC) $(RESP_SRC) $(HEADERS)
+	@mkdir -p build-fuzz
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -o $@ tests/fuzz/fuzz_resp.c $(COMMON_SRC) $(RESP_SRC)
+
+build-fuzz/fuzz_wal: tests/fuzz/fuzz_wal.c $(COMMON_SRC) $(WAL_SRC) $(HEADERS)
+	@mkdir -p build-fuzz
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -pthread -o $@ tests/fuzz/fuzz_wal.c $(COMMON_SRC) $(WAL_SRC)
+
+# Each harness runs for FUZZ_SECONDS from its seed corpus (copied, so the
+# checked-in corpus stays small).
+fuzz: $(addprefix build-fuzz/fuzz_,$(FUZZ_TARGETS))
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  rm -rf build-fuzz/corpus_$$t; mkdir -p build-fuzz/corpus_$$t; \
+	  cp tests/fuzz/corpus_$$t/* build-fuzz/corpus_$$t/ 2>/dev/null || true; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS)s"; \
+	  ./build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build-fuzz/corpus_$$t 2>build-fuzz/fuzz_$$t.log || { tail -50 build-fuzz/fuzz_$$t.log; exit 1; }; \
+	  tail -1 build-fuzz/fuzz_$$t.log; \
+	done
+
+# Everything: the plain build's unit and integration tests, then the same
+# under ASan+UBSan, then each fuzz harness for a bounded time.
+test: deps-test
+	$(MAKE) unit integration
+	$(MAKE) SAN=1 unit integration
+	$(MAKE) fuzz
+
+bench: deps-bench build
+	$(PYTHON) bench/run.py --write
+
+$(BUILD)/test_config: tests/unit/test_config.c $(COMMON_SRC) src/net/config.c $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ tests/unit/test_config.c $(COMMON_SRC) src/net/config.c $(LIBS)
