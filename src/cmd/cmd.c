@@ -1957,3 +1957,59 @@ CMD_HANDLER(cmd_command)
         cmd__unknown_subcommand(c, sub, sl, "COMMAND");
     }
 }
+
+/* ------------------------------------------------------------------------ */
+/* expiry arguments and SET records, shared by string.c and expire.c         */
+/* ------------------------------------------------------------------------ */
+
+/* The absolute deadline of an expiry argument, as Redis's
+ * getExpireMillisecondsOrReply computes it: the number must be > 0, and
+ * neither the unit conversion nor adding now may overflow. Replies and
+ * returns false on a bad argument. */
+bool cmd_expire_arg(struct cmd_server *s, struct cmd_client *c, const char *arg,
+                    size_t len, bool seconds, bool relative, const char *cmdname,
+                    int64_t *abs_ms)
+{
+    long long t;
+    if (!cmd_parse_ll(arg, len, &t)) {
+        cmd_reply_not_integer(c);
+        return false;
+    }
+    if (t <= 0 || (seconds && t > LLONG_MAX / 1000))
+        goto err_invalid;
+    if (seconds)
+        t *= 1000;
+    if (relative) {
+        if (s->now_ms > 0 && t > LLONG_MAX - s->now_ms)
+            goto err_invalid;
+        t += s->now_ms;
+    }
+    if (t <= 0)
+        goto err_invalid;
+    *abs_ms = t;
+    return true;
+
+err_invalid:
+    resp_add_errorf(c->out, "ERR invalid expire time in '%s' command", cmdname);
+    return false;
+}
+
+/* Log "SET key value [PXAT ms | KEEPTTL]". */
+void cmd_propagate_set(struct cmd_server *s, struct cmd_client *c, const char *key,
+                               size_t klen, const char *val, size_t vlen, int64_t expire_ms)
+{
+    char ms[24];
+    char *argv[5] = {"SET", (char *)key, (char *)val, NULL, NULL};
+    size_t argvlen[5] = {3, klen, vlen, 0, 0};
+    int argc = 3;
+    if (expire_ms == KV_KEEP_TTL) {
+        argv[argc] = "KEEPTTL";
+        argvlen[argc++] = 7;
+    } else if (expire_ms != KV_NO_EXPIRE) {
+        argv[argc] = "PXAT";
+        argvlen[argc++] = 4;
+        argv[argc] = ms;
+        argvlen[argc++] = (size_t)snprintf(ms, sizeof(ms), "%lld", (long long)expire_ms);
+    }
+    cmd_propagate(s, c, argc, argv, argvlen);
+}

@@ -86,6 +86,17 @@ void cmd_reply_wrong_arity(struct cmd_client *c, const char *name); /* ERR wrong
  * that starts with '-', however it was written. */
 void cmd_reply_error(struct cmd_server *s, struct cmd_client *c, const char *msg);
 
+/* The absolute deadline of an expiry argument (EX/PX/EXAT/PXAT, SETEX,
+ * GETEX), as Redis's getExpireMillisecondsOrReply computes it: the number
+ * must be > 0, and neither the unit conversion nor adding now may overflow.
+ * Replies with Redis's error and returns false on a bad argument. */
+bool cmd_expire_arg(struct cmd_server *s, struct cmd_client *c, const char *arg, size_t len,
+                    bool seconds, bool relative, const char *cmdname, int64_t *abs_ms);
+/* Log "SET key value [PXAT ms | KEEPTTL]" (expire_ms: a deadline,
+ * KV_NO_EXPIRE or KV_KEEP_TTL). */
+void cmd_propagate_set(struct cmd_server *s, struct cmd_client *c, const char *key, size_t klen,
+                       const char *val, size_t vlen, int64_t expire_ms);
+
 /* case-insensitive compare of an argument with a C string */
 bool cmd_arg_is(const char *arg, size_t len, const char *word);
 

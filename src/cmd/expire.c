@@ -32,37 +32,6 @@ static void exp__reply_invalid(struct cmd_client *c, const char *cmdname)
     resp_add_errorf(c->out, "ERR invalid expire time in '%s' command", cmdname);
 }
 
-/* The deadline of a SETEX/PSETEX/GETEX argument, as Redis's
- * getExpireMillisecondsOrReply computes it: > 0, and neither the unit
- * conversion nor adding now may overflow. Replies on a bad argument. */
-static bool exp__deadline_arg(struct cmd_server *s, struct cmd_client *c, const char *arg,
-                              size_t len, bool seconds, bool relative, const char *cmdname,
-                              int64_t *abs_ms)
-{
-    long long t;
-    if (!cmd_parse_ll(arg, len, &t)) {
-        cmd_reply_not_integer(c);
-        return false;
-    }
-    if (t <= 0 || (seconds && t > LLONG_MAX / 1000))
-        goto err_invalid;
-    if (seconds)
-        t *= 1000;
-    if (relative) {
-        if (s->now_ms > 0 && t > LLONG_MAX - s->now_ms)
-            goto err_invalid;
-        t += s->now_ms;
-    }
-    if (t <= 0)
-        goto err_invalid;
-    *abs_ms = t;
-    return true;
-
-err_invalid:
-    exp__reply_invalid(c, cmdname);
-    return false;
-}
-
 static void exp__propagate_pexpireat(struct cmd_server *s, struct cmd_client *c, const char *key,
                                      size_t klen, int64_t abs_ms)
 {
@@ -261,18 +230,14 @@ static void exp__setex(struct cmd_server *s, struct cmd_client *c, char **argv, 
                        bool seconds, const char *cmdname)
 {
     int64_t abs_ms;
-    if (!exp__deadline_arg(s, c, argv[2], argvlen[2], seconds, true, cmdname, &abs_ms))
+    if (!cmd_expire_arg(s, c, argv[2], argvlen[2], seconds, true, cmdname, &abs_ms))
         return;
     /* t > 0, so the deadline is in the future. */
     TRIAD_ASSERT(abs_ms > s->now_ms);
     kv_set(cmd_db(s, c), argv[1], argvlen[1], argv[3], argvlen[3], abs_ms);
     cmd_touch(s, c->db, argv[1], argvlen[1]);
 
-    char ms[EXP_LL_CHARS_MAX];
-    size_t mslen = (size_t)snprintf(ms, sizeof(ms), "%lld", (long long)abs_ms);
-    char *pargv[5] = {"SET", argv[1], argv[3], "PXAT", ms};
-    size_t pargvlen[5] = {3, argvlen[1], argvlen[3], 4, mslen};
-    cmd_propagate(s, c, 5, pargv, pargvlen);
+    cmd_propagate_set(s, c, argv[1], argvlen[1], argv[3], argvlen[3], abs_ms);
     cmd_reply_ok(c);
 }
 
@@ -321,7 +286,7 @@ CMD_HANDLER(cmd_getex)
     if (set_deadline) {
         bool seconds = flags & (EXP_GETEX_EX | EXP_GETEX_EXAT);
         bool relative = flags & (EXP_GETEX_EX | EXP_GETEX_PX);
-        if (!exp__deadline_arg(s, c, argv[expire_arg], argvlen[expire_arg], seconds, relative,
+        if (!cmd_expire_arg(s, c, argv[expire_arg], argvlen[expire_arg], seconds, relative,
                                "getex", &abs_ms))
             return;
     }

@@ -70,58 +70,6 @@ static void str__reply_value(struct cmd_client *c, bool found, const struct kv_v
         resp_add_null(c->out, c->proto);
 }
 
-/* The absolute deadline of an expiry argument, as Redis's
- * getExpireMillisecondsOrReply computes it: the number must be > 0, and
- * neither the unit conversion nor adding now may overflow. Replies and
- * returns false on a bad argument. */
-static bool str__expire_arg(struct cmd_server *s, struct cmd_client *c, const char *arg,
-                            size_t len, bool seconds, bool relative, const char *cmdname,
-                            int64_t *abs_ms)
-{
-    long long t;
-    if (!cmd_parse_ll(arg, len, &t)) {
-        cmd_reply_not_integer(c);
-        return false;
-    }
-    if (t <= 0 || (seconds && t > LLONG_MAX / 1000))
-        goto err_invalid;
-    if (seconds)
-        t *= 1000;
-    if (relative) {
-        if (s->now_ms > 0 && t > LLONG_MAX - s->now_ms)
-            goto err_invalid;
-        t += s->now_ms;
-    }
-    if (t <= 0)
-        goto err_invalid;
-    *abs_ms = t;
-    return true;
-
-err_invalid:
-    resp_add_errorf(c->out, "ERR invalid expire time in '%s' command", cmdname);
-    return false;
-}
-
-/* Log "SET key value [PXAT ms | KEEPTTL]". */
-static void str__propagate_set(struct cmd_server *s, struct cmd_client *c, const char *key,
-                               size_t klen, const char *val, size_t vlen, int64_t expire_ms)
-{
-    char ms[STR_LL_CHARS_MAX];
-    char *argv[5] = {"SET", (char *)key, (char *)val, NULL, NULL};
-    size_t argvlen[5] = {3, klen, vlen, 0, 0};
-    int argc = 3;
-    if (expire_ms == KV_KEEP_TTL) {
-        argv[argc] = "KEEPTTL";
-        argvlen[argc++] = 7;
-    } else if (expire_ms != KV_NO_EXPIRE) {
-        argv[argc] = "PXAT";
-        argvlen[argc++] = 4;
-        argv[argc] = ms;
-        argvlen[argc++] = (size_t)snprintf(ms, sizeof(ms), "%lld", (long long)expire_ms);
-    }
-    cmd_propagate(s, c, argc, argv, argvlen);
-}
-
 static void str__propagate_del(struct cmd_server *s, struct cmd_client *c, const char *key,
                                size_t klen)
 {
@@ -185,7 +133,7 @@ CMD_HANDLER(cmd_set)
     if (flags & STR_SET_EXPIRE_ANY) {
         bool seconds = flags & (STR_SET_EX | STR_SET_EXAT);
         bool relative = flags & (STR_SET_EX | STR_SET_PX);
-        if (!str__expire_arg(s, c, argv[expire_arg], argvlen[expire_arg], seconds, relative,
+        if (!cmd_expire_arg(s, c, argv[expire_arg], argvlen[expire_arg], seconds, relative,
                              "set", &expire_ms))
             return;
     }
@@ -223,7 +171,7 @@ CMD_HANDLER(cmd_set)
     } else {
         kv_set(cmd_db(s, c), key, klen, val, vlen, expire_ms);
         cmd_touch(s, c->db, key, klen);
-        str__propagate_set(s, c, key, klen, val, vlen, expire_ms);
+        cmd_propagate_set(s, c, key, klen, val, vlen, expire_ms);
     }
     if (!(flags & STR_SET_GET))
         cmd_reply_ok(c);
@@ -238,7 +186,7 @@ CMD_HANDLER(cmd_setnx)
     }
     kv_set(cmd_db(s, c), argv[1], argvlen[1], argv[2], argvlen[2], KV_NO_EXPIRE);
     cmd_touch(s, c->db, argv[1], argvlen[1]);
-    str__propagate_set(s, c, argv[1], argvlen[1], argv[2], argvlen[2], KV_NO_EXPIRE);
+    cmd_propagate_set(s, c, argv[1], argvlen[1], argv[2], argvlen[2], KV_NO_EXPIRE);
     resp_add_int(c->out, 1);
 }
 
@@ -249,7 +197,7 @@ CMD_HANDLER(cmd_getset)
     str__reply_value(c, found, &v);
     kv_set(cmd_db(s, c), argv[1], argvlen[1], argv[2], argvlen[2], KV_NO_EXPIRE);
     cmd_touch(s, c->db, argv[1], argvlen[1]);
-    str__propagate_set(s, c, argv[1], argvlen[1], argv[2], argvlen[2], KV_NO_EXPIRE);
+    cmd_propagate_set(s, c, argv[1], argvlen[1], argv[2], argvlen[2], KV_NO_EXPIRE);
 }
 
 CMD_HANDLER(cmd_getdel)
@@ -404,7 +352,7 @@ CMD_HANDLER(cmd_incrbyfloat)
     cmd_touch(s, c->db, argv[1], argvlen[1]);
     /* Float arithmetic and formatting may differ between builds: the log
      * carries the result, never the operation. */
-    str__propagate_set(s, c, argv[1], argvlen[1], buf, (size_t)n, KV_KEEP_TTL);
+    cmd_propagate_set(s, c, argv[1], argvlen[1], buf, (size_t)n, KV_KEEP_TTL);
     resp_add_bulk(c->out, buf, (size_t)n);
 }
 
