@@ -353,6 +353,17 @@ def test_cli_a_authenticates_to_a_password_protected_server(tmp_path):
         s.stop()
 
 
+def test_cli_shutdown_succeeds_quietly_as_in_redis_cli(tmp_path):
+    s = Server(tmp_path, target=CLI_TARGET)
+    s.start()
+    try:
+        p = run_cli(s.port, "SHUTDOWN")
+        assert (p.returncode, p.stdout, p.stderr) == (0, b"", b"")
+        assert s.wait_exit(15.0) == 0
+    finally:
+        s.stop()
+
+
 def test_cli_3_speaks_resp3(fresh):
     p = run_cli(fresh.port, "-3", "--no-raw", "HELLO", "3")
     lines = p.stdout.decode().splitlines()
