@@ -539,9 +539,9 @@ static const struct cmd_spec cmd__table[] = {
     {"COMMAND", cmd_command, -1, LD | ST, 0, 0, 0, "server", "Get array of Redis command details",
      "2.8.13"},
     {"TIME", cmd_time, 1, LD | ST | F, 0, 0, 0, "server", "Return the current server time", "2.6.0"},
-    {"SHUTDOWN", cmd_shutdown, -1, AD | NS | LD | ST, 0, 0, 0, "server",
+    {"SHUTDOWN", cmd_shutdown, -1, AD | NS | LD | ST | CMD_DENYMULTI, 0, 0, 0, "server",
      "Synchronously save the dataset to disk and then shut down the server", "1.0.0"},
-    {"SAVE", cmd_save, 1, AD | NS, 0, 0, 0, "server", "Synchronously save the dataset to disk",
+    {"SAVE", cmd_save, 1, AD | NS | CMD_DENYMULTI, 0, 0, 0, "server", "Synchronously save the dataset to disk",
      "1.0.0"},
     {"BGSAVE", cmd_bgsave, -1, AD | NS, 0, 0, 0, "server", "Asynchronously save the dataset to disk",
      "1.0.0"},
@@ -638,6 +638,7 @@ void cmd_server_init(struct cmd_server *s, int databases, uint64_t seed)
     TRIAD_ASSERT(databases >= 1 && databases <= CMD_DATABASES_MAX);
     memset(s, 0, sizeof(*s));
     s->databases = databases;
+    s->seed = seed;
     for (int i = 0; i < databases; i++)
         s->db[i] = kv_new(seed + (uint64_t)i);
     s->watch = tcalloc(1, sizeof(*s->watch));
@@ -850,6 +851,10 @@ uint64_t cmd_exec(struct cmd_server *s, struct cmd_client *c, int argc, char **a
         } else {
             cmd__reject(s, c, "OOM command not allowed when used memory > 'maxmemory'.");
         }
+        return 0;
+    }
+    if ((c->flags & CMD_CLIENT_MULTI) && (cmd->flags & CMD_DENYMULTI)) {
+        cmd__reject(s, c, "ERR Command not allowed inside a transaction");
         return 0;
     }
     if ((c->flags & CMD_CLIENT_MULTI) && !(cmd->flags & CMD_NOMULTI)) {
@@ -1392,28 +1397,60 @@ static void cmd__client_list(struct cmd_server *s, struct cmd_client *c, int arg
 static void cmd__client_kill(struct cmd_server *s, struct cmd_client *c, int argc, char **argv,
                              size_t *argvlen)
 {
-    if (argc == 3) {
-        /* the old form, CLIENT KILL addr:port: we match no address */
-        resp_add_error(c->out, "ERR No such client");
-        return;
+    struct cmd_kill_filter f = {.skip_id = c->id};
+    bool old_form = argc == 3;
+    if (old_form) {
+        /* CLIENT KILL addr:port: one client by address, itself included */
+        f.addr = argv[2];
+        f.skip_id = 0;
     }
-    long long id = -1;
-    bool skipme = true;
-    for (int j = 2; j < argc; j += 2) {
+    for (int j = 2; !old_form && j < argc; j += 2) {
         if (j + 1 >= argc) {
             cmd_reply_syntax_error(c);
             return;
         }
-        if (cmd_arg_is(argv[j], argvlen[j], "ID")) {
-            if (!cmd_parse_ll(argv[j + 1], argvlen[j + 1], &id) || id <= 0) {
+        const char *opt = argv[j], *val = argv[j + 1];
+        size_t ol = argvlen[j], vl = argvlen[j + 1];
+        if (cmd_arg_is(opt, ol, "ID")) {
+            long long id;
+            if (!cmd_parse_ll(val, vl, &id) || id <= 0) {
                 resp_add_error(c->out, "ERR client-id should be greater than 0");
                 return;
             }
-        } else if (cmd_arg_is(argv[j], argvlen[j], "SKIPME")) {
-            if (cmd_arg_is(argv[j + 1], argvlen[j + 1], "yes")) {
-                skipme = true;
-            } else if (cmd_arg_is(argv[j + 1], argvlen[j + 1], "no")) {
-                skipme = false;
+            f.id = (uint64_t)id;
+        } else if (cmd_arg_is(opt, ol, "ADDR")) {
+            f.addr = val;
+        } else if (cmd_arg_is(opt, ol, "LADDR")) {
+            f.laddr = val;
+        } else if (cmd_arg_is(opt, ol, "TYPE")) {
+            /* every Triad client is a normal one */
+            if (cmd_arg_is(val, vl, "normal")) {
+            } else if (cmd_arg_is(val, vl, "master") || cmd_arg_is(val, vl, "replica") ||
+                       cmd_arg_is(val, vl, "slave") || cmd_arg_is(val, vl, "pubsub")) {
+                f.id = UINT64_MAX; /* matches nobody */
+            } else {
+                resp_add_errorf(c->out, "ERR Unknown client type '%.*s'",
+                                (int)TRIAD_MIN(vl, (size_t)64), val);
+                return;
+            }
+        } else if (cmd_arg_is(opt, ol, "USER")) {
+            if (!cmd_arg_is(val, vl, "default")) {
+                resp_add_errorf(c->out, "ERR No such user '%.*s'", (int)TRIAD_MIN(vl, (size_t)64),
+                                val);
+                return;
+            }
+        } else if (cmd_arg_is(opt, ol, "MAXAGE")) {
+            long long age;
+            if (!cmd_parse_ll(val, vl, &age)) {
+                cmd_reply_syntax_error(c);
+                return;
+            }
+            f.maxage_s = age;
+        } else if (cmd_arg_is(opt, ol, "SKIPME")) {
+            if (cmd_arg_is(val, vl, "yes")) {
+                f.skip_id = c->id;
+            } else if (cmd_arg_is(val, vl, "no")) {
+                f.skip_id = 0;
             } else {
                 cmd_reply_syntax_error(c);
                 return;
@@ -1423,9 +1460,14 @@ static void cmd__client_kill(struct cmd_server *s, struct cmd_client *c, int arg
             return;
         }
     }
-    int killed = 0;
-    if (id > 0 && !(skipme && (uint64_t)id == c->id) && s->hooks.client_kill != NULL)
-        killed = s->hooks.client_kill(s->hooks.arg, (uint64_t)id);
+    int killed = s->hooks.client_kill != NULL ? s->hooks.client_kill(s->hooks.arg, &f) : 0;
+    if (old_form) {
+        if (killed == 0)
+            resp_add_error(c->out, "ERR No such client");
+        else
+            cmd_reply_ok(c);
+        return;
+    }
     resp_add_int(c->out, killed);
 }
 
@@ -1648,15 +1690,19 @@ static void cmd__config_set(struct cmd_server *s, struct cmd_client *c, int argc
                                 (int)TRIAD_MIN(argvlen[i], (size_t)128), argv[i]);
                 return;
             }
-    for (int i = 2; i < argc; i += 2) {
-        char err[CMD_ERRMSG_MAX];
-        snprintf(err, sizeof(err), "Unknown option or number of arguments for CONFIG SET - '%.*s'",
-                 (int)TRIAD_MIN(argvlen[i], (size_t)128), argv[i]);
-        if (s->hooks.config_set == NULL ||
-            s->hooks.config_set(s->hooks.arg, argv[i], argv[i + 1], err, sizeof(err)) != 0) {
-            resp_add_errorf(c->out, "ERR %s", err);
-            return;
-        }
+    char err[CMD_ERRMSG_MAX];
+    snprintf(err, sizeof(err), "Unknown option or number of arguments for CONFIG SET - '%.*s'",
+             (int)TRIAD_MIN(argvlen[2], (size_t)128), argv[2]);
+    int npairs = (argc - 2) / 2;
+    char *names[npairs > 0 ? npairs : 1], *values[npairs > 0 ? npairs : 1];
+    for (int i = 0; i < npairs; i++) {
+        names[i] = argv[2 + 2 * i];
+        values[i] = argv[3 + 2 * i];
+    }
+    if (s->hooks.config_set == NULL ||
+        s->hooks.config_set(s->hooks.arg, npairs, names, values, err, sizeof(err)) != 0) {
+        resp_add_errorf(c->out, "ERR %s", err);
+        return;
     }
     cmd_reply_ok(c);
 }
@@ -1745,6 +1791,7 @@ static void cmd__reply_command_info(struct cmd_client *c, const struct cmd_spec 
         {CMD_WRITE, "write"},     {CMD_READONLY, "readonly"}, {CMD_DENYOOM, "denyoom"},
         {CMD_ADMIN, "admin"},     {CMD_NOSCRIPT, "noscript"}, {CMD_LOADING, "loading"},
         {CMD_STALE, "stale"},     {CMD_FAST, "fast"},         {CMD_NOAUTH, "no_auth"},
+        {CMD_DENYMULTI, "no_multi"},
     };
     struct tbuf *o = c->out;
     resp_add_array_len(o, 10);

@@ -51,6 +51,7 @@
 #define CMD_NOSCRIPT (1u << 7)
 #define CMD_LOADING (1u << 8)
 #define CMD_STALE (1u << 9)
+#define CMD_DENYMULTI (1u << 10) /* refused inside MULTI (SHUTDOWN, SAVE), as Redis's no-multi */
 
 /* client flags */
 #define CMD_CLIENT_MULTI (1u << 0)
@@ -80,6 +81,15 @@ struct cmd_spec {
 const struct cmd_spec *cmd_table(size_t *count);
 const struct cmd_spec *cmd_lookup(const char *name, size_t len);
 
+/* CLIENT KILL's filters; a zero/NULL field matches every client. */
+struct cmd_kill_filter {
+    uint64_t id;           /* ID */
+    const char *addr;      /* ADDR ip:port (or the old one-argument form) */
+    const char *laddr;     /* LADDR ip:port */
+    uint64_t skip_id;      /* SKIPME yes: the caller's own id */
+    long long maxage_s;    /* MAXAGE: only clients older than this */
+};
+
 /* What the session layer supplies. Every hook receives hooks.arg. */
 struct cmd_hooks {
     void *arg;
@@ -91,9 +101,11 @@ struct cmd_hooks {
      * glob pattern. */
     void (*config_get)(void *arg, const char *pattern,
                        void (*emit)(void *e, const char *name, const char *value), void *e);
-    /* CONFIG SET name value: 0, or non-zero with errmsg set to Redis's text
-     * without "ERR " (e.g. "Unknown option or number of arguments for CONFIG SET - 'foo'"). */
-    int (*config_set)(void *arg, const char *name, const char *value, char *errmsg,
+    /* CONFIG SET name value [name value ...]: all or nothing. 0, or
+     * non-zero with errmsg set to Redis's text without "ERR " (e.g.
+     * "Unknown option or number of arguments for CONFIG SET - 'foo'") and
+     * no setting changed. */
+    int (*config_set)(void *arg, int npairs, char **names, char **values, char *errmsg,
                       size_t errlen);
     /* CONFIG RESETSTAT */
     void (*config_resetstat)(void *arg);
@@ -101,8 +113,12 @@ struct cmd_hooks {
      * Redis-format lines. */
     void (*client_list)(void *arg, struct cmd_client *self, bool only_self, const uint64_t *ids,
                         size_t nids, struct tbuf *text);
-    /* CLIENT KILL ID id: number of clients closed. */
-    int (*client_kill)(void *arg, uint64_t id);
+    /* CLIENT KILL: close every client matching all of the filter's set
+     * fields; returns how many. */
+    int (*client_kill)(void *arg, const struct cmd_kill_filter *f);
+    /* FLUSHALL/FLUSHDB ASYNC: free this keyspace off the loop thread (owned
+     * by the hook from now on). NULL: cmd frees it at once. */
+    void (*free_async)(void *arg, struct kv *kv);
     /* SHUTDOWN [NOSAVE|SAVE]: flush the WAL and stop. */
     void (*shutdown)(void *arg, bool save);
     /* BGSAVE (background=true) / SAVE: 0, or non-zero with errmsg. */
@@ -129,6 +145,7 @@ struct cmd_server {
     size_t (*used_memory)(void); /* the figure maxmemory is compared with */
     struct cmd_stats stats;
     struct cmd_hooks hooks;
+    uint64_t seed;           /* for the kvs that FLUSH ASYNC puts in place */
 
     /* Log records leave here: log_fn appends the body to the WAL and
      * returns its lsn. NULL while replaying or in tests without a WAL. */

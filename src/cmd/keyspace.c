@@ -455,27 +455,44 @@ CMD_HANDLER(cmd_copy)
 /* FLUSHALL FLUSHDB                                                          */
 /* ------------------------------------------------------------------------ */
 
-/* [ASYNC|SYNC]: both flush at once (no lazy-free thread). */
-static bool ks__flush_args_ok(struct cmd_client *c, int argc, char **argv, size_t *argvlen)
+/* [ASYNC|SYNC]: 1 for ASYNC, 0 for SYNC or nothing (Redis's default with
+ * lazyfree-lazy-user-flush no), -1 after replying with a syntax error. */
+static int ks__flush_mode(struct cmd_client *c, int argc, char **argv, size_t *argvlen)
 {
     if (argc == 1)
-        return true;
-    if (argc == 2 && (cmd_arg_is(argv[1], argvlen[1], "ASYNC") ||
-                      cmd_arg_is(argv[1], argvlen[1], "SYNC")))
-        return true;
+        return 0;
+    if (argc == 2 && cmd_arg_is(argv[1], argvlen[1], "ASYNC"))
+        return 1;
+    if (argc == 2 && cmd_arg_is(argv[1], argvlen[1], "SYNC"))
+        return 0;
     cmd_reply_syntax_error(c);
-    return false;
+    return -1;
+}
+
+/* Empty database i. ASYNC puts an empty keyspace in place and hands the old
+ * one to the server to free on another thread, so flushing millions of keys
+ * does not stall every client. */
+static void ks__flush_db(struct cmd_server *s, int i, bool async)
+{
+    s->dirty += kv_count(s->db[i]);
+    if (async && s->hooks.free_async != NULL && kv_count(s->db[i]) > 0) {
+        struct kv *old = s->db[i];
+        s->db[i] = kv_new(s->seed + (uint64_t)i + s->dirty);
+        s->hooks.free_async(s->hooks.arg, old);
+        return;
+    }
+    kv_clear(s->db[i]);
 }
 
 CMD_HANDLER(cmd_flushdb)
 {
-    if (!ks__flush_args_ok(c, argc, argv, argvlen))
+    int mode = ks__flush_mode(c, argc, argv, argvlen);
+    if (mode < 0)
         return;
     /* WATCHers are told before the keys go: only watched keys that exist
      * dirty their clients. */
     cmd_touch_all(s, c->db);
-    s->dirty += kv_count(cmd_db(s, c));
-    kv_clear(cmd_db(s, c));
+    ks__flush_db(s, c->db, mode == 1);
     char *pargv[1] = {"FLUSHDB"};
     size_t plen[1] = {7};
     cmd_propagate(s, c, 1, pargv, plen);
@@ -484,13 +501,12 @@ CMD_HANDLER(cmd_flushdb)
 
 CMD_HANDLER(cmd_flushall)
 {
-    if (!ks__flush_args_ok(c, argc, argv, argvlen))
+    int mode = ks__flush_mode(c, argc, argv, argvlen);
+    if (mode < 0)
         return;
     cmd_touch_all(s, -1);
-    for (int i = 0; i < s->databases; i++) {
-        s->dirty += kv_count(s->db[i]);
-        kv_clear(s->db[i]);
-    }
+    for (int i = 0; i < s->databases; i++)
+        ks__flush_db(s, i, mode == 1);
     char *pargv[1] = {"FLUSHALL"};
     size_t plen[1] = {8};
     cmd_propagate(s, c, 1, pargv, plen);

@@ -27,6 +27,7 @@ struct config_param {
 };
 
 static const char *const fsync_names[] = {"always", "everysec", "no", NULL};
+static const char *const maxmemory_policy_names[] = {"noeviction", NULL};
 static const char *const loglevel_names[] = {"debug", "verbose", "notice", "warning", NULL};
 
 #define OFF(f) offsetof(struct config, f)
@@ -45,6 +46,8 @@ static const struct config_param config_params[] = {
      "password clients must give with AUTH. Default none."},
     {"maxmemory", CT_MEMORY, true, OFF(maxmemory), SZ(maxmemory), 0, LLONG_MAX, NULL,
      "refuse writes when used memory exceeds this (0 = no limit)."},
+    {"maxmemory-policy", CT_ENUM, true, OFF(maxmemory_policy), SZ(maxmemory_policy), 0, 0,
+     maxmemory_policy_names, "what to do at maxmemory: noeviction (refuse writes) only."},
     {"maxclients", CT_INT, true, OFF(maxclients), SZ(maxclients), 1, 1000000, NULL,
      "most clients connected at once. Default 10000."},
     {"loglevel", CT_ENUM, true, OFF(loglevel), SZ(loglevel), 0, 0, loglevel_names,
@@ -73,6 +76,9 @@ static const struct config_param config_params[] = {
     {"snapshot-wal-bytes", CT_MEMORY, true, OFF(snapshot_wal_bytes), SZ(snapshot_wal_bytes), 0,
      LLONG_MAX, NULL,
      "take a background snapshot once the WAL has grown this much (0 = never). Default 64mb."},
+    {"snapshot-wal-percentage", CT_INT, true, OFF(snapshot_wal_percentage),
+     SZ(snapshot_wal_percentage), 0, 100000, NULL,
+     "...and once it grew this % of the last snapshot's size (0 = size alone). Default 100."},
     {"wal-segment-bytes", CT_MEMORY, false, OFF(wal_segment_bytes), SZ(wal_segment_bytes), 4096,
      1ll << 40, NULL, "size of one WAL segment file. Default 64mb."},
     /* What Redis tools ask for, answered truthfully: Triad has no RDB save
@@ -228,6 +234,7 @@ static void config__defaults(struct config *cfg)
     cfg->client_query_buffer_limit = 1024ll * 1024 * 1024;
     cfg->hz = 10;
     cfg->snapshot_wal_bytes = 64ll * 1024 * 1024;
+    cfg->snapshot_wal_percentage = 100;
     cfg->wal_segment_bytes = 64ll * 1024 * 1024;
 }
 

@@ -39,6 +39,8 @@ struct config {
     long long client_query_buffer_limit;
     int hz;
     long long snapshot_wal_bytes;
+    int snapshot_wal_percentage;
+    int maxmemory_policy;
     long long wal_segment_bytes;
 };
 

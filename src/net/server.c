@@ -122,6 +122,7 @@ struct server {
 
     struct session *sessions;
     struct session *waiting;
+    struct session *current; /* the session whose command is running */
     size_t nsessions;
     uint64_t next_client_id;
 
@@ -134,6 +135,7 @@ struct server {
     uint64_t child_lsn;
     int64_t child_start_ms;
     uint64_t snapshot_lsn;
+    uint64_t snapshot_bytes; /* size of the newest snapshot file */
     long long last_snapshot_s;
     bool last_snapshot_ok;
     uint64_t dirty_at_snapshot;
@@ -526,7 +528,9 @@ static void session_process(struct session *s)
         }
         if (s->parser.argc == 0)
             continue;
+        srv->current = s;
         cmd_exec(&srv->cmd, &s->cc, s->parser.argc, s->parser.argv, s->parser.argvlen);
+        srv->current = NULL;
         produced = true;
         if (++ncmds >= SESSION_BATCH_COMMANDS_MAX) {
             /* keep latency fair: flush what we have; more follows below */
@@ -673,6 +677,30 @@ static void on_connection(uv_stream_t *listener, int status)
 
 /* ---- snapshots ---- */
 
+static uint64_t snapshot_file_bytes(struct server *srv, uint64_t lsn)
+{
+    char path[CONFIG_STR_MAX + 64];
+    struct stat st;
+    snprintf(path, sizeof(path), "%.*s/snap-%020llu.snap", CONFIG_STR_MAX, srv->cfg.dir,
+             (unsigned long long)lsn);
+    return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* A snapshot rewrites the whole dataset, so it is worth it once the WAL has
+ * grown by both snapshot-wal-bytes and snapshot-wal-percentage of the last
+ * snapshot (Redis's auto-aof-rewrite-min-size and -percentage): write
+ * amplification stays bounded however large the dataset. */
+static bool server_snapshot_due(struct server *srv)
+{
+    if (srv->cfg.snapshot_wal_bytes <= 0 || srv->child_pid != 0)
+        return false;
+    uint64_t need = (uint64_t)srv->cfg.snapshot_wal_bytes;
+    uint64_t rel = srv->snapshot_bytes / 100 * (uint64_t)srv->cfg.snapshot_wal_percentage;
+    if (rel > need)
+        need = rel;
+    return srv->wal_bytes_since_snapshot >= need;
+}
+
 static int server_snapshot_sync(struct server *srv, char *errmsg, size_t errlen)
 {
     uint64_t lsn = wal_last_lsn(srv->wal);
@@ -685,6 +713,7 @@ static int server_snapshot_sync(struct server *srv, char *errmsg, size_t errlen)
         return rc;
     }
     srv->snapshot_lsn = lsn;
+    srv->snapshot_bytes = bytes;
     srv->last_snapshot_s = (long long)time(NULL);
     srv->last_snapshot_ok = true;
     srv->dirty_at_snapshot = srv->cmd.dirty;
@@ -757,6 +786,7 @@ static void server_check_child(struct server *srv)
         return;
     }
     srv->snapshot_lsn = srv->child_lsn;
+    srv->snapshot_bytes = snapshot_file_bytes(srv, srv->child_lsn);
     srv->last_snapshot_s = (long long)time(NULL);
     snap_remove_older(srv->cfg.dir, srv->child_lsn);
     wal_remove_before(srv->wal, srv->child_lsn);
@@ -778,8 +808,7 @@ static void on_cron(uv_timer_t *t)
         kv_rehash_step(srv->cmd.db[i], 100);
 
     server_check_child(srv);
-    if (srv->cfg.snapshot_wal_bytes > 0 && srv->child_pid == 0 &&
-        srv->wal_bytes_since_snapshot >= (uint64_t)srv->cfg.snapshot_wal_bytes) {
+    if (server_snapshot_due(srv)) {
         char err[256];
         if (server_snapshot_background(srv, err, sizeof(err)) != 0)
             srv_log(LOG_WARNING, "can't start a background snapshot: %s", err);
@@ -870,6 +899,12 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
         uname(&u);
         SECTION("Server");
         int64_t up = (now - srv->start_ms) / 1000;
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        long long now_us = (long long)tv.tv_sec * 1000000 + tv.tv_usec;
+        char exe[PATH_MAX] = "";
+        ssize_t el = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        exe[el > 0 ? el : 0] = '\0';
         tbuf_appendf(t,
                      "redis_version:%s\r\ntriad_version:%s\r\nredis_mode:standalone\r\n"
                      "os:%s %s %s\r\narch_bits:%d\r\nmultiplexing_api:libuv %s\r\n"
@@ -878,8 +913,8 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
                      "executable:%s\r\nconfig_file:%s\r\nnode_name:%s\r\n",
                      TRIAD_REDIS_COMPAT_VERSION, TRIAD_VERSION, u.sysname, u.release, u.machine,
                      (int)(sizeof(void *) * 8), uv_version_string(), (int)getpid(), srv->run_id,
-                     srv->cfg.port, (long long)now * 1000, (long long)up, (long long)(up / 86400),
-                     srv->cfg.hz, "triad", srv->cfg.config_file, srv->cfg.name);
+                     srv->cfg.port, now_us, (long long)up, (long long)(up / 86400),
+                     srv->cfg.hz, exe, srv->cfg.config_file, srv->cfg.name);
     }
     if (info_wants(argc, argv, "clients", true)) {
         SECTION("Clients");
@@ -922,17 +957,19 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
         tbuf_appendf(t,
                      "loading:0\r\nrdb_changes_since_last_save:%llu\r\n"
                      "rdb_bgsave_in_progress:%d\r\nrdb_last_save_time:%lld\r\n"
-                     "rdb_last_bgsave_status:%s\r\naof_enabled:0\r\n"
+                     "rdb_last_bgsave_status:%s\r\naof_enabled:1\r\n"
                      "wal_enabled:1\r\nwal_fsync:%s\r\nwal_last_lsn:%llu\r\n"
                      "wal_written_lsn:%llu\r\nwal_synced_lsn:%llu\r\nwal_segments:%zu\r\n"
-                     "wal_bytes:%llu\r\nwal_bytes_since_snapshot:%llu\r\nsnapshot_lsn:%llu\r\n",
+                     "wal_bytes:%llu\r\nwal_bytes_since_snapshot:%llu\r\nsnapshot_lsn:%llu\r\n"
+                     "snapshot_bytes:%llu\r\n",
                      (unsigned long long)(srv->cmd.dirty - srv->dirty_at_snapshot),
                      srv->child_pid > 0 ? 1 : 0, srv->last_snapshot_s,
                      srv->last_snapshot_ok ? "ok" : "err", config_fsync_name(srv->cfg.fsync),
                      (unsigned long long)wal_last_lsn(srv->wal), (unsigned long long)written,
                      (unsigned long long)synced, segs, (unsigned long long)wbytes,
                      (unsigned long long)srv->wal_bytes_since_snapshot,
-                     (unsigned long long)srv->snapshot_lsn);
+                     (unsigned long long)srv->snapshot_lsn,
+                     (unsigned long long)srv->snapshot_bytes);
     }
     if (info_wants(argc, argv, "stats", true)) {
         SECTION("Stats");
@@ -992,13 +1029,17 @@ static void hook_config_get(void *arg, const char *pattern,
     config_get(&srv->cfg, pattern, emit, e);
 }
 
-static int hook_config_set(void *arg, const char *name, const char *value, char *errmsg,
+/* Apply every pair to a copy and commit only if all of them are valid, so a
+ * failed CONFIG SET changes nothing (as in Redis). */
+static int hook_config_set(void *arg, int npairs, char **names, char **values, char *errmsg,
                            size_t errlen)
 {
     struct server *srv = arg;
-    int rc = config_set(&srv->cfg, name, value, errmsg, errlen);
-    if (rc != 0)
-        return rc;
+    struct config next = srv->cfg;
+    for (int i = 0; i < npairs; i++)
+        if (config_set(&next, names[i], values[i], errmsg, errlen) != 0)
+            return -1;
+    srv->cfg = next;
     /* push the new values to where they are used */
     srv->cmd.maxmemory = (uint64_t)srv->cfg.maxmemory;
     srv->cmd.requirepass = srv->cfg.requirepass;
@@ -1069,9 +1110,10 @@ static void client_line(struct server *srv, struct session *s, struct tbuf *t)
                  (unsigned long long)s->cc.id, s->addr, s->laddr,
                  session_fd(s), name, (long long)((now - s->created_ms) / 1000),
                  (long long)((now - s->last_ms) / 1000), flags, s->cc.db,
-                 (s->cc.flags & CMD_CLIENT_MULTI) ? s->cc.queue_len : -1, s->in.len,
-                 s->in.cap - s->in.len, s->in.cap, s->out.len + s->wbuf.len,
-                 sizeof(*s) + s->in.cap + s->out.cap + s->wbuf.cap,
+                 (s->cc.flags & CMD_CLIENT_MULTI) ? s->cc.queue_len : -1,
+                 s->in.len + s->parser.arena.len, s->in.cap - s->in.len, s->in.cap,
+                 s->out.len + s->wbuf.len,
+                 sizeof(*s) + s->in.cap + s->parser.arena.cap + s->out.cap + s->wbuf.cap,
                  cmdname, s->cc.proto);
     (void)srv;
 }
@@ -1100,19 +1142,63 @@ static void hook_client_list(void *arg, struct cmd_client *self, bool only_self,
     }
 }
 
-static int hook_client_kill(void *arg, uint64_t id)
+static int hook_client_kill(void *arg, const struct cmd_kill_filter *f)
 {
     struct server *srv = arg;
-    for (struct session *s = srv->sessions; s; s = s->next) {
-        if (s->cc.id == id) {
+    int64_t now = wall_ms();
+    int killed = 0;
+    struct session *s = srv->sessions;
+    while (s) {
+        struct session *next = s->next;
+        bool match = (f->id == 0 || f->id == s->cc.id) &&
+                     (f->addr == NULL || strcmp(f->addr, s->addr) == 0) &&
+                     (f->laddr == NULL || strcmp(f->laddr, s->laddr) == 0) &&
+                     (f->skip_id == 0 || f->skip_id != s->cc.id) &&
+                     (f->maxage_s == 0 || (now - s->created_ms) / 1000 > f->maxage_s);
+        if (match) {
             /* the killer may be the victim: let the reply out first */
             s->cc.flags |= CMD_CLIENT_CLOSE_AFTER_REPLY;
-            if (s->out.len == 0 && !s->write_in_flight)
+            if (s->out.len == 0 && !s->write_in_flight && s != srv->current)
                 session_close(s);
-            return 1;
+            killed++;
         }
+        s = next;
     }
-    return 0;
+    return killed;
+}
+
+/* FLUSHALL/FLUSHDB ASYNC: free the old keyspace on libuv's thread pool.
+ * Only the allocator is shared with the loop (the memory counter is
+ * atomic), so nothing else needs a lock. */
+struct lazyfree {
+    uv_work_t req;
+    struct kv *kv;
+};
+
+static void lazyfree_work(uv_work_t *req)
+{
+    struct lazyfree *lf = req->data;
+    kv_free(lf->kv);
+}
+
+static void lazyfree_done(uv_work_t *req, int status)
+{
+    struct lazyfree *lf = req->data;
+    if (status != 0)
+        kv_free(lf->kv); /* cancelled at shutdown: free here */
+    tfree(lf);
+}
+
+static void hook_free_async(void *arg, struct kv *kv)
+{
+    struct server *srv = arg;
+    struct lazyfree *lf = tmalloc(sizeof(*lf));
+    lf->kv = kv;
+    lf->req.data = lf;
+    if (uv_queue_work(srv->loop, &lf->req, lazyfree_work, lazyfree_done) != 0) {
+        kv_free(kv);
+        tfree(lf);
+    }
 }
 
 static void hook_shutdown(void *arg, bool save)
@@ -1382,6 +1468,7 @@ int server_main(int argc, char **argv)
         return 1;
     }
     srv->snapshot_lsn = snap_lsn;
+    srv->snapshot_bytes = snap_lsn ? snapshot_file_bytes(srv, snap_lsn) : 0;
     srv->last_snapshot_ok = true;
     srv->last_snapshot_s = (long long)time(NULL);
     srv_log(LOG_NOTICE,
@@ -1400,6 +1487,7 @@ int server_main(int argc, char **argv)
         .config_resetstat = hook_config_resetstat,
         .client_list = hook_client_list,
         .client_kill = hook_client_kill,
+        .free_async = hook_free_async,
         .shutdown = hook_shutdown,
         .snapshot = hook_snapshot,
         .last_snapshot = hook_last_snapshot,

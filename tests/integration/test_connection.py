@@ -1,5 +1,6 @@
 """Connection commands: PING ECHO HELLO AUTH CLIENT SELECT QUIT RESET."""
 import pytest
+import redis
 
 from conftest import ConnClosed, Err, Verbatim, arity
 
@@ -274,3 +275,32 @@ def test_reset_keeps_the_client_id(c):
     cid = c.cmd("CLIENT", "ID")
     assert c.cmd("RESET") == "RESET"
     assert c.cmd("CLIENT", "ID") == cid
+
+
+def test_client_kill_by_address_and_filters(server, r):
+    victim = server.resp()
+    vid = victim.cmd("CLIENT", "ID")
+    line = [l for l in r.execute_command("CLIENT", "LIST").decode().splitlines()
+            if l.startswith("id=%d " % vid)][0]
+    addr = dict(f.split("=", 1) for f in line.split(" ") if "=" in f)["addr"]
+    laddr = dict(f.split("=", 1) for f in line.split(" ") if "=" in f)["laddr"]
+    assert r.execute_command("CLIENT", "KILL", "ADDR", "1.2.3.4:5") == 0
+    assert r.execute_command("CLIENT", "KILL", "ADDR", addr) == 1
+    with pytest.raises((ConnClosed, ConnectionError)):
+        victim.cmd("PING")
+    victim.close()
+    # the old form names one client by address and answers +OK
+    victim = server.resp()
+    vid = victim.cmd("CLIENT", "ID")
+    line = [l for l in r.execute_command("CLIENT", "LIST").decode().splitlines()
+            if l.startswith("id=%d " % vid)][0]
+    addr = dict(f.split("=", 1) for f in line.split(" ") if "=" in f)["addr"]
+    assert r.execute_command("CLIENT", "KILL", addr) == b"OK"
+    with pytest.raises((ConnClosed, ConnectionError)):
+        victim.cmd("PING")
+    victim.close()
+    with pytest.raises(redis.exceptions.ResponseError, match="No such client"):
+        r.execute_command("CLIENT", "KILL", addr)
+    # LADDR and TYPE normal match this client too, but SKIPME (the default) spares it
+    assert r.execute_command("CLIENT", "KILL", "LADDR", laddr, "TYPE", "normal") >= 0
+    assert r.ping() is True

@@ -316,3 +316,47 @@ def test_triad_rejects_a_bad_fsync_flag(make_server):
     s = make_server(extra_args=["--fsync", "sometimes"], start=False)
     with pytest.raises(RuntimeError, match="exited"):
         s.start(timeout_s=10.0)
+
+
+def test_config_set_is_all_or_nothing(c):
+    assert c.cmd("CONFIG", "SET", "timeout", "0") == "OK"
+    err = c.cmd("CONFIG", "SET", "timeout", "7", "no-such-setting", "1")
+    assert isinstance(err, Err)
+    assert c.cmd("CONFIG", "GET", "timeout") == [b"timeout", b"0"]
+    err = c.cmd("CONFIG", "SET", "timeout", "7", "maxclients", "0")
+    assert isinstance(err, Err)
+    assert c.cmd("CONFIG", "GET", "timeout") == [b"timeout", b"0"]
+    assert c.cmd("CONFIG", "SET", "timeout", "7", "maxmemory", "0") == "OK"
+    assert c.cmd("CONFIG", "GET", "timeout") == [b"timeout", b"7"]
+    assert c.cmd("CONFIG", "SET", "timeout", "0") == "OK"
+
+
+def test_maxmemory_policy_noeviction(c):
+    assert c.cmd("CONFIG", "GET", "maxmemory-policy") == [b"maxmemory-policy", b"noeviction"]
+    assert c.cmd("CONFIG", "SET", "maxmemory-policy", "noeviction") == "OK"
+
+
+@pytest.mark.parametrize("cmd", [("SHUTDOWN",), ("SAVE",)])
+def test_commands_refused_inside_multi(c, cmd):
+    assert c.cmd("MULTI") == "OK"
+    assert c.cmd(*cmd) == Err("ERR Command not allowed inside a transaction")
+    assert c.cmd("EXEC") == Err("EXECABORT Transaction discarded because of previous errors.")
+
+
+def test_flushall_async_empties_at_once_and_keeps_serving(make_server):
+    s = make_server()
+    client = s.client()
+    pipe = client.pipeline(transaction=False)
+    for i in range(200000):
+        pipe.set(b"k:%d" % i, b"v")
+        if i % 10000 == 9999:
+            pipe.execute()
+    pipe.execute()
+    assert client.dbsize() == 200000
+    assert client.execute_command("FLUSHALL", "ASYNC") is True
+    assert client.dbsize() == 0
+    assert client.get(b"k:1") is None
+    assert client.set(b"after", b"1") is True
+    assert client.get(b"after") == b"1"
+    assert client.execute_command("FLUSHDB", "ASYNC") is True
+    assert client.dbsize() == 0

@@ -349,6 +349,8 @@ struct t_hooks {
     int resetstat_calls, shutdown_calls, snapshot_calls;
     bool shutdown_save, snapshot_background, snapshot_fail;
     uint64_t killed_id;
+    int kill_calls;
+    int free_async_calls;
     char last_set[64];
 };
 
@@ -370,15 +372,22 @@ static void t_config_get(void *arg, const char *pattern,
             emit(e, params[i][0], params[i][1]);
 }
 
-static int t_config_set(void *arg, const char *name, const char *value, char *errmsg, size_t errlen)
+static int t_config_set(void *arg, int npairs, char **names, char **values, char *errmsg,
+                        size_t errlen)
 {
     struct t_hooks *h = arg;
-    if (strcmp(name, "maxmemory") != 0) {
-        snprintf(errmsg, errlen, "Unknown option or number of arguments for CONFIG SET - '%s'",
-                 name);
-        return 1;
+    /* all or nothing, as the server's hook: check every pair first */
+    for (int i = 0; i < npairs; i++) {
+        if (strcmp(names[i], "maxmemory") != 0) {
+            snprintf(errmsg, errlen, "Unknown option or number of arguments for CONFIG SET - '%s'",
+                     names[i]);
+            return 1;
+        }
     }
-    snprintf(h->last_set, sizeof(h->last_set), "%s=%s", name, value);
+    h->last_set[0] = '\0';
+    for (int i = 0; i < npairs; i++)
+        snprintf(h->last_set + strlen(h->last_set), sizeof(h->last_set) - strlen(h->last_set),
+                 "%s%s=%s", i ? "," : "", names[i], values[i]);
     return 0;
 }
 
@@ -403,10 +412,29 @@ static void t_client_list(void *arg, struct cmd_client *self, bool only_self, co
     tbuf_appends(text, "id=7\nid=8\n");
 }
 
-static int t_client_kill(void *arg, uint64_t id)
+/* two clients: id 7 at 1.1.1.1:7 and id 8 at 1.1.1.1:8, both 10 s old */
+static int t_client_kill(void *arg, const struct cmd_kill_filter *f)
 {
-    ((struct t_hooks *)arg)->killed_id = id;
-    return id == 8;
+    struct t_hooks *h = arg;
+    int n = 0;
+    h->kill_calls++;
+    for (uint64_t id = 7; id <= 8; id++) {
+        char addr[32];
+        snprintf(addr, sizeof(addr), "1.1.1.1:%llu", (unsigned long long)id);
+        if ((f->id && f->id != id) || (f->addr && strcmp(f->addr, addr) != 0) ||
+            (f->laddr && strcmp(f->laddr, "2.2.2.2:1") != 0) || f->skip_id == id ||
+            (f->maxage_s && 10 <= f->maxage_s))
+            continue;
+        h->killed_id = id;
+        n++;
+    }
+    return n;
+}
+
+static void t_free_async(void *arg, struct kv *kv)
+{
+    ((struct t_hooks *)arg)->free_async_calls++;
+    kv_free(kv);
 }
 
 static void t_shutdown(void *arg, bool save)
@@ -444,6 +472,7 @@ static void fx_hooks(struct fx *f, struct t_hooks *h)
         .config_resetstat = t_config_resetstat,
         .client_list = t_client_list,
         .client_kill = t_client_kill,
+        .free_async = t_free_async,
         .shutdown = t_shutdown,
         .snapshot = t_snapshot,
         .last_snapshot = t_last_snapshot,
@@ -480,6 +509,17 @@ TEST(client_subcommands_reply_as_redis)
     EXPECT(&f, &f.c, "CLIENT KILL ID 9999", ":0\r\n");
     EXPECT(&f, &f.c, "CLIENT KILL ID x", "-ERR client-id should be greater than 0\r\n");
     EXPECT(&f, &f.c, "CLIENT KILL 1.2.3.4:5", "-ERR No such client\r\n");
+    EXPECT(&f, &f.c, "CLIENT KILL 1.1.1.1:8", "+OK\r\n");
+    EXPECT(&f, &f.c, "CLIENT KILL ADDR 1.1.1.1:7 SKIPME no", ":1\r\n");
+    CHECK_EQ_INT(h.killed_id, 7);
+    EXPECT(&f, &f.c, "CLIENT KILL LADDR 2.2.2.2:1 SKIPME no", ":2\r\n");
+    EXPECT(&f, &f.c, "CLIENT KILL TYPE normal SKIPME no", ":2\r\n");
+    EXPECT(&f, &f.c, "CLIENT KILL TYPE master", ":0\r\n");
+    EXPECT(&f, &f.c, "CLIENT KILL TYPE x", "-ERR Unknown client type 'x'\r\n");
+    EXPECT(&f, &f.c, "CLIENT KILL USER nobody", "-ERR No such user 'nobody'\r\n");
+    EXPECT(&f, &f.c, "CLIENT KILL MAXAGE 5 SKIPME no", ":2\r\n");
+    EXPECT(&f, &f.c, "CLIENT KILL MAXAGE 50 SKIPME no", ":0\r\n");
+    EXPECT(&f, &f.c, "CLIENT KILL FOO bar", "-ERR syntax error\r\n");
     EXPECT(&f, &f.c, "CLIENT KILL", "-ERR wrong number of arguments for 'client|kill' command\r\n");
     EXPECT(&f, &f.c, "CLIENT SETINFO lib-name redis-py", "+OK\r\n");
     EXPECT(&f, &f.c, "CLIENT SETINFO foo x", "-ERR Unrecognized option 'foo'\r\n");
@@ -521,6 +561,9 @@ TEST(config_get_dedups_and_is_a_map_in_resp3)
     EXPECT(&f, &f.c, "CONFIG GET port", "%1\r\n$4\r\nport\r\n$4\r\n6379\r\n");
     EXPECT(&f, &f.c, "CONFIG SET maxmemory 100", "+OK\r\n");
     CHECK(strcmp(h.last_set, "maxmemory=100") == 0);
+    EXPECT(&f, &f.c, "CONFIG SET maxmemory 5 foo 1",
+           "-ERR Unknown option or number of arguments for CONFIG SET - 'foo'\r\n");
+    CHECK(strcmp(h.last_set, "maxmemory=100") == 0); /* nothing applied */
     EXPECT(&f, &f.c, "CONFIG SET foo bar",
            "-ERR Unknown option or number of arguments for CONFIG SET - 'foo'\r\n");
     EXPECT(&f, &f.c, "CONFIG SET a b c", "-ERR syntax error\r\n");
@@ -1369,6 +1412,38 @@ TEST(handlers_leave_no_memory_behind)
     CHECK_EQ_INT(tmem_used(), before);
 }
 
+TEST(flush_async_hands_the_old_keyspace_to_the_server)
+{
+    struct fx f;
+    struct t_hooks h;
+    fx_init(&f);
+    fx_hooks(&f, &h);
+    t_run(&f, &f.c, "SET a 1");
+    t_run(&f, &f.c, "SELECT 1");
+    t_run(&f, &f.c, "SET b 2");
+    EXPECT(&f, &f.c, "FLUSHALL ASYNC", "+OK\r\n");
+    CHECK_EQ_INT(h.free_async_calls, 2); /* the two non-empty dbs only */
+    EXPECT(&f, &f.c, "DBSIZE", ":0\r\n");
+    EXPECT(&f, &f.c, "SET c 3", "+OK\r\n");
+    EXPECT(&f, &f.c, "GET c", "$1\r\n3\r\n");
+    EXPECT(&f, &f.c, "FLUSHDB ASYNC", "+OK\r\n");
+    CHECK_EQ_INT(h.free_async_calls, 3);
+    EXPECT(&f, &f.c, "FLUSHDB ASYNC", "+OK\r\n"); /* empty: nothing to hand over */
+    CHECK_EQ_INT(h.free_async_calls, 3);
+    t_run(&f, &f.c, "SET d 4");
+    EXPECT(&f, &f.c, "FLUSHDB SYNC", "+OK\r\n");
+    CHECK_EQ_INT(h.free_async_calls, 3);
+    EXPECT(&f, &f.c, "FLUSHALL LATER", "-ERR syntax error\r\n");
+    /* SHUTDOWN and SAVE are refused inside MULTI, and doom the EXEC */
+    EXPECT(&f, &f.c, "MULTI", "+OK\r\n");
+    EXPECT(&f, &f.c, "SHUTDOWN", "-ERR Command not allowed inside a transaction\r\n");
+    EXPECT(&f, &f.c, "SAVE", "-ERR Command not allowed inside a transaction\r\n");
+    CHECK_EQ_INT(h.shutdown_calls, 0);
+    EXPECT(&f, &f.c, "EXEC",
+           "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    fx_free(&f);
+}
+
 int main(void)
 {
     RUN(lookup_finds_every_table_command_in_any_case);
@@ -1408,5 +1483,6 @@ int main(void)
     RUN(copy_follows_redis_checks_and_copies_across_dbs);
     RUN(flush_randomkey_and_dbsize);
     RUN(handlers_leave_no_memory_behind);
+    RUN(flush_async_hands_the_old_keyspace_to_the_server);
     return test_summary("cmd");
 }
