@@ -7,6 +7,12 @@
  * record there with nothing valid after it is a torn write, truncated and
  * logged; anything else is corruption, and the node refuses to start
  * rather than silently lose acknowledged writes.
+ *
+ * Segments are zero-prefilled ahead of the write position (wal__prefill),
+ * so a segment's file is usually longer than its records: its logical end
+ * is where the records stop and zeros begin. A record's length is never 0,
+ * so zeros cannot be mistaken for a record, and a segment whose records are
+ * followed by nothing but zeros ends cleanly there.
  */
 #include "wal.h"
 
@@ -38,15 +44,26 @@
 /* A new pending buffer starts as big as the last batch, up to this: one
  * huge record must not make every later batch reserve as much. */
 #define WAL_PENDING_HINT_BYTES_MAX (4u * 1024 * 1024)
+/* Zero runs are compared against a block this big (memcmp, which libc
+ * vectorises) rather than byte by byte: a 64 MiB segment that is mostly
+ * prefill must not slow start-up down. */
+#define WAL_ZERO_BLOCK_BYTES 4096
+/* Reading back from the end of a skipped segment for its last data byte. */
+#define WAL_TAIL_READ_BYTES (64u * 1024)
 
 _Static_assert(WAL_HEADER_BYTES == 8 + 4 + 4 + 8, "header layout");
 _Static_assert(WAL_RECORD_OVERHEAD == 4 + 4 + 1, "record framing");
 _Static_assert(WAL_RECORD_MAX_BYTES <= UINT32_MAX, "a length must fit its u32 field");
 _Static_assert(sizeof(WAL_MAGIC) - 1 == 8, "magic is 8 bytes");
+_Static_assert(WAL_PAYLOAD_MIN_BYTES > 0, "a zero length must never be a valid record");
+_Static_assert(WAL_PREFILL_CHUNK_BYTES > 0, "prefill must make progress");
+
+static const unsigned char wal__zero_block[WAL_ZERO_BLOCK_BYTES];
 
 struct wal_seg {
     uint64_t first_lsn;
-    uint64_t bytes;
+    uint64_t bytes;       /* logical: header and records */
+    uint64_t alloc_bytes; /* the file's size, prefill included */
 };
 
 struct wal {
@@ -63,7 +80,8 @@ struct wal {
     int fd;                /* current (last) segment, -1 if none */
     uint64_t cur_first_lsn;
     uint64_t cur_next_lsn; /* the lsn the next record in this segment must carry */
-    uint64_t cur_bytes;    /* header included */
+    uint64_t cur_bytes;    /* logical end: header and records, where the next goes */
+    uint64_t cur_alloc_bytes; /* file size; zeros from cur_bytes up to it */
     uint64_t cur_records;
     bool failed;           /* a write or sync failed: the file can't be trusted */
 
@@ -117,8 +135,10 @@ static bool wal__parse_name(const char *name, uint64_t *lsn)
     return v > 0;
 }
 
-static void wal__segs_push(struct wal *w, uint64_t first_lsn, uint64_t bytes)
+static void wal__segs_push(struct wal *w, uint64_t first_lsn, uint64_t bytes,
+                           uint64_t alloc_bytes)
 {
+    TRIAD_ASSERT(bytes <= alloc_bytes);
     pthread_mutex_lock(&w->seg_mu);
     if (w->segs_count == w->segs_cap) {
         w->segs_cap = w->segs_cap ? w->segs_cap * 2 : 16;
@@ -127,16 +147,81 @@ static void wal__segs_push(struct wal *w, uint64_t first_lsn, uint64_t bytes)
     TRIAD_ASSERT(w->segs_count == 0 || w->segs[w->segs_count - 1].first_lsn < first_lsn);
     w->segs[w->segs_count].first_lsn = first_lsn;
     w->segs[w->segs_count].bytes = bytes;
+    w->segs[w->segs_count].alloc_bytes = alloc_bytes;
     w->segs_count++;
     pthread_mutex_unlock(&w->seg_mu);
 }
 
-static void wal__segs_set_cur_bytes(struct wal *w, uint64_t bytes)
+static void wal__segs_set_cur_bytes(struct wal *w)
 {
+    TRIAD_ASSERT(w->cur_bytes <= w->cur_alloc_bytes);
     pthread_mutex_lock(&w->seg_mu);
     TRIAD_ASSERT(w->segs_count > 0);
-    w->segs[w->segs_count - 1].bytes = bytes;
+    w->segs[w->segs_count - 1].bytes = w->cur_bytes;
+    w->segs[w->segs_count - 1].alloc_bytes = w->cur_alloc_bytes;
     pthread_mutex_unlock(&w->seg_mu);
+}
+
+/* The first offset in data[from..size) holding a non-zero byte, or size. */
+static uint64_t wal__skip_zeros(const unsigned char *data, uint64_t from, uint64_t size)
+{
+    uint64_t p = from;
+    while (p < size) {
+        size_t n = (size_t)TRIAD_MIN(size - p, (uint64_t)WAL_ZERO_BLOCK_BYTES);
+        if (memcmp(data + p, wal__zero_block, n) != 0)
+            break;
+        p += n;
+    }
+    /* At most one block to go, and only if a non-zero byte is in it. */
+    while (p < size && data[p] == 0)
+        p++;
+    return p;
+}
+
+/* Make the current segment's file hold zeros at least
+ * WAL_PREFILL_AHEAD_BYTES past `end`, the end of the records about to be
+ * written at cur_bytes, but not past the segment limit (nor past `end`
+ * for a record bigger than a segment, which gets a segment to itself).
+ * When the file must grow it grows a further WAL_PREFILL_CHUNK_BYTES, so
+ * that most batches overwrite blocks the file already has: their
+ * fdatasync then flushes data only, with no change of size for the
+ * filesystem to commit to its journal. The zeros are really written, not
+ * fallocated: an unwritten extent still needs a metadata update on its
+ * first write. The caller's next fdatasync covers them. */
+static int wal__prefill(struct wal *w, uint64_t end, char *errmsg, size_t errlen)
+{
+    TRIAD_ASSERT(w->fd >= 0);
+    TRIAD_ASSERT(end >= w->cur_bytes);
+    TRIAD_ASSERT(w->cur_alloc_bytes >= w->cur_bytes);
+    uint64_t limit = TRIAD_MAX(w->segment_bytes, end);
+    uint64_t need = TRIAD_MIN(end + WAL_PREFILL_AHEAD_BYTES, limit);
+    if (w->cur_alloc_bytes >= need)
+        return 0;
+    uint64_t target = TRIAD_MIN(need + WAL_PREFILL_CHUNK_BYTES, limit);
+    /* The records themselves will cover [cur_bytes, end). */
+    uint64_t off = TRIAD_MAX(w->cur_alloc_bytes, end);
+    TRIAD_ASSERT(target >= off);
+    if (target > off) {
+        size_t zlen = (size_t)TRIAD_MIN(target - off, (uint64_t)WAL_PREFILL_CHUNK_BYTES);
+        /* Fresh from the allocator: large blocks are new zero pages that
+         * cost nothing until read, and live only for this call. */
+        void *zeros = tcalloc(1, zlen);
+        while (off < target) {
+            size_t n = (size_t)TRIAD_MIN(target - off, (uint64_t)zlen);
+            if (fs_pwrite_all(w->fd, zeros, n, off) != 0) {
+                wal__err(errmsg, errlen,
+                         "wal: prefill segment %" PRIu64 " at offset %" PRIu64 ": %s",
+                         w->cur_first_lsn, off, strerror(errno));
+                tfree(zeros);
+                return TRIAD_EIO;
+            }
+            off += n;
+        }
+        tfree(zeros);
+    }
+    w->cur_alloc_bytes = target;
+    TRIAD_ASSERT(w->cur_alloc_bytes >= end);
+    return 0;
 }
 
 static void wal__header_encode(unsigned char *h, uint64_t first_lsn)
@@ -189,23 +274,37 @@ static int wal__create_segment(struct wal *w, uint64_t first_lsn, char *errmsg, 
         wal__err(errmsg, errlen, "wal: create %s: %s", path, strerror(errno));
         goto err_free_path;
     }
+    /* The header is durable before the prefill is written, so a file whose
+     * header is torn is never longer than a header: recovery can remove it
+     * as a creation cut short without mistaking it for a damaged segment. */
     if (fs_pwrite_all(fd, h, sizeof(h), 0) != 0 || fs_datasync(fd) != 0) {
         wal__err(errmsg, errlen, "wal: write header of %s: %s", path, strerror(errno));
-        goto err_close;
-    }
-    if (fs_sync_dir(w->dir) != 0) {
-        wal__err(errmsg, errlen, "wal: fsync directory %s: %s", w->dir, strerror(errno));
         goto err_close;
     }
     w->fd = fd;
     w->cur_first_lsn = first_lsn;
     w->cur_next_lsn = first_lsn;
     w->cur_bytes = WAL_HEADER_BYTES;
+    w->cur_alloc_bytes = WAL_HEADER_BYTES;
     w->cur_records = 0;
-    wal__segs_push(w, first_lsn, WAL_HEADER_BYTES);
+    /* The first prefill is synced here too, so that the first batches'
+     * fdatasyncs already find the file at its new size. */
+    if (wal__prefill(w, WAL_HEADER_BYTES, errmsg, errlen) != 0)
+        goto err_reset;
+    if (fs_datasync(fd) != 0) {
+        wal__err(errmsg, errlen, "wal: fdatasync prefill of %s: %s", path, strerror(errno));
+        goto err_reset;
+    }
+    if (fs_sync_dir(w->dir) != 0) {
+        wal__err(errmsg, errlen, "wal: fsync directory %s: %s", w->dir, strerror(errno));
+        goto err_reset;
+    }
+    wal__segs_push(w, first_lsn, w->cur_bytes, w->cur_alloc_bytes);
     tfree(path);
     return 0;
 
+err_reset:
+    w->fd = -1;
 err_close:
     fs_close(fd);
     /* Leave no header-less file behind for recovery to puzzle over. */
@@ -280,6 +379,15 @@ static bool wal__valid_record_after(const unsigned char *data, uint64_t size, ui
         return false;
     for (uint64_t p = from; p + WAL_RECORD_MIN_BYTES <= size; p++) {
         uint32_t len = tbuf_read_u32le(data + p);
+        if (len == 0) {
+            /* A zero run (prefill): a record's length field has a non-zero
+             * byte, so the next candidate is 3 bytes before the next
+             * non-zero byte. Skipped in blocks, not byte by byte. */
+            uint64_t nz = wal__skip_zeros(data, p, size);
+            TRIAD_ASSERT(nz >= p + 4);
+            p = nz - 4; /* the loop's p++ makes it nz - 3 */
+            continue;
+        }
         if (len < WAL_PAYLOAD_MIN_BYTES || len > WAL_RECORD_MAX_BYTES || len > size - p - 8)
             continue;
         uint64_t rec_lsn = tbuf_read_u64le(data + p + 9);
@@ -294,21 +402,31 @@ static bool wal__valid_record_after(const unsigned char *data, uint64_t size, ui
 }
 
 /* Replay one mapped segment. *lsn is the lsn its first record must carry
- * on entry and the next one after it on return. For the last segment,
- * *keep_bytes is where a torn tail starts (the file size if none). */
+ * on entry and the next one after it on return. *keep_bytes is the
+ * segment's logical end: where its records stop, before a tail of zeros
+ * (unused prefill, kept) or, in the last segment only, before a torn tail
+ * (*torn set: the caller truncates it). */
 static int wal__replay_segment(struct wal_recovery *r, const char *path,
                                const unsigned char *data, uint64_t size, bool is_last,
-                               uint64_t *lsn, uint64_t *keep_bytes, uint64_t *records)
+                               uint64_t *lsn, uint64_t *keep_bytes, bool *torn,
+                               uint64_t *records)
 {
     uint64_t off = WAL_HEADER_BYTES;
     char why[160];
     *records = 0;
+    *torn = false;
     while (off < size) {
         uint64_t rec_bytes = 0;
         bool lsn_mismatch;
         const char *reason =
             wal__record_check(data, size, off, *lsn, &rec_bytes, &lsn_mismatch, why, sizeof(why));
         if (reason != NULL) {
+            /* Nothing but zeros to the end: prefill no record reached yet
+             * (a record's length is never 0). A clean end, in any segment. */
+            if (wal__skip_zeros(data, off, size) == size) {
+                *keep_bytes = off;
+                return 0;
+            }
             if (is_last && !lsn_mismatch && !wal__valid_record_after(data, size, off + 1, *lsn)) {
                 char msg[WAL_MSG_MAX];
                 snprintf(msg, sizeof(msg), "wal: truncated torn record at %s offset %" PRIu64 ": %s",
@@ -316,6 +434,7 @@ static int wal__replay_segment(struct wal_recovery *r, const char *path,
                 if (r->log_cb != NULL)
                     r->log_cb(r->log_arg, msg);
                 *keep_bytes = off;
+                *torn = true;
                 return 0;
             }
             wal__err(r->errmsg, r->errlen, "wal: corrupt record in %s at offset %" PRIu64 ": %s",
@@ -341,9 +460,39 @@ static int wal__replay_segment(struct wal_recovery *r, const char *path,
     return 0;
 }
 
+/* The end of the last non-zero byte of fd's data after the header (the
+ * header's end if none), read backwards from the end of the file: the
+ * logical size of a segment whose records are not read, short by any zero
+ * bytes that end its last record. Only the zero tail and one block more
+ * are read. */
+static int wal__data_end(int fd, uint64_t size, uint64_t *end)
+{
+    unsigned char *buf = tmalloc(WAL_TAIL_READ_BYTES);
+    uint64_t hi = size;
+    int rc = 0;
+    *end = WAL_HEADER_BYTES;
+    while (hi > WAL_HEADER_BYTES) {
+        uint64_t lo = hi - TRIAD_MIN(hi - WAL_HEADER_BYTES, (uint64_t)WAL_TAIL_READ_BYTES);
+        size_t got = 0;
+        rc = fs_pread_all(fd, buf, (size_t)(hi - lo), lo, &got);
+        if (rc != 0)
+            break;
+        if (wal__skip_zeros(buf, 0, got) < got) {
+            size_t i = got;
+            while (buf[i - 1] == 0)
+                i--;
+            *end = lo + i;
+            break;
+        }
+        hi = lo;
+    }
+    tfree(buf);
+    return rc;
+}
+
 /* Validate only the header of a segment wholly covered by after_lsn. */
 static int wal__check_skipped(struct wal_recovery *r, const char *path, uint64_t name_lsn,
-                              uint64_t *bytes)
+                              uint64_t *bytes, uint64_t *alloc_bytes)
 {
     int fd;
     unsigned char h[WAL_HEADER_BYTES];
@@ -355,7 +504,9 @@ static int wal__check_skipped(struct wal_recovery *r, const char *path, uint64_t
     }
     int rc = fs_pread_all(fd, h, sizeof(h), 0, &got);
     if (rc == 0)
-        rc = fs_file_size(fd, bytes);
+        rc = fs_file_size(fd, alloc_bytes);
+    if (rc == 0)
+        rc = wal__data_end(fd, *alloc_bytes, bytes);
     int err = errno;
     fs_close(fd);
     if (rc != 0) {
@@ -466,17 +617,22 @@ static int wal__recover_segment(struct wal_recovery *r, const char *path, uint64
     }
     *lsn = name_lsn;
     uint64_t keep = 0, records = 0;
-    rc = wal__replay_segment(r, path, map, size, is_last, lsn, &keep, &records);
+    bool torn = false;
+    rc = wal__replay_segment(r, path, map, size, is_last, lsn, &keep, &torn, &records);
     fs_unmap(map, (size_t)size);
     map = NULL;
     if (rc != 0)
         goto err_close;
+    TRIAD_ASSERT(keep >= WAL_HEADER_BYTES);
+    TRIAD_ASSERT(keep <= size);
     if (!is_last) {
+        TRIAD_ASSERT(!torn);
         fs_close(fd);
-        wal__segs_push(w, name_lsn, size);
+        wal__segs_push(w, name_lsn, keep, size);
         return 0;
     }
-    if (keep < size) {
+    uint64_t alloc = size;
+    if (torn) {
         /* Made durable now: new records will follow at `keep`, and the old
          * tail must not reappear behind them after another crash. */
         if (fs_truncate(fd, keep) != 0 || fs_datasync(fd) != 0) {
@@ -484,13 +640,17 @@ static int wal__recover_segment(struct wal_recovery *r, const char *path, uint64
             rc = TRIAD_EIO;
             goto err_close;
         }
+        /* The next batch's prefill grows it again. */
+        alloc = keep;
     }
+    /* A zero tail stays: new records overwrite it from `keep` on. */
     w->fd = fd;
     w->cur_first_lsn = name_lsn;
     w->cur_next_lsn = *lsn;
     w->cur_bytes = keep;
+    w->cur_alloc_bytes = alloc;
     w->cur_records = records;
-    wal__segs_push(w, name_lsn, keep);
+    wal__segs_push(w, name_lsn, keep, alloc);
     return 0;
 
 err_unmap:
@@ -538,12 +698,12 @@ static int wal__recover(struct wal_recovery *r)
      * records. The last segment is always read, for the last lsn. */
     size_t i = 0;
     for (; i + 1 < count && lsns[i + 1] <= r->after_lsn + 1; i++) {
-        uint64_t bytes = 0;
+        uint64_t bytes = 0, alloc = 0;
         wal__seg_path(w, lsns[i], path, plen);
-        rc = wal__check_skipped(r, path, lsns[i], &bytes);
+        rc = wal__check_skipped(r, path, lsns[i], &bytes, &alloc);
         if (rc != 0)
             goto out;
-        wal__segs_push(w, lsns[i], bytes);
+        wal__segs_push(w, lsns[i], bytes, alloc);
     }
     if (i < count && lsns[i] > r->after_lsn + 1) {
         wal__seg_path(w, lsns[i], path, plen);
@@ -753,6 +913,9 @@ int wal_write_batch(struct wal *w, const struct wal_batch *b, bool sync, char *e
             lsn++;
         }
         TRIAD_ASSERT(run_records > 0);
+        rc = wal__prefill(w, w->cur_bytes + run_bytes, errmsg, errlen);
+        if (rc != 0)
+            goto err_failed;
         if (fs_pwrite_all(w->fd, data + run_start, run_bytes, w->cur_bytes) != 0) {
             wal__err(errmsg, errlen, "wal: write segment %" PRIu64 " at offset %" PRIu64 ": %s",
                      w->cur_first_lsn, w->cur_bytes, strerror(errno));
@@ -762,7 +925,7 @@ int wal_write_batch(struct wal *w, const struct wal_batch *b, bool sync, char *e
         w->cur_bytes += run_bytes;
         w->cur_records += run_records;
         w->cur_next_lsn = lsn;
-        wal__segs_set_cur_bytes(w, w->cur_bytes);
+        wal__segs_set_cur_bytes(w);
     }
     TRIAD_ASSERT(b->len == 0 || lsn == b->last_lsn + 1);
     if (sync) {
@@ -839,4 +1002,14 @@ void wal_stats(struct wal *w, size_t *segments, uint64_t *bytes)
     *segments = w->segs_count;
     *bytes = total;
     pthread_mutex_unlock(&w->seg_mu);
+}
+
+uint64_t wal_allocated_bytes(struct wal *w)
+{
+    pthread_mutex_lock(&w->seg_mu);
+    uint64_t total = 0;
+    for (size_t i = 0; i < w->segs_count; i++)
+        total += w->segs[i].alloc_bytes;
+    pthread_mutex_unlock(&w->seg_mu);
+    return total;
 }

@@ -9,6 +9,12 @@
  * payload begins with the record's u64 lsn (little-endian) followed by the
  * caller's body. LSNs are consecutive from 1.
  *
+ * Segments are zero-prefilled ahead of the last record (real zero bytes,
+ * written and synced by the fsync thread), so that most fdatasyncs flush
+ * data into blocks the file already has instead of growing it. A length
+ * of 0 is never a valid record: zeros after the last record of a segment
+ * are its clean end, in any segment, and are left in place.
+ *
  * Threads: the loop thread appends records into an in-memory pending
  * buffer (wal_append) and, once per loop turn, takes it as a batch
  * (wal_take_batch). The fsync thread writes a batch to the files and makes
@@ -29,6 +35,13 @@
 #define WAL_RECORD_MAX_BYTES (1024ull * 1024 * 1024 + 4096) /* one command's bytes + framing */
 #define WAL_HEADER_BYTES 24
 #define WAL_RECORD_OVERHEAD 9 /* u32 length + u32 crc + u8 type */
+/* Before a batch is written, the current segment's file holds zeros at
+ * least this far past the batch's end (never past the segment limit, nor
+ * past a lone record bigger than a segment)... */
+#define WAL_PREFILL_AHEAD_BYTES (4ull * 1024 * 1024)
+/* ...and when it must grow for that, it grows this much further, so that
+ * growing (which costs a journal commit in the fdatasync) is rare. */
+#define WAL_PREFILL_CHUNK_BYTES (4ull * 1024 * 1024)
 
 struct wal;
 
@@ -45,7 +58,9 @@ struct wal_batch {
 };
 
 /* Open (creating the directory if needed) and recover: for every record
- * with lsn > after_lsn, in order, call cb. A torn or checksum-failing record
+ * with lsn > after_lsn, in order, call cb. Zeros after a segment's last
+ * record are its clean end (no log line, nothing truncated; in the last
+ * segment new records overwrite them). A torn or checksum-failing record
  * at the very tail of the last segment is truncated away, with a line in
  * errmsg-like form written through log_cb (may be NULL). A bad record
  * anywhere else returns TRIAD_ECORRUPT with errmsg naming the file and
@@ -72,7 +87,10 @@ void wal_batch_free(struct wal_batch *b);
 /* Fsync thread: append the batch to the current segment (starting a new
  * segment, header and directory fsync included, whenever the current one
  * would exceed segment_bytes; a record never spans segments), then
- * fdatasync if `sync`. 0 or TRIAD_EIO (errmsg set). */
+ * fdatasync if `sync`. 0 or TRIAD_EIO (errmsg set). The records are
+ * written at the segment's logical end, over its prefill, after extending
+ * the prefill if it runs short (see WAL_PREFILL_AHEAD_BYTES); segment_bytes
+ * limits the logical size. */
 int wal_write_batch(struct wal *w, const struct wal_batch *b, bool sync, char *errmsg,
                     size_t errlen);
 /* Fsync thread: fdatasync the current segment. */
@@ -82,7 +100,11 @@ int wal_sync(struct wal *w, char *errmsg, size_t errlen);
  * (after a snapshot at lsn is durable). Never deletes the current segment. */
 int wal_remove_before(struct wal *w, uint64_t lsn);
 
-/* Any thread: number of segment files and their total bytes. */
+/* Any thread: number of segment files and their total bytes: logical
+ * bytes (headers and records), not counting the prefill. A segment skipped
+ * at open (wholly before after_lsn) counts up to its last non-zero byte. */
 void wal_stats(struct wal *w, size_t *segments, uint64_t *bytes);
+/* Any thread: the segment files' total size on disk, prefill included. */
+uint64_t wal_allocated_bytes(struct wal *w);
 
 #endif

@@ -1,10 +1,13 @@
 /* fuzz_wal.c - libFuzzer harness for WAL recovery.
  *
- * Each input becomes a segment file in a private temp dir, twice: once
- * behind a valid header (to reach the record parser) and once as the whole
- * file (to reach the header checks). wal_open must never crash, and when
- * it accepts the log, the log must stay usable: one more record appended,
- * written and synced must be there, with the next lsn, after a reopen.
+ * Each input becomes a segment file in a private temp dir: behind a valid
+ * header (to reach the record parser), the same followed by zeros (as a
+ * zero-prefilled segment ends, to reach the clean-end and torn-then-zeros
+ * paths), and as the whole file (to reach the header checks). wal_open
+ * must never crash, and when it accepts the log, the log must stay usable:
+ * one more record appended, written and synced must be there, with the
+ * next lsn, after a reopen, and the log's logical bytes never exceed its
+ * files' sizes.
  *
  *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -pthread \
  *     -o build-fuzz/fuzz_wal tests/fuzz/fuzz_wal.c src/store/wal.c src/store/fs.c \
@@ -54,8 +57,12 @@ static void fuzz_clean(void)
         closedir(d);
 }
 
+/* Zeros after the input in the prefill variant: more than a block of the
+ * recovery's zero scan, less than a segment here. */
+#define FUZZ_ZERO_TAIL_BYTES 5000
+
 static void fuzz_one(const unsigned char *head, size_t head_len, const uint8_t *data,
-                     size_t size, uint64_t after_lsn)
+                     size_t size, size_t zero_tail, uint64_t after_lsn)
 {
     fuzz_clean();
     char p[512];
@@ -66,6 +73,8 @@ static void fuzz_one(const unsigned char *head, size_t head_len, const uint8_t *
         TRIAD_ASSERT(write(fd, head, head_len) == (ssize_t)head_len);
     if (size > 0)
         TRIAD_ASSERT(write(fd, data, size) == (ssize_t)size);
+    if (zero_tail > 0)
+        TRIAD_ASSERT(ftruncate(fd, (off_t)(head_len + size + zero_tail)) == 0);
     close(fd);
 
     struct wal *w;
@@ -87,6 +96,11 @@ static void fuzz_one(const unsigned char *head, size_t head_len, const uint8_t *
                           sizeof(err)) == 0);
     TRIAD_ASSERT(last == lsn);
     TRIAD_ASSERT(wal_last_lsn(w) == lsn);
+    size_t segs;
+    uint64_t bytes;
+    wal_stats(w, &segs, &bytes);
+    TRIAD_ASSERT(segs > 0);
+    TRIAD_ASSERT(bytes <= wal_allocated_bytes(w));
     wal_close(w);
 }
 
@@ -110,8 +124,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tbuf_write_u32le(h + 12, 0);
     tbuf_write_u64le(h + 16, 1);
     uint64_t after = size > 0 ? data[0] % 4 : 0;
-    fuzz_one(h, sizeof(h), data, size, 0);
-    fuzz_one(h, sizeof(h), data, size, after);
-    fuzz_one(NULL, 0, data, size, 0);
+    fuzz_one(h, sizeof(h), data, size, 0, 0);
+    fuzz_one(h, sizeof(h), data, size, 0, after);
+    fuzz_one(h, sizeof(h), data, size, FUZZ_ZERO_TAIL_BYTES, after);
+    fuzz_one(NULL, 0, data, size, 0, 0);
     return 0;
 }

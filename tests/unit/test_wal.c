@@ -1,5 +1,6 @@
 /* test_wal.c - the write-ahead log and crc32c: round trips, recovery from
- * torn tails and corruption, rotation, removal, injected I/O errors. */
+ * torn tails and corruption, rotation, removal, injected I/O errors, and
+ * the zero prefill ahead of the records. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -228,6 +229,43 @@ static long record_offset(const char *path, uint64_t first, uint64_t lsn)
     return off;
 }
 
+/* The logical end of a segment: past its last whole record, where its
+ * zero prefill (if any) begins. */
+static long data_end(const char *path)
+{
+    size_t len;
+    char *data = read_file(path, &len);
+    size_t off = WAL_HEADER_BYTES;
+    while (off + 8 <= len) {
+        uint32_t n = tbuf_read_u32le(data + off);
+        if (n == 0 || n > len - off - 8)
+            break;
+        off += 8 + n;
+    }
+    free(data);
+    return (long)off;
+}
+
+/* Every byte of the file from `from` on is zero. */
+static bool zeros_from(const char *path, long from)
+{
+    size_t len;
+    char *data = read_file(path, &len);
+    bool zero = true;
+    for (size_t i = (size_t)from; i < len && zero; i++)
+        zero = data[i] == 0;
+    free(data);
+    return zero;
+}
+
+static void write_at(const char *path, long off, const void *p, size_t len)
+{
+    int fd = open(path, O_RDWR);
+    TRIAD_ASSERT(fd >= 0);
+    TRIAD_ASSERT(pwrite(fd, p, len, off) == (ssize_t)len);
+    close(fd);
+}
+
 /* ---- crc32c ------------------------------------------------------------ */
 
 TEST(crc32c_matches_the_standard_check_value)
@@ -366,10 +404,22 @@ TEST(wal_opens_an_empty_directory_and_an_empty_segment)
     CHECK_EQ_INT(bytes, WAL_HEADER_BYTES);
     wal_close(w);
 
-    /* A header-only segment opens with nothing to replay. */
+    /* A new segment is its header and a synced prefill of zeros. */
     char p[700];
     seg_path(dir, 1, p, sizeof(p));
-    CHECK_EQ_INT(file_size(p), WAL_HEADER_BYTES);
+    CHECK_EQ_INT(file_size(p),
+                 WAL_HEADER_BYTES + WAL_PREFILL_AHEAD_BYTES + WAL_PREFILL_CHUNK_BYTES);
+    CHECK(zeros_from(p, WAL_HEADER_BYTES));
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK_EQ_INT(rp.count, 0);
+    CHECK_EQ_INT(lg.count, 0);
+    wal_close(w);
+
+    /* A header-only segment (as written before segments were prefilled)
+     * opens with nothing to replay. */
+    int fd = open(p, O_RDWR);
+    CHECK(ftruncate(fd, WAL_HEADER_BYTES) == 0);
+    close(fd);
     CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
     CHECK_EQ_INT(rp.count, 0);
     CHECK_EQ_INT(lg.count, 0);
@@ -429,7 +479,9 @@ TEST(wal_truncates_a_torn_last_record_at_every_offset)
 {
     char *dir = make_tmpdir();
     struct wal *w;
-    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    /* A small segment keeps the prefill (and this test) small. */
+    const uint64_t seg = 4096;
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
     CHECK_EQ_INT(append_and_write(w, 9, true), 0);
     CHECK_EQ_INT(append_and_write(w, 1, true), 0);
     wal_close(w);
@@ -438,37 +490,49 @@ TEST(wal_truncates_a_torn_last_record_at_every_offset)
     size_t full_len;
     char *full = read_file(p, &full_len);
     long start = record_offset(p, 1, 10);
-    CHECK((size_t)start < full_len);
+    long end = record_offset(p, 1, 11);
+    CHECK(end < (long)full_len);
+    /* The same cuts, each once at the end of the file (a torn append) and
+     * once followed by zeros (a torn write into the prefill). */
+    char *padded = calloc(1, full_len);
 
     int bad = 0;
-    for (long cut = start; cut < (long)full_len; cut++) {
-        write_file(p, full, (size_t)cut);
-        if (open_wal(&w, dir, 0, 0) != 0) {
-            bad++;
-            continue;
-        }
-        if (!replayed_range(&rp, 1, 9) || wal_last_lsn(w) != 9 || file_size(p) != start)
-            bad++;
-        /* Only a cut inside the record leaves something to truncate. */
-        if (lg.count != (cut > start ? 1 : 0))
-            bad++;
-        if (cut > start) {
-            char want[700];
-            snprintf(want, sizeof(want), "wal: truncated torn record at %s offset %ld: ", p,
-                     start);
-            if (strncmp(lg.last, want, strlen(want)) != 0)
+    for (int zero_tail = 0; zero_tail < 2; zero_tail++) {
+        for (long cut = start; cut < end; cut++) {
+            memcpy(padded, full, (size_t)cut);
+            memset(padded + cut, 0, full_len - (size_t)cut);
+            write_file(p, padded, zero_tail ? full_len : (size_t)cut);
+            if (open_wal(&w, dir, seg, 0) != 0) {
                 bad++;
-        }
-        /* The log goes on from the cut. */
-        if (append_and_write(w, 1, true) != 0)
-            bad++;
-        wal_close(w);
-        if (open_wal(&w, dir, 0, 0) != 0 || !replayed_range(&rp, 1, 10) || lg.count != 0)
-            bad++;
-        else
+                continue;
+            }
+            /* A record cut before its first byte leaves a clean end: zeros
+             * stay, nothing is truncated. */
+            long want_size = zero_tail && cut == start ? (long)full_len : start;
+            if (!replayed_range(&rp, 1, 9) || wal_last_lsn(w) != 9 || file_size(p) != want_size)
+                bad++;
+            /* Only a cut inside the record leaves something to truncate. */
+            if (lg.count != (cut > start ? 1 : 0))
+                bad++;
+            if (cut > start) {
+                char want[700];
+                snprintf(want, sizeof(want), "wal: truncated torn record at %s offset %ld: ", p,
+                         start);
+                if (strncmp(lg.last, want, strlen(want)) != 0)
+                    bad++;
+            }
+            /* The log goes on from the cut. */
+            if (append_and_write(w, 1, true) != 0)
+                bad++;
             wal_close(w);
+            if (open_wal(&w, dir, seg, 0) != 0 || !replayed_range(&rp, 1, 10) || lg.count != 0)
+                bad++;
+            else
+                wal_close(w);
+        }
     }
     CHECK_EQ_INT(bad, 0);
+    free(padded);
     free(full);
     rm_rf(dir);
     free(dir);
@@ -545,7 +609,7 @@ TEST(wal_refuses_a_bad_record_at_the_end_of_an_earlier_segment)
      * own file, but it is not the log's tail. */
     char p[600];
     seg_path(dir, 1, p, sizeof(p));
-    flip_bit(p, file_size(p) - 1, 0);
+    flip_bit(p, data_end(p) - 1, 0);
     CHECK_EQ_INT(open_wal(&w, dir, 200, 0), TRIAD_ECORRUPT);
     CHECK(strstr(errmsg, "wal: corrupt record in ") == errmsg);
     CHECK(strstr(errmsg, p) != NULL);
@@ -609,17 +673,20 @@ TEST(wal_rotates_when_a_segment_is_full)
             continue;
         char p[700];
         snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        long n = file_size(p);
+        /* Records within the limit; the file (prefill) too. */
+        long n = data_end(p);
         total += (uint64_t)n;
-        if (n > (long)seg || n <= WAL_HEADER_BYTES)
+        if (n > (long)seg || n <= WAL_HEADER_BYTES || file_size(p) > (long)seg)
             over++;
     }
     closedir(d);
     CHECK_EQ_INT(over, 0);
+    /* wal_stats counts records, not prefill. */
     CHECK_EQ_INT(total, bytes);
 
     CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
     CHECK(replayed_range(&rp, 1, 60));
+    CHECK_EQ_INT(lg.count, 0);
     wal_stats(w, &segs, &bytes);
     CHECK_EQ_INT(total, bytes);
     wal_close(w);
@@ -646,16 +713,23 @@ TEST(wal_gives_a_record_larger_than_a_segment_its_own_segment)
     wal_batch_free(&b);
     wal_close(w);
 
+    /* A big record's segment is exactly its size (no prefill past a lone
+     * record bigger than the limit); a small one's is prefilled to the
+     * limit. */
     char p[600];
     long big_seg = WAL_HEADER_BYTES + WAL_RECORD_OVERHEAD + 8 + (long)sizeof(big);
+    long small_seg = WAL_HEADER_BYTES + WAL_RECORD_OVERHEAD + 8 + 1;
     seg_path(dir, 1, p, sizeof(p));
     CHECK_EQ_INT(file_size(p), big_seg);
+    CHECK_EQ_INT(data_end(p), big_seg);
     seg_path(dir, 2, p, sizeof(p));
-    CHECK_EQ_INT(file_size(p), WAL_HEADER_BYTES + WAL_RECORD_OVERHEAD + 8 + 1);
+    CHECK_EQ_INT(data_end(p), small_seg);
+    CHECK_EQ_INT(file_size(p), seg);
     seg_path(dir, 3, p, sizeof(p));
     CHECK_EQ_INT(file_size(p), big_seg);
     seg_path(dir, 4, p, sizeof(p));
-    CHECK_EQ_INT(file_size(p), WAL_HEADER_BYTES + WAL_RECORD_OVERHEAD + 8 + 1);
+    CHECK_EQ_INT(data_end(p), small_seg);
+    CHECK_EQ_INT(file_size(p), seg);
 
     CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
     CHECK_EQ_INT(rp.count, 4);
@@ -861,6 +935,336 @@ TEST(wal_returns_eio_on_an_injected_sync_error)
     free(dir);
 }
 
+/* ---- zero prefill ------------------------------------------------------ */
+
+/* Append one record with a body of `len` bytes (a pattern from the lsn). */
+static uint64_t append_sized(struct wal *w, size_t len)
+{
+    static char body[8192];
+    TRIAD_ASSERT(len <= sizeof(body));
+    uint64_t lsn = wal_last_lsn(w) + 1;
+    for (size_t i = 0; i < len; i++)
+        body[i] = (char)((lsn + i) | 1);
+    return wal_append(w, 1, body, len);
+}
+
+static int write_pending(struct wal *w, bool sync)
+{
+    struct wal_batch b;
+    wal_take_batch(w, &b);
+    int rc = wal_write_batch(w, &b, sync, errmsg, sizeof(errmsg));
+    wal_batch_free(&b);
+    return rc;
+}
+
+TEST(wal_reopens_a_zero_tailed_segment_cleanly_and_appends_at_its_logical_end)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK_EQ_INT(append_and_write(w, 10, true), 0);
+    wal_close(w);
+    char p[600];
+    seg_path(dir, 1, p, sizeof(p));
+    long end = record_offset(p, 1, 11);
+    long size = file_size(p);
+    CHECK_EQ_INT(data_end(p), end);
+    CHECK(size >= end + (long)WAL_PREFILL_AHEAD_BYTES);
+    CHECK(zeros_from(p, end));
+
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK(replayed_range(&rp, 1, 10));
+    /* A clean end: no log line, nothing truncated. */
+    CHECK_EQ_INT(lg.count, 0);
+    CHECK_EQ_INT(file_size(p), size);
+    size_t segs;
+    uint64_t bytes;
+    wal_stats(w, &segs, &bytes);
+    CHECK_EQ_INT(bytes, end);
+    CHECK_EQ_INT(wal_allocated_bytes(w), size);
+    /* New records go right after the old ones, over the zeros. */
+    CHECK_EQ_INT(append_and_write(w, 5, true), 0);
+    wal_close(w);
+    CHECK_EQ_INT(data_end(p), record_offset(p, 1, 16));
+    CHECK_EQ_INT(file_size(p), size);
+    CHECK(zeros_from(p, data_end(p)));
+
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK(replayed_range(&rp, 1, 15));
+    CHECK_EQ_INT(lg.count, 0);
+    CHECK_EQ_INT(count_files(dir, ".log"), 1);
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
+TEST(wal_truncates_and_logs_a_torn_write_followed_by_zeros)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK_EQ_INT(append_and_write(w, 10, true), 0);
+    wal_close(w);
+    char p[600];
+    seg_path(dir, 1, p, sizeof(p));
+    long start = record_offset(p, 1, 10);
+    long end = record_offset(p, 1, 11);
+    /* Record 10 half written, then the prefill's zeros. */
+    char zeros[64] = {0};
+    write_at(p, start + (end - start) / 2, zeros, (size_t)(end - start));
+    CHECK(file_size(p) > end);
+
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK(replayed_range(&rp, 1, 9));
+    CHECK_EQ_INT(lg.count, 1);
+    char want[700];
+    snprintf(want, sizeof(want), "wal: truncated torn record at %s offset %ld: ", p, start);
+    CHECK(strncmp(lg.last, want, strlen(want)) == 0);
+    CHECK_EQ_INT(file_size(p), start);
+    /* The next batch prefills again and the log goes on. */
+    CHECK_EQ_INT(append_and_write(w, 2, true), 0);
+    CHECK(file_size(p) >= record_offset(p, 1, 12) + (long)WAL_PREFILL_AHEAD_BYTES);
+    wal_close(w);
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK(replayed_range(&rp, 1, 11));
+    CHECK_EQ_INT(lg.count, 0);
+    wal_close(w);
+
+    /* Garbage far out in the last segment's zeros is a torn tail too: it
+     * is cut off from the end of the last record. */
+    long tail = data_end(p);
+    write_at(p, tail + 100000, "junk", 4);
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK(replayed_range(&rp, 1, 11));
+    CHECK_EQ_INT(lg.count, 1);
+    CHECK_EQ_INT(file_size(p), tail);
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* Segment 1 with records 1..3 and its whole prefill, segment 4 after it:
+ * the first segment was rotated before its prefill was used (here because
+ * the log was reopened with a smaller segment limit). */
+static void make_zero_tailed_earlier_segment(const char *dir)
+{
+    struct wal *w;
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK_EQ_INT(append_and_write(w, 3, true), 0);
+    wal_close(w);
+    CHECK_EQ_INT(open_wal(&w, dir, 100, 0), 0);
+    CHECK_EQ_INT(append_and_write(w, 1, true), 0);
+    wal_close(w);
+    CHECK_EQ_INT(count_files(dir, ".log"), 2);
+}
+
+TEST(wal_accepts_zeros_at_the_end_of_an_earlier_segment)
+{
+    char *dir = make_tmpdir();
+    make_zero_tailed_earlier_segment(dir);
+    char p1[600], p4[600];
+    seg_path(dir, 1, p1, sizeof(p1));
+    seg_path(dir, 4, p4, sizeof(p4));
+    CHECK(file_size(p1) > data_end(p1) + (long)WAL_PREFILL_AHEAD_BYTES);
+
+    struct wal *w;
+    CHECK_EQ_INT(open_wal(&w, dir, 100, 0), 0);
+    CHECK(replayed_range(&rp, 1, 4));
+    CHECK_EQ_INT(lg.count, 0);
+    size_t segs;
+    uint64_t bytes;
+    wal_stats(w, &segs, &bytes);
+    CHECK_EQ_INT(segs, 2);
+    CHECK_EQ_INT(bytes, data_end(p1) + data_end(p4));
+    CHECK_EQ_INT(wal_allocated_bytes(w), file_size(p1) + file_size(p4));
+    wal_close(w);
+    /* Skipped (wholly before after_lsn), it still counts its data only. */
+    CHECK_EQ_INT(open_wal(&w, dir, 100, 3), 0);
+    CHECK(replayed_range(&rp, 4, 4));
+    wal_stats(w, &segs, &bytes);
+    CHECK_EQ_INT(bytes, data_end(p1) + data_end(p4));
+    wal_close(w);
+    /* The earlier segment stays as it was. */
+    CHECK(zeros_from(p1, data_end(p1)));
+    rm_rf(dir);
+    free(dir);
+}
+
+TEST(wal_refuses_garbage_after_the_records_of_an_earlier_segment)
+{
+    char *dir = make_tmpdir();
+    make_zero_tailed_earlier_segment(dir);
+    char p[600];
+    seg_path(dir, 1, p, sizeof(p));
+    long end = data_end(p);
+    long size = file_size(p);
+    /* Right after the last record, and far out in the zeros. */
+    long offs[2] = {end, end + 3000000};
+    for (int k = 0; k < 2; k++) {
+        write_at(p, offs[k], "\x07", 1);
+        struct wal *w;
+        CHECK_EQ_INT(open_wal(&w, dir, 100, 0), TRIAD_ECORRUPT);
+        char want[700];
+        snprintf(want, sizeof(want), "wal: corrupt record in %s at offset %ld: ", p, end);
+        CHECK(strncmp(errmsg, want, strlen(want)) == 0);
+        CHECK_EQ_INT(file_size(p), size);
+        write_at(p, offs[k], "", 1);
+    }
+    struct wal *w;
+    CHECK_EQ_INT(open_wal(&w, dir, 100, 0), 0);
+    CHECK(replayed_range(&rp, 1, 4));
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
+TEST(wal_rotates_by_logical_size_not_file_size)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK_EQ_INT(append_and_write(w, 3, true), 0);
+    wal_close(w);
+    char p[600];
+    seg_path(dir, 1, p, sizeof(p));
+    /* The file is 8 MiB of mostly prefill; a 64 KiB limit still has room
+     * for many more records. */
+    const uint64_t seg = 64 * 1024;
+    CHECK(file_size(p) > (long)seg);
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    for (int i = 0; i < 20; i++)
+        CHECK_EQ_INT(append_and_write(w, 5, true), 0);
+    CHECK_EQ_INT(count_files(dir, ".log"), 1);
+    wal_close(w);
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    CHECK(replayed_range(&rp, 1, 103));
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
+TEST(wal_prefill_stays_ahead_of_the_records_in_rare_chunks_within_the_segment_limit)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    /* Not a multiple of the chunk: the last extension is cut at the limit. */
+    const uint64_t seg = 10ull * 1024 * 1024;
+    const size_t body_bytes = 4000, per_batch = 16;
+    const uint64_t rec_bytes = WAL_RECORD_OVERHEAD + 8 + body_bytes;
+    const int batches = 420; /* about 27 MB: three segments */
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+
+    /* The expected layout, by the rule "rotate when the next record would
+     * take the logical size past the limit". */
+    uint64_t cur_first = 1, cur_bytes = WAL_HEADER_BYTES, done_bytes = 0, done_alloc = 0;
+    uint64_t lsn = 0;
+    int nsegs = 1, bad_size = 0, bad_stats = 0, grows = 0;
+    long last_size = -1;
+    for (int b = 0; b < batches; b++) {
+        for (size_t i = 0; i < per_batch; i++) {
+            lsn++;
+            if (cur_bytes + rec_bytes > seg) {
+                char old[600];
+                seg_path(dir, cur_first, old, sizeof(old));
+                done_bytes += cur_bytes;
+                done_alloc += (uint64_t)file_size(old);
+                nsegs++;
+                cur_first = lsn;
+                cur_bytes = WAL_HEADER_BYTES;
+                last_size = -1;
+            }
+            cur_bytes += rec_bytes;
+            append_sized(w, body_bytes);
+        }
+        CHECK_EQ_INT(write_pending(w, false), 0);
+        char p[600];
+        seg_path(dir, cur_first, p, sizeof(p));
+        long size = file_size(p);
+        /* Zeros at least AHEAD past the records (or up to the limit), and
+         * never past the limit. */
+        uint64_t low = TRIAD_MIN(cur_bytes + WAL_PREFILL_AHEAD_BYTES, seg);
+        if (size < (long)low || size > (long)seg)
+            bad_size++;
+        if (last_size >= 0 && size != last_size)
+            grows++;
+        last_size = size;
+        size_t segs;
+        uint64_t bytes;
+        wal_stats(w, &segs, &bytes);
+        if (segs != (size_t)nsegs || bytes != done_bytes + cur_bytes ||
+            wal_allocated_bytes(w) != done_alloc + (uint64_t)size)
+            bad_stats++;
+    }
+    CHECK_EQ_INT(bad_size, 0);
+    CHECK_EQ_INT(bad_stats, 0);
+    CHECK_EQ_INT(count_files(dir, ".log"), nsegs);
+    CHECK_EQ_INT(nsegs, 3);
+    /* Growing is rare: once per chunk of records, not once per batch. */
+    CHECK(grows > 0);
+    CHECK(grows <= (int)(done_bytes + cur_bytes) / (int)WAL_PREFILL_CHUNK_BYTES + nsegs);
+    CHECK_EQ_INT(wal_sync(w, errmsg, sizeof(errmsg)), 0);
+    wal_close(w);
+
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    CHECK_EQ_INT(rp.count, lsn);
+    CHECK_EQ_INT(rp.lsn[rp.count - 1], lsn);
+    CHECK_EQ_INT(lg.count, 0);
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
+TEST(wal_returns_eio_on_an_injected_write_error_while_prefilling)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    /* Use up the first chunk of prefill without growing: ~4 MiB minus a
+     * margin, so that the next batch must grow the file first. */
+    const size_t body_bytes = 8000;
+    const uint64_t rec_bytes = WAL_RECORD_OVERHEAD + 8 + body_bytes;
+    uint64_t n = (WAL_PREFILL_CHUNK_BYTES - rec_bytes) / rec_bytes;
+    for (uint64_t i = 0; i < n; i++)
+        append_sized(w, body_bytes);
+    CHECK_EQ_INT(write_pending(w, true), 0);
+    uint64_t alloc = wal_allocated_bytes(w);
+    CHECK_EQ_INT(alloc, WAL_HEADER_BYTES + WAL_PREFILL_AHEAD_BYTES + WAL_PREFILL_CHUNK_BYTES);
+
+    /* The next batch's first write call is the prefill's. */
+    for (int i = 0; i < 4; i++)
+        append_sized(w, body_bytes);
+    fs_faults = (struct fs_faults){.write_fail_nth = 1, .write_partial_bytes = 4096};
+    errmsg[0] = '\0';
+    CHECK_EQ_INT(write_pending(w, true), TRIAD_EIO);
+    CHECK(strstr(errmsg, "wal: prefill segment 1 at offset ") == errmsg);
+    fs_faults = (struct fs_faults){0};
+    CHECK_EQ_INT(append_and_write(w, 1, true), TRIAD_EIO);
+    wal_close(w);
+
+    /* What was written before is all there; the torn prefill was zeros. */
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK_EQ_INT(rp.count, n);
+    CHECK_EQ_INT(lg.count, 0);
+    wal_close(w);
+
+    /* A new segment's first prefill failing (after its header) is
+     * reported the same way, and leaves no file behind. */
+    rm_rf(dir);
+    CHECK_EQ_INT(open_wal(&w, dir, 100, 0), 0);
+    CHECK_EQ_INT(append_and_write(w, 2, true), 0);
+    fs_faults = (struct fs_faults){.write_fail_nth = 2};
+    CHECK_EQ_INT(append_and_write(w, 3, true), TRIAD_EIO);
+    fs_faults = (struct fs_faults){0};
+    CHECK(strstr(errmsg, "wal: prefill segment 3 at offset 24: ") == errmsg);
+    CHECK_EQ_INT(count_files(dir, ".log"), 1);
+    wal_close(w);
+    CHECK_EQ_INT(open_wal(&w, dir, 100, 0), 0);
+    CHECK(replayed_range(&rp, 1, 2));
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     RUN(crc32c_matches_the_standard_check_value);
@@ -884,5 +1288,12 @@ int main(void)
     RUN(wal_stops_recovery_with_the_replay_callbacks_code);
     RUN(wal_returns_eio_on_an_injected_write_error_and_recovers_what_came_before);
     RUN(wal_returns_eio_on_an_injected_sync_error);
+    RUN(wal_reopens_a_zero_tailed_segment_cleanly_and_appends_at_its_logical_end);
+    RUN(wal_truncates_and_logs_a_torn_write_followed_by_zeros);
+    RUN(wal_accepts_zeros_at_the_end_of_an_earlier_segment);
+    RUN(wal_refuses_garbage_after_the_records_of_an_earlier_segment);
+    RUN(wal_rotates_by_logical_size_not_file_size);
+    RUN(wal_prefill_stays_ahead_of_the_records_in_rare_chunks_within_the_segment_limit);
+    RUN(wal_returns_eio_on_an_injected_write_error_while_prefilling);
     return test_summary("wal");
 }
