@@ -141,13 +141,15 @@ CMD_HANDLER(cmd_set)
     const char *key = argv[1], *val = argv[2];
     size_t klen = argvlen[1], vlen = argvlen[2];
     struct kv_val old;
-    bool found;
+    bool found = false;
     if (flags & STR_SET_GET) {
         found = str__lookup_read(s, c, key, klen, &old);
         str__reply_value(c, found, &old);
-    } else {
+    } else if (flags & (STR_SET_NX | STR_SET_XX | STR_SET_IFEQ)) {
         found = str__lookup_write(s, c, key, klen, &old);
     }
+    /* A plain SET needs nothing of the old value: kv_set finds the key
+     * once, so the hot path hashes and walks the table once. */
     bool cond_failed = ((flags & STR_SET_NX) && found) || ((flags & STR_SET_XX) && !found);
     if (flags & STR_SET_IFEQ) {
         /* Valkey's IFEQ never creates a key. */
@@ -163,8 +165,7 @@ CMD_HANDLER(cmd_set)
     if ((flags & STR_SET_EXPIRE_ANY) && expire_ms <= s->now_ms) {
         /* A deadline already past: the key is gone at once, and the log
          * says so plainly rather than storing a dead value. */
-        if (found) {
-            kv_del(cmd_db(s, c), key, klen, s->now_ms);
+        if (kv_del(cmd_db(s, c), key, klen, s->now_ms) == 0) {
             cmd_touch(s, c->db, key, klen);
             str__propagate_del(s, c, key, klen);
         }

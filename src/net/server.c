@@ -221,7 +221,12 @@ static void *syncer_main(void *arg)
                     last_sync_ms = wall_ms();
                 }
             }
-            uv_async_send(&sy->async);
+            /* Under `fsync no` no reply waits for this, so the loop is told
+             * only of a failure: a wake-up per batch would cost the loop a
+             * syscall and a turn for nothing. It hands over the next batch
+             * on its own (each turn and from the cron). */
+            if (rc != 0 || sy->policy != CONFIG_FSYNC_NO)
+                uv_async_send(&sy->async);
             continue;
         }
         if (sy->stop)
@@ -266,11 +271,16 @@ static void *syncer_main(void *arg)
     return NULL;
 }
 
+/* Under `fsync no`, records wait until this many bytes are pending (or the
+ * cron runs): fewer, larger writes cost the other core less. */
+#define SYNCER_LAZY_BATCH_BYTES (64 * 1024)
+
 /* Loop thread: hand the pending records to the fsync thread if it is idle. */
-static void syncer_kick(struct server *srv)
+static void syncer_kick_if(struct server *srv, size_t min_bytes)
 {
     struct syncer *sy = &srv->syncer;
-    if (wal_pending_bytes(srv->wal) == 0)
+    size_t pending = wal_pending_bytes(srv->wal);
+    if (pending == 0 || pending < min_bytes)
         return;
     pthread_mutex_lock(&sy->mu);
     if (!sy->has_job) {
@@ -279,6 +289,11 @@ static void syncer_kick(struct server *srv)
         pthread_cond_signal(&sy->cv);
     }
     pthread_mutex_unlock(&sy->mu);
+}
+
+static void syncer_kick(struct server *srv)
+{
+    syncer_kick_if(srv, 0);
 }
 
 static void session_flush(struct session *s);
@@ -340,7 +355,8 @@ static void on_syncer_progress(uv_async_t *h)
 
 static void on_prepare(uv_prepare_t *h)
 {
-    syncer_kick(h->data);
+    struct server *srv = h->data;
+    syncer_kick_if(srv, srv->cfg.fsync == CONFIG_FSYNC_NO ? SYNCER_LAZY_BATCH_BYTES : 0);
 }
 
 static uint64_t server_log_record(void *arg, const void *body, size_t len)
@@ -444,7 +460,7 @@ static void session_flush(struct session *s)
             session_close(s);
         return;
     }
-    if (s->wait_lsn > srv->durable_lsn) {
+    if (srv->cfg.fsync != CONFIG_FSYNC_NO && s->wait_lsn > srv->durable_lsn) {
         if (!s->on_wait_list) {
             s->on_wait_list = true;
             s->wprev = NULL;
@@ -803,6 +819,7 @@ static void on_cron(uv_timer_t *t)
     struct server *srv = t->data;
     srv->cmd.now_ms = wall_ms();
 
+    syncer_kick(srv); /* what `fsync no` left pending, at least every tick */
     cmd_active_expire(&srv->cmd, EXPIRE_KEYS_PER_TICK_MAX);
     for (int i = 0; i < srv->cmd.databases; i++)
         kv_rehash_step(srv->cmd.db[i], 100);
