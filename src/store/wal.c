@@ -913,9 +913,13 @@ int wal_write_batch(struct wal *w, const struct wal_batch *b, bool sync, char *e
             lsn++;
         }
         TRIAD_ASSERT(run_records > 0);
-        rc = wal__prefill(w, w->cur_bytes + run_bytes, errmsg, errlen);
-        if (rc != 0)
-            goto err_failed;
+        /* Prefilling pays only when this batch is fdatasync'd: unsynced
+         * writes (fsync everysec or no) would write every byte twice. */
+        if (sync) {
+            rc = wal__prefill(w, w->cur_bytes + run_bytes, errmsg, errlen);
+            if (rc != 0)
+                goto err_failed;
+        }
         if (fs_pwrite_all(w->fd, data + run_start, run_bytes, w->cur_bytes) != 0) {
             wal__err(errmsg, errlen, "wal: write segment %" PRIu64 " at offset %" PRIu64 ": %s",
                      w->cur_first_lsn, w->cur_bytes, strerror(errno));
@@ -923,6 +927,8 @@ int wal_write_batch(struct wal *w, const struct wal_batch *b, bool sync, char *e
             goto err_failed;
         }
         w->cur_bytes += run_bytes;
+        if (w->cur_alloc_bytes < w->cur_bytes)
+            w->cur_alloc_bytes = w->cur_bytes; /* an unsynced write grew the file */
         w->cur_records += run_records;
         w->cur_next_lsn = lsn;
         wal__segs_set_cur_bytes(w);

@@ -1143,6 +1143,45 @@ TEST(wal_rotates_by_logical_size_not_file_size)
     free(dir);
 }
 
+TEST(wal_unsynced_batches_do_not_prefill_and_reopen_cleanly)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    const uint64_t seg = 64ull * 1024 * 1024;
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    char p[600];
+    seg_path(dir, 1, p, sizeof(p));
+    long initial = file_size(p); /* a new segment's first prefill */
+    /* past the initial prefill, unsynced records grow the file by exactly
+     * their own bytes: no zeros written ahead (they would cost a second
+     * write of every byte when no fdatasync benefits) */
+    uint64_t logical = WAL_HEADER_BYTES;
+    const size_t body_bytes = 8000;
+    const uint64_t rec_bytes = WAL_RECORD_OVERHEAD + 8 + body_bytes;
+    while (logical < (uint64_t)initial + 4 * rec_bytes) {
+        for (int i = 0; i < 64; i++) {
+            append_sized(w, body_bytes);
+            logical += rec_bytes;
+        }
+        CHECK_EQ_INT(write_pending(w, false), 0);
+    }
+    CHECK_EQ_INT(file_size(p), (long)logical);
+    uint64_t last = wal_last_lsn(w);
+    /* a synced batch prefills again from there */
+    append_sized(w, body_bytes);
+    logical += rec_bytes;
+    CHECK_EQ_INT(write_pending(w, true), 0);
+    CHECK(file_size(p) >= (long)(logical + WAL_PREFILL_AHEAD_BYTES));
+    wal_close(w);
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    CHECK_EQ_INT(rp.count, (long long)(last + 1));
+    CHECK_EQ_INT(lg.count, 0); /* a clean end: nothing truncated or logged */
+    CHECK_EQ_INT(wal_last_lsn(w), (long long)(last + 1));
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
 TEST(wal_prefill_stays_ahead_of_the_records_in_rare_chunks_within_the_segment_limit)
 {
     char *dir = make_tmpdir();
@@ -1176,7 +1215,8 @@ TEST(wal_prefill_stays_ahead_of_the_records_in_rare_chunks_within_the_segment_li
             cur_bytes += rec_bytes;
             append_sized(w, body_bytes);
         }
-        CHECK_EQ_INT(write_pending(w, false), 0);
+        /* prefill is for batches that are fdatasync'd */
+        CHECK_EQ_INT(write_pending(w, true), 0);
         char p[600];
         seg_path(dir, cur_first, p, sizeof(p));
         long size = file_size(p);
@@ -1294,6 +1334,7 @@ int main(void)
     RUN(wal_refuses_garbage_after_the_records_of_an_earlier_segment);
     RUN(wal_rotates_by_logical_size_not_file_size);
     RUN(wal_prefill_stays_ahead_of_the_records_in_rare_chunks_within_the_segment_limit);
+    RUN(wal_unsynced_batches_do_not_prefill_and_reopen_cleanly);
     RUN(wal_returns_eio_on_an_injected_write_error_while_prefilling);
     return test_summary("wal");
 }
