@@ -913,9 +913,10 @@ int wal_write_batch(struct wal *w, const struct wal_batch *b, bool sync, char *e
             lsn++;
         }
         TRIAD_ASSERT(run_records > 0);
-        /* Prefilling pays only when this batch is fdatasync'd: unsynced
-         * writes (fsync everysec or no) would write every byte twice. */
-        if (sync) {
+        /* Prefilling pays only when this batch is fdatasync'd and small:
+         * unsynced writes (fsync everysec or no), and big synced runs, would
+         * write every byte twice for little gain. */
+        if (sync && run_bytes < WAL_PREFILL_RUN_BYTES_MAX) {
             rc = wal__prefill(w, w->cur_bytes + run_bytes, errmsg, errlen);
             if (rc != 0)
                 goto err_failed;

@@ -42,6 +42,10 @@
 /* ...and when it must grow for that, it grows this much further, so that
  * growing (which costs a journal commit in the fdatasync) is rare. */
 #define WAL_PREFILL_CHUNK_BYTES (4ull * 1024 * 1024)
+/* A synced run of records at least this big is appended without prefill:
+ * its fdatasync moves enough data that the journal commit no longer
+ * dominates, while writing zeros first would double its disk traffic. */
+#define WAL_PREFILL_RUN_BYTES_MAX (128ull * 1024)
 
 struct wal;
 

@@ -1143,6 +1143,37 @@ TEST(wal_rotates_by_logical_size_not_file_size)
     free(dir);
 }
 
+TEST(wal_a_big_synced_run_is_appended_without_prefill)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    const uint64_t seg = 64ull * 1024 * 1024;
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    char p[600];
+    seg_path(dir, 1, p, sizeof(p));
+    uint64_t logical = WAL_HEADER_BYTES;
+    const size_t body_bytes = 8000;
+    const uint64_t rec_bytes = WAL_RECORD_OVERHEAD + 8 + body_bytes;
+    long initial = file_size(p);
+    /* synced runs of ~256 KiB until the data passes the first prefill */
+    while (logical < (uint64_t)initial + 2 * WAL_PREFILL_RUN_BYTES_MAX) {
+        for (uint64_t n = 0; n * rec_bytes < 2 * WAL_PREFILL_RUN_BYTES_MAX; n++) {
+            append_sized(w, body_bytes);
+            logical += rec_bytes;
+        }
+        CHECK_EQ_INT(write_pending(w, true), 0);
+    }
+    CHECK_EQ_INT(file_size(p), (long)logical);
+    uint64_t last = wal_last_lsn(w);
+    wal_close(w);
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    CHECK_EQ_INT(rp.count, (long long)last);
+    CHECK_EQ_INT(lg.count, 0);
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
 TEST(wal_unsynced_batches_do_not_prefill_and_reopen_cleanly)
 {
     char *dir = make_tmpdir();
@@ -1335,6 +1366,7 @@ int main(void)
     RUN(wal_rotates_by_logical_size_not_file_size);
     RUN(wal_prefill_stays_ahead_of_the_records_in_rare_chunks_within_the_segment_limit);
     RUN(wal_unsynced_batches_do_not_prefill_and_reopen_cleanly);
+    RUN(wal_a_big_synced_run_is_appended_without_prefill);
     RUN(wal_returns_eio_on_an_injected_write_error_while_prefilling);
     return test_summary("wal");
 }
