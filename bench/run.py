@@ -52,6 +52,7 @@ class Server:
         self.kind = kind
         self.port = free_port()
         self.datadir = datadir
+        os.makedirs(datadir, exist_ok=True)
         if kind == "triad":
             cmd = [TRIAD, "server", "--port", str(self.port), "--dir", datadir,
                    "--loglevel", "warning"] + args
@@ -93,7 +94,18 @@ class Server:
                 self.proc.wait()
 
 
-def bench(port, test, clients, pipeline, size, requests):
+def bench_pair(tport, rport, test, clients, pipeline, size, requests):
+    """triad and redis, interleaved (t, r, t, r), each the better of its two
+    runs: the disk and the other tenants of this machine change speed over
+    seconds, and noise only ever slows a run."""
+    t1 = bench_once(tport, test, clients, pipeline, size, requests)
+    r1 = bench_once(rport, test, clients, pipeline, size, requests)
+    t2 = bench_once(tport, test, clients, pipeline, size, requests)
+    r2 = bench_once(rport, test, clients, pipeline, size, requests)
+    return max(t1, t2), max(r1, r2)
+
+
+def bench_once(port, test, clients, pipeline, size, requests):
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-t", test, "-c", str(clients), "-P", str(pipeline),
          "-d", str(size), "-n", str(requests), "-r", "100000", "--csv", "-q"],
@@ -148,8 +160,7 @@ def main():
                     for test in ("set", "get"):
                         n = (1000000 if pipeline == 16 else 200000) // scale
                         # alternate who goes first so neither always gets a warm cache
-                        tv, tp = bench(t.port, test, 50, pipeline, size, n)
-                        rv, rp = bench(r.port, test, 50, pipeline, size, n)
+                        (tv, tp), (rv, rp) = bench_pair(t.port, r.port, test, 50, pipeline, size, n)
                         ratio = tv / rv
                         rows.append(("nopersist", test, pipeline, size, ratio))
                         say("| %s | 50 | %d | %d B | %.0f | %.0f | **%.2f** | %.3f | %.3f |" % (
@@ -172,10 +183,32 @@ def main():
             for size in (16, 1024):
                 for pipeline in (1, 16):
                     n = (100000 if pipeline == 16 else 50000) // scale
-                    tv, tp = bench(t.port, "set", 50, pipeline, size, n)
-                    rv, rp = bench(r.port, "set", 50, pipeline, size, n)
+                    (tv, tp), (rv, rp) = bench_pair(t.port, r.port, "set", 50, pipeline, size, n)
                     ratio = tv / rv
                     rows.append(("durable", "set", pipeline, size, ratio))
+                    say("| SET | 50 | %d | %d B | %.0f | %.0f | **%.2f** | %.3f | %.3f |" % (
+                        pipeline, size, tv, rv, ratio, tp, rp))
+        finally:
+            t.stop()
+            r.stop()
+
+        # 2b. both with a log written each batch and fsynced once a second:
+        # the like-for-like row for what --fsync no still does (write a WAL)
+        say("")
+        say("## Throughput, log fsynced every second (triad --fsync everysec; redis --appendonly yes --appendfsync everysec)")
+        say("")
+        say("| test | clients | pipeline | value | triad ops/s | redis ops/s | ratio | triad p99 ms | redis p99 ms |")
+        say("|---|---|---|---|---|---|---|---|---|")
+        t = Server("triad", ["--fsync", "everysec", "--snapshot-wal-bytes", "0"], os.path.join(tmp, "t4"))
+        r = Server("redis", ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+                             "--auto-aof-rewrite-percentage", "0"], os.path.join(tmp, "r4"))
+        try:
+            for size in (16, 1024):
+                for pipeline in (1, 16):
+                    n = (1000000 if pipeline == 16 else 200000) // scale
+                    (tv, tp), (rv, rp) = bench_pair(t.port, r.port, "set", 50, pipeline, size, n)
+                    ratio = tv / rv
+                    rows.append(("everysec", "set", pipeline, size, ratio))
                     say("| SET | 50 | %d | %d B | %.0f | %.0f | **%.2f** | %.3f | %.3f |" % (
                         pipeline, size, tv, rv, ratio, tp, rp))
         finally:
