@@ -105,8 +105,13 @@ run: build
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; ./$$t; done
 
-integration: $(BUILD)/triad
-	TRIAD_BIN=$(CURDIR)/$(BUILD)/triad $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+# An LD_PRELOAD shim that lets the durability tests hold fdatasync back.
+build/libsyncgate.so: tests/integration/syncgate.c
+	@mkdir -p build
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -shared -fPIC -o $@ $< -ldl
+
+integration: $(BUILD)/triad build/libsyncgate.so
+	TRIAD_SYNCGATE=$(CURDIR)/build/libsyncgate.so TRIAD_BIN=$(CURDIR)/$(BUILD)/triad $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 FUZZ_TARGETS = resp wal
 FUZZ_SECONDS ?= 30

@@ -309,8 +309,10 @@ class RawConn:
 class Server:
     """One server process of the chosen target, owned by the test run."""
 
-    def __init__(self, base_dir, name="node", extra_args=(), password=None, target=TARGET):
+    def __init__(self, base_dir, name="node", extra_args=(), password=None, target=TARGET,
+                 env=None):
         self.base_dir = Path(base_dir)
+        self.env = env  # extra environment variables for the process
         self.name = name
         self.dir = self.base_dir / name
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -345,8 +347,12 @@ class Server:
         self._log = open(self.log_path, "ab")
         self._log.write(b"\n=== start: %s\n" % " ".join(self.argv()).encode())
         self._log.flush()
+        env = None
+        if self.env:
+            env = dict(os.environ)
+            env.update(self.env)
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, cwd=str(self.base_dir))
+                                     stderr=subprocess.STDOUT, cwd=str(self.base_dir), env=env)
         deadline = time.monotonic() + timeout_s
         while True:
             if self.proc.poll() is not None:
@@ -461,8 +467,9 @@ def make_server(tmp_path):
     """make_server(name="node", extra_args=(), password=None, start=True)."""
     made = []
 
-    def make(name="node", extra_args=(), password=None, start=True, base_dir=None):
-        s = Server(base_dir or tmp_path, name=name, extra_args=extra_args, password=password)
+    def make(name="node", extra_args=(), password=None, start=True, base_dir=None, env=None):
+        s = Server(base_dir or tmp_path, name=name, extra_args=extra_args, password=password,
+                   env=env)
         made.append(s)
         if start:
             s.start()

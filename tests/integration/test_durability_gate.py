@@ -1,0 +1,87 @@
+"""The durability rule, observed directly: no reply leaves the server before
+the write it follows is durable.
+
+An LD_PRELOAD shim (syncgate.c, built as build/libsyncgate.so) makes every
+fdatasync wait while a gate file exists. With the gate closed the log is
+written but not durable, so under fsync always a SET must get no reply - and
+neither may a GET that would reveal its value, nor a PING that arrived after
+it - until the gate opens. Under fsync no, replies do not wait.
+
+Runs against redis too (appendonly yes with the same appendfsync policy),
+which holds replies the same way by fsyncing before it writes them.
+"""
+import os
+import socket
+
+import pytest
+
+from conftest import HOST, durable_args
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SYNCGATE = os.environ.get("TRIAD_SYNCGATE", os.path.join(REPO, "build", "libsyncgate.so"))
+HELD_S = 0.7  # how long a held reply is watched for not arriving
+
+
+def gated(make_server, tmp_path, fsync):
+    if not os.path.exists(SYNCGATE):
+        pytest.fail("%s is missing: build it with `make build/libsyncgate.so`" % SYNCGATE)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    env = {"LD_PRELOAD": SYNCGATE, "TRIAD_TEST_SYNC_GATE": str(gate),
+           # an ASan build must accept a preloaded library ahead of its runtime
+           "ASAN_OPTIONS": "verify_asan_link_order=0" + (":" + asan if asan else "")}
+    s = make_server(extra_args=durable_args(fsync), env=env)
+    return s, gate
+
+
+def send(port, *args):
+    """Send one command on a fresh raw connection; return the socket."""
+    sock = socket.create_connection((HOST, port), timeout=10)
+    frame = b"*%d\r\n" % len(args) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+    sock.sendall(frame)
+    return sock
+
+
+def reply_within(sock, timeout_s):
+    """The bytes of a reply if one arrives within timeout_s, else None."""
+    sock.settimeout(timeout_s)
+    try:
+        data = sock.recv(4096)
+    except socket.timeout:
+        return None
+    return data
+
+
+def test_no_reply_leaves_before_the_write_is_durable(make_server, tmp_path):
+    s, gate = gated(make_server, tmp_path, "always")
+    (gate / "closed").touch()
+    try:
+        setter = send(s.port, b"SET", b"k", b"v1")
+        assert reply_within(setter, HELD_S) is None, "SET acknowledged before its fsync"
+        reader = send(s.port, b"GET", b"k")
+        assert reply_within(reader, HELD_S) is None, "a read revealed a write not yet durable"
+        pinger = send(s.port, b"PING")
+        assert reply_within(pinger, HELD_S) is None
+    finally:
+        (gate / "closed").unlink()
+    assert reply_within(setter, 10) == b"+OK\r\n"
+    assert reply_within(reader, 10) == b"$2\r\nv1\r\n"
+    assert reply_within(pinger, 10) == b"+PONG\r\n"
+    for sock in (setter, reader, pinger):
+        sock.close()
+
+
+def test_fsync_no_replies_without_waiting_for_the_disk(make_server, tmp_path):
+    s, gate = gated(make_server, tmp_path, "no")
+    (gate / "closed").touch()
+    try:
+        setter = send(s.port, b"SET", b"k", b"v1")
+        assert reply_within(setter, 10) == b"+OK\r\n"
+        reader = send(s.port, b"GET", b"k")
+        assert reply_within(reader, 10) == b"$2\r\nv1\r\n"
+    finally:
+        (gate / "closed").unlink()
+    setter.close()
+    reader.close()
