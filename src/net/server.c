@@ -1032,8 +1032,9 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
             size_t n = kv_count(srv->cmd.db[i]);
             if (n == 0)
                 continue;
-            tbuf_appendf(t, "db%d:keys=%zu,expires=%zu,avg_ttl=0\r\n", i, n,
-                         kv_expires_count(srv->cmd.db[i]));
+            tbuf_appendf(t, "db%d:keys=%zu,expires=%zu,avg_ttl=%lld\r\n", i, n,
+                         kv_expires_count(srv->cmd.db[i]),
+                         (long long)kv_avg_ttl_ms(srv->cmd.db[i], now));
         }
     }
 #undef SECTION
@@ -1490,7 +1491,7 @@ int server_main(int argc, char **argv)
     srv->last_snapshot_s = (long long)time(NULL);
     srv_log(LOG_NOTICE,
             "loaded %zu keys from snapshot (lsn %" PRIu64 ") in %lld ms, replayed %" PRIu64
-            " WAL records in %lld ms",
+            " WAL record(s) in %lld ms",
             keys, snap_lsn, (long long)(t1 - t0), rctx.records, (long long)(wall_ms() - t1));
     srv->durable_lsn = wal_last_lsn(srv->wal);
     srv->cmd.log_fn = server_log_record;

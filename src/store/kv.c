@@ -73,6 +73,7 @@ struct kv {
     struct kv_heap_slot *heap;
     size_t heap_len;
     size_t heap_cap;
+    __int128 deadline_sum_ms; /* of every heap deadline: INFO keyspace's avg_ttl */
     uint64_t seed;     /* the hash seed */
     uint64_t rng;      /* splitmix64 state for kv_random_key */
     size_t mem_bytes;  /* allocated bytes of everything above, struct kv included */
@@ -208,6 +209,7 @@ static void kv__heap_push(struct kv *kv, struct kv_entry *e, int64_t deadline_ms
         kv->heap_cap = cap;
     }
     size_t pos = kv->heap_len++;
+    kv->deadline_sum_ms += deadline_ms;
     kv__heap_place(kv, pos, (struct kv_heap_slot){deadline_ms, e});
     kv__heap_sift_up(kv, pos);
 }
@@ -218,6 +220,7 @@ static void kv__heap_remove(struct kv *kv, struct kv_entry *e)
     TRIAD_ASSERT(pos < kv->heap_len);
     TRIAD_ASSERT(kv->heap[pos].e == e);
     e->heap_pos = KV_HEAP_NONE;
+    kv->deadline_sum_ms -= kv->heap[pos].deadline_ms;
     size_t last = --kv->heap_len;
     if (pos != last) {
         int64_t old_ms = kv->heap[pos].deadline_ms;
@@ -244,6 +247,7 @@ static void kv__heap_update(struct kv *kv, struct kv_entry *e, int64_t deadline_
     size_t pos = e->heap_pos;
     TRIAD_ASSERT(pos < kv->heap_len);
     int64_t old_ms = kv->heap[pos].deadline_ms;
+    kv->deadline_sum_ms += (__int128)deadline_ms - old_ms;
     kv->heap[pos].deadline_ms = deadline_ms;
     if (deadline_ms < old_ms)
         kv__heap_sift_up(kv, pos);
@@ -501,7 +505,16 @@ static void kv__free_entries(struct kv *kv)
     kv->heap = NULL;
     kv->heap_len = 0;
     kv->heap_cap = 0;
+    kv->deadline_sum_ms = 0;
     kv->rehash_idx = 0;
+}
+
+int64_t kv_avg_ttl_ms(const struct kv *kv, int64_t now_ms)
+{
+    if (kv->heap_len == 0)
+        return 0;
+    __int128 avg = kv->deadline_sum_ms / (__int128)kv->heap_len - now_ms;
+    return avg > 0 ? (int64_t)avg : 0;
 }
 
 void kv_free(struct kv *kv)

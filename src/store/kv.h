@@ -98,6 +98,11 @@ typedef int (*kv_entry_cb)(void *arg, const char *key, size_t klen, const char *
                            size_t vlen, int64_t expire_ms);
 int kv_foreach(const struct kv *kv, kv_entry_cb cb, void *arg);
 
+/* The mean time left, in ms, until the deadlines of the keys that have
+ * one (exact, where Redis samples); 0 if there are none or the mean is
+ * already past. INFO keyspace's avg_ttl. */
+int64_t kv_avg_ttl_ms(const struct kv *kv, int64_t now_ms);
+
 /* Bytes this kv holds (entries, tables, expiry index), as allocated. */
 size_t kv_mem_bytes(const struct kv *kv);
 

@@ -360,3 +360,16 @@ def test_flushall_async_empties_at_once_and_keeps_serving(make_server):
     assert client.get(b"after") == b"1"
     assert client.execute_command("FLUSHDB", "ASYNC") is True
     assert client.dbsize() == 0
+
+
+@pytest.mark.triad_only("Redis estimates avg_ttl from its expiry cycle's samples (0 until "
+                        "they come in); Triad's is exact")
+def test_info_keyspace_avg_ttl_is_the_mean_time_left(r, c):
+    r.set(b"a", b"1", px=100000)
+    r.set(b"b", b"1", px=300000)
+    r.set(b"c", b"1")
+    line = [l for l in c.cmd("INFO", "keyspace").decode().splitlines()
+            if l.startswith("db0:")][0]
+    fields = dict(f.split("=") for f in line[len("db0:"):].split(","))
+    assert fields["keys"] == "3" and fields["expires"] == "2"
+    assert 150000 <= int(fields["avg_ttl"]) <= 200000, line

@@ -830,6 +830,28 @@ TEST(kv_hash_seed_changes_table_order_not_contents)
     kv_free(b);
 }
 
+TEST(kv_avg_ttl_is_the_exact_mean_time_left)
+{
+    struct kv *kv = kv_new(7);
+    CHECK_EQ_INT(kv_avg_ttl_ms(kv, 1000), 0);
+    kv_set(kv, "a", 1, "1", 1, 2000);
+    kv_set(kv, "b", 1, "1", 1, 4000);
+    kv_set(kv, "c", 1, "1", 1, KV_NO_EXPIRE);
+    CHECK_EQ_INT(kv_avg_ttl_ms(kv, 1000), 2000); /* (1000 + 3000) / 2 */
+    CHECK_EQ_INT(kv_set_expire(kv, "a", 1, 6000, 1000), 0);
+    CHECK_EQ_INT(kv_avg_ttl_ms(kv, 1000), 4000);
+    CHECK_EQ_INT(kv_set_expire(kv, "b", 1, KV_NO_EXPIRE, 1000), 0);
+    CHECK_EQ_INT(kv_avg_ttl_ms(kv, 1000), 5000);
+    CHECK_EQ_INT(kv_avg_ttl_ms(kv, 9000), 0); /* past: never negative */
+    kv_set(kv, "a", 1, "2", 1, KV_NO_EXPIRE);   /* overwrite drops it */
+    CHECK_EQ_INT(kv_avg_ttl_ms(kv, 1000), 0);
+    kv_set(kv, "d", 1, "1", 1, 11000);
+    kv_clear(kv);
+    kv_set(kv, "e", 1, "1", 1, 3000);
+    CHECK_EQ_INT(kv_avg_ttl_ms(kv, 1000), 2000);
+    kv_free(kv);
+}
+
 int main(void)
 {
     RUN(kv_returns_what_was_set_and_forgets_what_was_deleted);
@@ -852,5 +874,6 @@ int main(void)
     RUN(kv_clear_empties_the_keyspace_and_returns_its_memory);
     RUN(kv_mem_bytes_matches_the_allocator_and_returns_to_baseline);
     RUN(kv_hash_seed_changes_table_order_not_contents);
+    RUN(kv_avg_ttl_is_the_exact_mean_time_left);
     return test_summary("kv");
 }
