@@ -26,6 +26,10 @@ static int fs__injected(int *nth)
 int fs_open(const char *path, int flags, int mode, int *fd_out)
 {
     int fd;
+    if ((flags & O_DIRECT) && fs_faults.direct_io_off) {
+        errno = EINVAL;
+        return TRIAD_EIO;
+    }
     do
         fd = open(path, flags | O_CLOEXEC, mode);
     while (fd < 0 && errno == EINTR);
@@ -50,8 +54,16 @@ static int fs__torn_write(int fd, const void *p, size_t len, uint64_t off, int p
     int err = errno;
     size_t part = TRIAD_MIN(fs_faults.write_partial_bytes, len);
     if (part > 0) {
+        /* An O_DIRECT descriptor would refuse a part that is not whole
+         * blocks: land it through the page cache for the moment. */
+        int fl = fcntl(fd, F_GETFL);
+        bool direct = fl >= 0 && (fl & O_DIRECT) != 0;
+        if (direct)
+            (void)fcntl(fd, F_SETFL, fl & ~O_DIRECT);
         ssize_t n = positioned ? pwrite(fd, p, part, (off_t)off) : write(fd, p, part);
         (void)n;
+        if (direct)
+            (void)fcntl(fd, F_SETFL, fl);
     }
     errno = err;
     return TRIAD_EIO;

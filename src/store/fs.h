@@ -9,6 +9,11 @@
  * Fault injection: tests set fields of the global fs_faults to make a
  * chosen write or sync fail, the way SQLite's test VFS does. The counters
  * are plain ints: set them only while no other thread does file I/O.
+ *
+ * A torn (partial) injected write lands its bytes through the page cache
+ * even on an O_DIRECT descriptor, whose own writes must be whole aligned
+ * blocks: a torn write in the tests may end at any byte, a superset of the
+ * sector-sized tears a device makes.
  */
 #ifndef TRIAD_FS_H
 #define TRIAD_FS_H
@@ -30,6 +35,9 @@ struct fs_faults {
     /* Make every fdatasync/fsync a successful no-op: for fuzzers, which
      * want speed and never crash the machine. */
     bool syncs_off;
+    /* Make fs_open refuse O_DIRECT with EINVAL, as a filesystem without
+     * direct I/O does: tests reach the buffered fallback this way. */
+    bool direct_io_off;
 };
 extern struct fs_faults fs_faults;
 

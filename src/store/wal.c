@@ -13,6 +13,21 @@
  * is where the records stop and zeros begin. A record's length is never 0,
  * so zeros cannot be mistaken for a record, and a segment whose records are
  * followed by nothing but zeros ends cleanly there.
+ *
+ * Where the filesystem allows, the current segment is written with
+ * O_DIRECT: records go from our buffer to the device, skipping the page
+ * cache's copy, per-page bookkeeping and writeback threads, which at
+ * hundreds of MB/s of log cost the server a core's worth of kernel time.
+ * O_DIRECT wants buffer, offset and length aligned (WAL_BLOCK_BYTES), so a
+ * run of records is written as whole blocks from an aligned staging
+ * buffer: the bytes already in the segment's last partial block (kept in
+ * memory, w->tail), the records, then zeros to the next block boundary.
+ * Those zeros are the clean end recovery already accepts; the next write
+ * rewrites the block with more records. Rewriting a block whose first
+ * bytes are synced records is no new risk: writeback of a page-cache page
+ * rewrites the whole page just the same, and the bytes are identical. A
+ * filesystem that refuses O_DIRECT (tmpfs on older kernels) gets the same
+ * records through the page cache, unpadded.
  */
 #include "wal.h"
 
@@ -50,6 +65,13 @@
 #define WAL_ZERO_BLOCK_BYTES 4096
 /* Reading back from the end of a skipped segment for its last data byte. */
 #define WAL_TAIL_READ_BYTES (64u * 1024)
+/* O_DIRECT's alignment of buffer, file offset and length: the logical
+ * block size of 4Kn devices, and a multiple of 512-byte sectors. */
+#define WAL_BLOCK_BYTES 4096u
+/* The staging buffer for O_DIRECT writes grows to at most this: a bigger
+ * run of records is written in several such pieces, so one huge record
+ * does not leave a buffer as big behind. */
+#define WAL_STAGE_BYTES_MAX (4u * 1024 * 1024)
 
 _Static_assert(WAL_HEADER_BYTES == 8 + 4 + 4 + 8, "header layout");
 _Static_assert(WAL_RECORD_OVERHEAD == 4 + 4 + 1, "record framing");
@@ -57,6 +79,10 @@ _Static_assert(WAL_RECORD_MAX_BYTES <= UINT32_MAX, "a length must fit its u32 fi
 _Static_assert(sizeof(WAL_MAGIC) - 1 == 8, "magic is 8 bytes");
 _Static_assert(WAL_PAYLOAD_MIN_BYTES > 0, "a zero length must never be a valid record");
 _Static_assert(WAL_PREFILL_CHUNK_BYTES > 0, "prefill must make progress");
+_Static_assert((WAL_BLOCK_BYTES & (WAL_BLOCK_BYTES - 1)) == 0, "block size is a power of two");
+_Static_assert(WAL_STAGE_BYTES_MAX % WAL_BLOCK_BYTES == 0, "stage is whole blocks");
+_Static_assert(WAL_STAGE_BYTES_MAX >= 2 * WAL_BLOCK_BYTES, "a piece holds a tail and a block");
+_Static_assert(WAL_HEADER_BYTES < WAL_BLOCK_BYTES, "the header is the start of block 0");
 
 static const unsigned char wal__zero_block[WAL_ZERO_BLOCK_BYTES];
 
@@ -84,6 +110,17 @@ struct wal {
     uint64_t cur_alloc_bytes; /* file size; zeros from cur_bytes up to it */
     uint64_t cur_records;
     bool failed;           /* a write or sync failed: the file can't be trusted */
+    bool direct;           /* fd is O_DIRECT: writes are whole aligned blocks */
+    bool direct_refused;   /* the filesystem refused O_DIRECT: don't ask again */
+    /* The segment's bytes from the last block boundary up to cur_bytes
+     * (cur_bytes % WAL_BLOCK_BYTES of them): what a direct write of the
+     * block holding cur_bytes must carry before the new records. */
+    unsigned char tail[WAL_BLOCK_BYTES];
+    /* Aligned staging buffer for direct writes, kept across batches;
+     * stage_raw is the allocation it lies in. */
+    unsigned char *stage;
+    void *stage_raw;
+    size_t stage_cap;
 
     /* Any thread, under seg_mu. The last entry is the current segment. */
     pthread_mutex_t seg_mu;
@@ -178,6 +215,91 @@ static uint64_t wal__skip_zeros(const unsigned char *data, uint64_t from, uint64
     return p;
 }
 
+static uint64_t wal__block_down(uint64_t off)
+{
+    return off & ~(uint64_t)(WAL_BLOCK_BYTES - 1);
+}
+
+static uint64_t wal__block_up(uint64_t off)
+{
+    return wal__block_down(off + WAL_BLOCK_BYTES - 1);
+}
+
+/* An allocation of at least `len` bytes (len > 0) starting at a block
+ * boundary, through the accounted allocator (which knows no alignment):
+ * *raw is what to free. Zeroed if `zero`. */
+static unsigned char *wal__alloc_aligned(size_t len, bool zero, void **raw)
+{
+    TRIAD_ASSERT(len > 0);
+    *raw = zero ? tcalloc(1, len + WAL_BLOCK_BYTES) : tmalloc(len + WAL_BLOCK_BYTES);
+    uintptr_t p = ((uintptr_t)*raw + WAL_BLOCK_BYTES - 1) & ~(uintptr_t)(WAL_BLOCK_BYTES - 1);
+    return (unsigned char *)p;
+}
+
+/* Make the staging buffer hold at least len bytes (<= WAL_STAGE_BYTES_MAX). */
+static void wal__stage_reserve(struct wal *w, size_t len)
+{
+    TRIAD_ASSERT(len <= WAL_STAGE_BYTES_MAX);
+    if (w->stage_cap >= len)
+        return;
+    size_t cap = TRIAD_MAX(len, TRIAD_MIN(w->stage_cap * 2, (size_t)WAL_STAGE_BYTES_MAX));
+    tfree(w->stage_raw);
+    w->stage = wal__alloc_aligned(cap, false, &w->stage_raw);
+    w->stage_cap = cap;
+}
+
+/* Try to make `fd` (the current segment, open for writing at `path`) an
+ * O_DIRECT descriptor: on success *fd is replaced by a new one and
+ * w->direct is set; otherwise *fd stays and writes go through the page
+ * cache. A filesystem that says EINVAL is not asked again. */
+static void wal__try_direct(struct wal *w, const char *path, int *fd)
+{
+    w->direct = false;
+    if (w->direct_refused)
+        return;
+    int dfd;
+    if (fs_open(path, O_WRONLY | O_DIRECT, 0, &dfd) != 0) {
+        if (errno == EINVAL)
+            w->direct_refused = true;
+        return;
+    }
+    fs_close(*fd);
+    *fd = dfd;
+    w->direct = true;
+}
+
+/* Write p[0..len) at off in the current segment. On a direct descriptor
+ * p, len and off are block-aligned; if the write is refused with EINVAL
+ * (the filesystem took O_DIRECT at open but wants a bigger alignment, and
+ * wrote nothing), the segment is reopened for buffered writes, for good,
+ * and the same bytes written that way: padding included, they are valid
+ * buffered writes too. */
+static int wal__pwrite(struct wal *w, const void *p, size_t len, uint64_t off)
+{
+    TRIAD_ASSERT(w->fd >= 0);
+    if (w->direct) {
+        TRIAD_ASSERT(((uintptr_t)p & (WAL_BLOCK_BYTES - 1)) == 0);
+        TRIAD_ASSERT(len % WAL_BLOCK_BYTES == 0);
+        TRIAD_ASSERT(off % WAL_BLOCK_BYTES == 0);
+    }
+    int rc = fs_pwrite_all(w->fd, p, len, off);
+    if (rc == 0 || !w->direct || errno != EINVAL)
+        return rc;
+    size_t plen = wal__path_max(w);
+    char *path = tmalloc(plen);
+    wal__seg_path(w, w->cur_first_lsn, path, plen);
+    int fd;
+    rc = fs_open(path, O_WRONLY, 0, &fd);
+    tfree(path);
+    if (rc != 0)
+        return TRIAD_EIO;
+    fs_close(w->fd);
+    w->fd = fd;
+    w->direct = false;
+    w->direct_refused = true;
+    return fs_pwrite_all(w->fd, p, len, off);
+}
+
 /* Make the current segment's file hold zeros at least
  * WAL_PREFILL_AHEAD_BYTES past `end`, the end of the records about to be
  * written at cur_bytes, but not past the segment limit (nor past `end`
@@ -187,7 +309,12 @@ static uint64_t wal__skip_zeros(const unsigned char *data, uint64_t from, uint64
  * fdatasync then flushes data only, with no change of size for the
  * filesystem to commit to its journal. The zeros are really written, not
  * fallocated: an unwritten extent still needs a metadata update on its
- * first write. The caller's next fdatasync covers them. */
+ * first write. The caller's next fdatasync covers them.
+ *
+ * On a direct descriptor the zeros are whole blocks: from the block after
+ * the records' last one (their own write pads that block) or from the
+ * block holding the old end of file, whichever is later (that block holds
+ * only zeros past cur_bytes), up to the target rounded up to a block. */
 static int wal__prefill(struct wal *w, uint64_t end, char *errmsg, size_t errlen)
 {
     TRIAD_ASSERT(w->fd >= 0);
@@ -200,24 +327,35 @@ static int wal__prefill(struct wal *w, uint64_t end, char *errmsg, size_t errlen
     uint64_t target = TRIAD_MIN(need + WAL_PREFILL_CHUNK_BYTES, limit);
     /* The records themselves will cover [cur_bytes, end). */
     uint64_t off = TRIAD_MAX(w->cur_alloc_bytes, end);
+    if (w->direct) {
+        target = wal__block_up(target);
+        off = TRIAD_MAX(wal__block_up(end), wal__block_down(w->cur_alloc_bytes));
+        /* Never a block holding records, and zeros over zeros only:
+         * [cur_bytes, cur_alloc_bytes) is zeros already. */
+        TRIAD_ASSERT(off % WAL_BLOCK_BYTES == 0);
+        TRIAD_ASSERT(off >= end);
+    }
     TRIAD_ASSERT(target >= off);
     if (target > off) {
         size_t zlen = (size_t)TRIAD_MIN(target - off, (uint64_t)WAL_PREFILL_CHUNK_BYTES);
         /* Fresh from the allocator: large blocks are new zero pages that
-         * cost nothing until read, and live only for this call. */
-        void *zeros = tcalloc(1, zlen);
+         * cost nothing until read, and live only for this call. Aligned
+         * for a direct write (a direct write of whole blocks of zeros
+         * stays whole blocks, as zlen is then a block multiple). */
+        void *raw;
+        unsigned char *zeros = wal__alloc_aligned(zlen, true, &raw);
         while (off < target) {
             size_t n = (size_t)TRIAD_MIN(target - off, (uint64_t)zlen);
-            if (fs_pwrite_all(w->fd, zeros, n, off) != 0) {
+            if (wal__pwrite(w, zeros, n, off) != 0) {
                 wal__err(errmsg, errlen,
                          "wal: prefill segment %" PRIu64 " at offset %" PRIu64 ": %s",
                          w->cur_first_lsn, off, strerror(errno));
-                tfree(zeros);
+                tfree(raw);
                 return TRIAD_EIO;
             }
             off += n;
         }
-        tfree(zeros);
+        tfree(raw);
     }
     w->cur_alloc_bytes = target;
     TRIAD_ASSERT(w->cur_alloc_bytes >= end);
@@ -281,6 +419,11 @@ static int wal__create_segment(struct wal *w, uint64_t first_lsn, char *errmsg, 
         wal__err(errmsg, errlen, "wal: write header of %s: %s", path, strerror(errno));
         goto err_close;
     }
+    /* The header went through the page cache (a direct write of block 0
+     * would make a torn header look like a damaged segment); the records
+     * go direct if the filesystem allows. The header is block 0's start. */
+    wal__try_direct(w, path, &fd);
+    memcpy(w->tail, h, sizeof(h));
     w->fd = fd;
     w->cur_first_lsn = first_lsn;
     w->cur_next_lsn = first_lsn;
@@ -291,7 +434,7 @@ static int wal__create_segment(struct wal *w, uint64_t first_lsn, char *errmsg, 
      * fdatasyncs already find the file at its new size. */
     if (wal__prefill(w, WAL_HEADER_BYTES, errmsg, errlen) != 0)
         goto err_reset;
-    if (fs_datasync(fd) != 0) {
+    if (fs_datasync(w->fd) != 0) {
         wal__err(errmsg, errlen, "wal: fdatasync prefill of %s: %s", path, strerror(errno));
         goto err_reset;
     }
@@ -304,7 +447,9 @@ static int wal__create_segment(struct wal *w, uint64_t first_lsn, char *errmsg, 
     return 0;
 
 err_reset:
+    fd = w->fd; /* wal__pwrite may have reopened it */
     w->fd = -1;
+    w->direct = false;
 err_close:
     fs_close(fd);
     /* Leave no header-less file behind for recovery to puzzle over. */
@@ -619,6 +764,14 @@ static int wal__recover_segment(struct wal_recovery *r, const char *path, uint64
     uint64_t keep = 0, records = 0;
     bool torn = false;
     rc = wal__replay_segment(r, path, map, size, is_last, lsn, &keep, &torn, &records);
+    if (rc == 0 && is_last) {
+        /* The records in the block holding the logical end: the next
+         * direct write rewrites that block, starting with them. */
+        TRIAD_ASSERT(keep >= WAL_HEADER_BYTES);
+        TRIAD_ASSERT(keep <= size);
+        uint64_t blk = wal__block_down(keep);
+        memcpy(w->tail, (const unsigned char *)map + blk, (size_t)(keep - blk));
+    }
     fs_unmap(map, (size_t)size);
     map = NULL;
     if (rc != 0)
@@ -644,6 +797,7 @@ static int wal__recover_segment(struct wal_recovery *r, const char *path, uint64
         alloc = keep;
     }
     /* A zero tail stays: new records overwrite it from `keep` on. */
+    wal__try_direct(w, path, &fd);
     w->fd = fd;
     w->cur_first_lsn = name_lsn;
     w->cur_next_lsn = *lsn;
@@ -745,6 +899,7 @@ static void wal__free(struct wal *w)
     if (w->fd >= 0)
         fs_close(w->fd);
     tbuf_free(&w->pending);
+    tfree(w->stage_raw);
     tfree(w->segs);
     pthread_mutex_destroy(&w->seg_mu);
     tfree(w->dir);
@@ -871,6 +1026,54 @@ static int wal__rotate(struct wal *w, uint64_t first_lsn, char *errmsg, size_t e
     return wal__create_segment(w, first_lsn, errmsg, errlen);
 }
 
+/* Write a run of records, data[0..len), at the current segment's logical
+ * end. Buffered: as they are. Direct: in whole blocks through the staging
+ * buffer, each piece being the tail (the block's bytes before cur_bytes),
+ * records, and zeros to the next block boundary; the tail is then what
+ * the last piece left in its last block. Pieces after the first start on
+ * a block boundary, as the first ends on one. Updates cur_alloc_bytes for
+ * a direct write; the caller moves cur_bytes. */
+static int wal__write_run(struct wal *w, const unsigned char *data, uint64_t len, char *errmsg,
+                          size_t errlen)
+{
+    TRIAD_ASSERT(len > 0);
+    uint64_t pos = w->cur_bytes;
+    if (!w->direct) {
+        if (wal__pwrite(w, data, (size_t)len, pos) != 0)
+            goto err;
+        return 0;
+    }
+    while (len > 0) {
+        uint64_t blk = wal__block_down(pos);
+        size_t head = (size_t)(pos - blk);
+        size_t n = (size_t)TRIAD_MIN(len, (uint64_t)(WAL_STAGE_BYTES_MAX - head));
+        size_t used = head + n;
+        size_t wlen = (size_t)wal__block_up(used);
+        wal__stage_reserve(w, wlen);
+        memcpy(w->stage, w->tail, head);
+        memcpy(w->stage + head, data, n);
+        memset(w->stage + used, 0, wlen - used);
+        if (wal__pwrite(w, w->stage, wlen, blk) != 0) {
+            pos = blk;
+            goto err;
+        }
+        /* wal__pwrite may have fallen back to buffered writes: the bytes
+         * are the same, and the rest of the run still goes as pieces. */
+        size_t last = (size_t)wal__block_down(used);
+        memcpy(w->tail, w->stage + last, used - last);
+        w->cur_alloc_bytes = TRIAD_MAX(w->cur_alloc_bytes, blk + wlen);
+        pos += n;
+        data += n;
+        len -= n;
+    }
+    return 0;
+
+err:
+    wal__err(errmsg, errlen, "wal: write segment %" PRIu64 " at offset %" PRIu64 ": %s",
+             w->cur_first_lsn, pos, strerror(errno));
+    return TRIAD_EIO;
+}
+
 int wal_write_batch(struct wal *w, const struct wal_batch *b, bool sync, char *errmsg,
                     size_t errlen)
 {
@@ -921,12 +1124,9 @@ int wal_write_batch(struct wal *w, const struct wal_batch *b, bool sync, char *e
             if (rc != 0)
                 goto err_failed;
         }
-        if (fs_pwrite_all(w->fd, data + run_start, run_bytes, w->cur_bytes) != 0) {
-            wal__err(errmsg, errlen, "wal: write segment %" PRIu64 " at offset %" PRIu64 ": %s",
-                     w->cur_first_lsn, w->cur_bytes, strerror(errno));
-            rc = TRIAD_EIO;
+        rc = wal__write_run(w, data + run_start, run_bytes, errmsg, errlen);
+        if (rc != 0)
             goto err_failed;
-        }
         w->cur_bytes += run_bytes;
         if (w->cur_alloc_bytes < w->cur_bytes)
             w->cur_alloc_bytes = w->cur_bytes; /* an unsynced write grew the file */
@@ -998,6 +1198,11 @@ int wal_remove_before(struct wal *w, uint64_t lsn)
     tfree(path);
     tfree(doomed);
     return rc;
+}
+
+bool wal_direct_io(const struct wal *w)
+{
+    return w->direct;
 }
 
 void wal_stats(struct wal *w, size_t *segments, uint64_t *bytes)

@@ -15,6 +15,12 @@
  * of 0 is never a valid record: zeros after the last record of a segment
  * are its clean end, in any segment, and are left in place.
  *
+ * Where the filesystem allows, the current segment is written with
+ * O_DIRECT in whole 4 KiB blocks (the last one of each write padded with
+ * zeros past the records, a clean end; the next write rewrites it), so a
+ * segment's file size is then rounded up to a block. Otherwise, and for
+ * the header, writes go through the page cache.
+ *
  * Threads: the loop thread appends records into an in-memory pending
  * buffer (wal_append) and, once per loop turn, takes it as a batch
  * (wal_take_batch). The fsync thread writes a batch to the files and makes
@@ -94,7 +100,8 @@ void wal_batch_free(struct wal_batch *b);
  * fdatasync if `sync`. 0 or TRIAD_EIO (errmsg set). The records are
  * written at the segment's logical end, over its prefill, after extending
  * the prefill if it runs short (see WAL_PREFILL_AHEAD_BYTES); segment_bytes
- * limits the logical size. */
+ * limits the logical size (the file, with O_DIRECT, may end up to a block
+ * past it). */
 int wal_write_batch(struct wal *w, const struct wal_batch *b, bool sync, char *errmsg,
                     size_t errlen);
 /* Fsync thread: fdatasync the current segment. */
@@ -110,5 +117,9 @@ int wal_remove_before(struct wal *w, uint64_t lsn);
 void wal_stats(struct wal *w, size_t *segments, uint64_t *bytes);
 /* Any thread: the segment files' total size on disk, prefill included. */
 uint64_t wal_allocated_bytes(struct wal *w);
+/* Fsync thread (or any thread while none writes): whether the current
+ * segment is written with O_DIRECT (false: through the page cache, as on
+ * a filesystem without direct I/O). */
+bool wal_direct_io(const struct wal *w);
 
 #endif

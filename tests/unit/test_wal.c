@@ -1,6 +1,7 @@
 /* test_wal.c - the write-ahead log and crc32c: round trips, recovery from
  * torn tails and corruption, rotation, removal, injected I/O errors, and
- * the zero prefill ahead of the records. */
+ * the zero prefill ahead of the records, and the O_DIRECT block writes
+ * with their buffered fallback. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -101,6 +102,17 @@ static bool replayed_range(const struct replayed *r, uint64_t first, uint64_t la
 }
 
 static char errmsg[512];
+
+/* Every WAL test runs twice: with O_DIRECT where the filesystem has it,
+ * then with fs_open refusing it, through the page cache. Faults are set
+ * through here so that a test's own faults keep the pass's choice. */
+static bool buffered_pass;
+
+static void set_faults(struct fs_faults f)
+{
+    f.direct_io_off = buffered_pass;
+    fs_faults = f;
+}
 
 static int open_wal(struct wal **w, const char *dir, uint64_t seg_bytes, uint64_t after)
 {
@@ -258,6 +270,15 @@ static bool zeros_from(const char *path, long from)
     return zero;
 }
 
+/* With O_DIRECT the WAL writes whole blocks of this size, so its files'
+ * sizes are what they would be through the page cache, rounded up. */
+#define TEST_BLOCK_BYTES 4096
+
+static long file_bytes(bool direct, long n)
+{
+    return direct ? (n + TEST_BLOCK_BYTES - 1) / TEST_BLOCK_BYTES * TEST_BLOCK_BYTES : n;
+}
+
 static void write_at(const char *path, long off, const void *p, size_t len)
 {
     int fd = open(path, O_RDWR);
@@ -402,13 +423,14 @@ TEST(wal_opens_an_empty_directory_and_an_empty_segment)
     wal_stats(w, &segs, &bytes);
     CHECK_EQ_INT(segs, 1);
     CHECK_EQ_INT(bytes, WAL_HEADER_BYTES);
+    bool direct = wal_direct_io(w);
     wal_close(w);
 
     /* A new segment is its header and a synced prefill of zeros. */
     char p[700];
     seg_path(dir, 1, p, sizeof(p));
-    CHECK_EQ_INT(file_size(p),
-                 WAL_HEADER_BYTES + WAL_PREFILL_AHEAD_BYTES + WAL_PREFILL_CHUNK_BYTES);
+    CHECK_EQ_INT(file_size(p), file_bytes(direct, WAL_HEADER_BYTES + WAL_PREFILL_AHEAD_BYTES +
+                                                      WAL_PREFILL_CHUNK_BYTES));
     CHECK(zeros_from(p, WAL_HEADER_BYTES));
     CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
     CHECK_EQ_INT(rp.count, 0);
@@ -662,6 +684,7 @@ TEST(wal_rotates_when_a_segment_is_full)
     wal_stats(w, &segs, &bytes);
     CHECK(segs > 3);
     CHECK_EQ_INT((int)segs, count_files(dir, ".log"));
+    bool direct = wal_direct_io(w);
     wal_close(w);
 
     DIR *d = opendir(dir);
@@ -673,10 +696,11 @@ TEST(wal_rotates_when_a_segment_is_full)
             continue;
         char p[700];
         snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        /* Records within the limit; the file (prefill) too. */
+        /* Records within the limit; the file (prefill) too, but for the
+         * rounding up to a block of a direct write. */
         long n = data_end(p);
         total += (uint64_t)n;
-        if (n > (long)seg || n <= WAL_HEADER_BYTES || file_size(p) > (long)seg)
+        if (n > (long)seg || n <= WAL_HEADER_BYTES || file_size(p) > file_bytes(direct, (long)seg))
             over++;
     }
     closedir(d);
@@ -711,25 +735,26 @@ TEST(wal_gives_a_record_larger_than_a_segment_its_own_segment)
     wal_take_batch(w, &b);
     CHECK_EQ_INT(wal_write_batch(w, &b, true, errmsg, sizeof(errmsg)), 0);
     wal_batch_free(&b);
+    bool direct = wal_direct_io(w);
     wal_close(w);
 
     /* A big record's segment is exactly its size (no prefill past a lone
      * record bigger than the limit); a small one's is prefilled to the
-     * limit. */
+     * limit. (Both rounded up to a block if written direct.) */
     char p[600];
     long big_seg = WAL_HEADER_BYTES + WAL_RECORD_OVERHEAD + 8 + (long)sizeof(big);
     long small_seg = WAL_HEADER_BYTES + WAL_RECORD_OVERHEAD + 8 + 1;
     seg_path(dir, 1, p, sizeof(p));
-    CHECK_EQ_INT(file_size(p), big_seg);
+    CHECK_EQ_INT(file_size(p), file_bytes(direct, big_seg));
     CHECK_EQ_INT(data_end(p), big_seg);
     seg_path(dir, 2, p, sizeof(p));
     CHECK_EQ_INT(data_end(p), small_seg);
-    CHECK_EQ_INT(file_size(p), seg);
+    CHECK_EQ_INT(file_size(p), file_bytes(direct, seg));
     seg_path(dir, 3, p, sizeof(p));
-    CHECK_EQ_INT(file_size(p), big_seg);
+    CHECK_EQ_INT(file_size(p), file_bytes(direct, big_seg));
     seg_path(dir, 4, p, sizeof(p));
     CHECK_EQ_INT(data_end(p), small_seg);
-    CHECK_EQ_INT(file_size(p), seg);
+    CHECK_EQ_INT(file_size(p), file_bytes(direct, seg));
 
     CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
     CHECK_EQ_INT(rp.count, 4);
@@ -892,12 +917,17 @@ TEST(wal_returns_eio_on_an_injected_write_error_and_recovers_what_came_before)
     struct wal *w;
     CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
     CHECK_EQ_INT(append_and_write(w, 5, true), 0);
-    /* The next write tears after 13 bytes and fails. */
-    fs_faults = (struct fs_faults){.write_fail_nth = 1, .write_partial_bytes = 13};
+    /* The next write tears 13 bytes into its records and fails (a direct
+     * write starts with the bytes of the block before the records). */
+    size_t segs;
+    uint64_t end;
+    wal_stats(w, &segs, &end);
+    size_t before = wal_direct_io(w) ? (size_t)(end % TEST_BLOCK_BYTES) : 0;
+    set_faults((struct fs_faults){.write_fail_nth = 1, .write_partial_bytes = before + 13});
     errmsg[0] = '\0';
     CHECK_EQ_INT(append_and_write(w, 5, true), TRIAD_EIO);
     CHECK(strstr(errmsg, "wal: write segment") == errmsg);
-    fs_faults = (struct fs_faults){0};
+    set_faults((struct fs_faults){0});
     /* The log does not pretend later writes are fine. */
     CHECK_EQ_INT(append_and_write(w, 1, true), TRIAD_EIO);
     CHECK_EQ_INT(wal_sync(w, errmsg, sizeof(errmsg)), TRIAD_EIO);
@@ -917,9 +947,9 @@ TEST(wal_returns_eio_on_an_injected_sync_error)
     char *dir = make_tmpdir();
     struct wal *w;
     CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
-    fs_faults = (struct fs_faults){.sync_fail_nth = 1};
+    set_faults((struct fs_faults){.sync_fail_nth = 1});
     CHECK_EQ_INT(append_and_write(w, 2, true), TRIAD_EIO);
-    fs_faults = (struct fs_faults){0};
+    set_faults((struct fs_faults){0});
     CHECK_EQ_INT(append_and_write(w, 1, false), TRIAD_EIO);
     wal_close(w);
 
@@ -927,9 +957,9 @@ TEST(wal_returns_eio_on_an_injected_sync_error)
     rm_rf(dir);
     CHECK_EQ_INT(open_wal(&w, dir, 100, 0), 0);
     CHECK_EQ_INT(append_and_write(w, 2, false), 0);
-    fs_faults = (struct fs_faults){.sync_fail_nth = 1};
+    set_faults((struct fs_faults){.sync_fail_nth = 1});
     CHECK_EQ_INT(append_and_write(w, 10, false), TRIAD_EIO);
-    fs_faults = (struct fs_faults){0};
+    set_faults((struct fs_faults){0});
     wal_close(w);
     rm_rf(dir);
     free(dir);
@@ -1163,7 +1193,7 @@ TEST(wal_a_big_synced_run_is_appended_without_prefill)
         }
         CHECK_EQ_INT(write_pending(w, true), 0);
     }
-    CHECK_EQ_INT(file_size(p), (long)logical);
+    CHECK_EQ_INT(file_size(p), file_bytes(wal_direct_io(w), (long)logical));
     uint64_t last = wal_last_lsn(w);
     wal_close(w);
     CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
@@ -1196,7 +1226,8 @@ TEST(wal_unsynced_batches_do_not_prefill_and_reopen_cleanly)
         }
         CHECK_EQ_INT(write_pending(w, false), 0);
     }
-    CHECK_EQ_INT(file_size(p), (long)logical);
+    CHECK_EQ_INT(file_size(p), file_bytes(wal_direct_io(w), (long)logical));
+    CHECK_EQ_INT(wal_allocated_bytes(w), file_size(p));
     uint64_t last = wal_last_lsn(w);
     /* a synced batch prefills again from there */
     append_sized(w, body_bytes);
@@ -1299,16 +1330,17 @@ TEST(wal_returns_eio_on_an_injected_write_error_while_prefilling)
         append_sized(w, body_bytes);
     CHECK_EQ_INT(write_pending(w, true), 0);
     uint64_t alloc = wal_allocated_bytes(w);
-    CHECK_EQ_INT(alloc, WAL_HEADER_BYTES + WAL_PREFILL_AHEAD_BYTES + WAL_PREFILL_CHUNK_BYTES);
+    CHECK_EQ_INT(alloc, file_bytes(wal_direct_io(w), WAL_HEADER_BYTES + WAL_PREFILL_AHEAD_BYTES +
+                                                         WAL_PREFILL_CHUNK_BYTES));
 
     /* The next batch's first write call is the prefill's. */
     for (int i = 0; i < 4; i++)
         append_sized(w, body_bytes);
-    fs_faults = (struct fs_faults){.write_fail_nth = 1, .write_partial_bytes = 4096};
+    set_faults((struct fs_faults){.write_fail_nth = 1, .write_partial_bytes = 4096});
     errmsg[0] = '\0';
     CHECK_EQ_INT(write_pending(w, true), TRIAD_EIO);
     CHECK(strstr(errmsg, "wal: prefill segment 1 at offset ") == errmsg);
-    fs_faults = (struct fs_faults){0};
+    set_faults((struct fs_faults){0});
     CHECK_EQ_INT(append_and_write(w, 1, true), TRIAD_EIO);
     wal_close(w);
 
@@ -1319,28 +1351,345 @@ TEST(wal_returns_eio_on_an_injected_write_error_while_prefilling)
     wal_close(w);
 
     /* A new segment's first prefill failing (after its header) is
-     * reported the same way, and leaves no file behind. */
+     * reported the same way, and leaves no file behind. The segment limit
+     * leaves room for a prefill past the header's block, and eight
+     * records. */
     rm_rf(dir);
-    CHECK_EQ_INT(open_wal(&w, dir, 100, 0), 0);
-    CHECK_EQ_INT(append_and_write(w, 2, true), 0);
-    fs_faults = (struct fs_faults){.write_fail_nth = 2};
-    CHECK_EQ_INT(append_and_write(w, 3, true), TRIAD_EIO);
-    fs_faults = (struct fs_faults){0};
-    CHECK(strstr(errmsg, "wal: prefill segment 3 at offset 24: ") == errmsg);
+    const uint64_t seg = 64 * 1024;
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    for (int i = 0; i < 8; i++)
+        append_sized(w, body_bytes);
+    CHECK_EQ_INT(write_pending(w, true), 0);
+    /* the prefill starts after the header, or after its block if direct */
+    char want[100];
+    snprintf(want, sizeof(want), "wal: prefill segment 9 at offset %d: ",
+             wal_direct_io(w) ? TEST_BLOCK_BYTES : WAL_HEADER_BYTES);
+    append_sized(w, body_bytes);
+    set_faults((struct fs_faults){.write_fail_nth = 2});
+    CHECK_EQ_INT(write_pending(w, true), TRIAD_EIO);
+    set_faults((struct fs_faults){0});
+    CHECK(strstr(errmsg, want) == errmsg);
     CHECK_EQ_INT(count_files(dir, ".log"), 1);
     wal_close(w);
-    CHECK_EQ_INT(open_wal(&w, dir, 100, 0), 0);
-    CHECK(replayed_range(&rp, 1, 2));
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    CHECK_EQ_INT(rp.count, 8);
     wal_close(w);
     rm_rf(dir);
     free(dir);
 }
 
-int main(void)
+/* ---- O_DIRECT block writes --------------------------------------------- */
+
+/* Does the filesystem under dir take O_DIRECT? */
+static bool fs_takes_direct(const char *dir)
 {
-    RUN(crc32c_matches_the_standard_check_value);
-    RUN(crc32c_table_and_instruction_agree_at_every_length_and_alignment);
-    RUN(crc32c_chains_across_pieces);
+    char p[700];
+    snprintf(p, sizeof(p), "%s/probe", dir);
+    int fd = open(p, O_WRONLY | O_CREAT | O_DIRECT, 0644);
+    if (fd >= 0)
+        close(fd);
+    unlink(p);
+    return fd >= 0;
+}
+
+/* The body append_sized writes for record `lsn` of `len` bytes. */
+static uint32_t sized_body_crc(uint64_t lsn, size_t len)
+{
+    static char body[8192];
+    for (size_t i = 0; i < len; i++)
+        body[i] = (char)((lsn + i) | 1);
+    return crc32c(0, body, len);
+}
+
+/* A replay holds exactly records 1..n of the sizes in lens[]. */
+static bool replayed_sized(const struct replayed *r, const size_t *lens, size_t n)
+{
+    if (r->count != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (r->lsn[i] != i + 1 || r->type[i] != 1 || r->len[i] != lens[i] ||
+            r->crc[i] != sized_body_crc(i + 1, lens[i]))
+            return false;
+    return true;
+}
+
+TEST(wal_uses_o_direct_exactly_when_the_filesystem_takes_it)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK_EQ_INT(wal_direct_io(w), !buffered_pass && fs_takes_direct(dir));
+    CHECK_EQ_INT(append_and_write(w, 3, true), 0);
+    wal_close(w);
+    /* The reopened last segment too. */
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK_EQ_INT(wal_direct_io(w), !buffered_pass && fs_takes_direct(dir));
+    CHECK(replayed_range(&rp, 1, 3));
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
+#define SIZES_RECORDS 3000
+
+TEST(wal_reopens_records_of_many_sizes_written_across_blocks_in_small_batches)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    /* Segments of 1 MiB (a few of them) and unsynced batches too, which
+     * append past the prefill. */
+    const uint64_t seg = 1024 * 1024;
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    static size_t lens[SIZES_RECORDS];
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    size_t n = 0;
+    int bad = 0;
+    while (n < SIZES_RECORDS) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t batch = 1 + (size_t)(x % 7);
+        for (size_t i = 0; i < batch && n < SIZES_RECORDS; i++, n++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            /* Mostly small, some over a block, some exactly around one. */
+            size_t len = x % 4 == 0 ? (size_t)(x >> 8) % 8192
+                         : x % 4 == 1 ? 4096 - 17 + (size_t)(x >> 8) % 3
+                                      : (size_t)(x >> 8) % 300;
+            lens[n] = len;
+            if (append_sized(w, len) != n + 1)
+                bad++;
+        }
+        if (write_pending(w, x % 3 != 0) != 0)
+            bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK(count_files(dir, ".log") > 2);
+    wal_close(w);
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    CHECK(replayed_sized(&rp, lens, n));
+    CHECK_EQ_INT(lg.count, 0);
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
+TEST(wal_a_batch_exactly_filling_a_block_is_followed_cleanly)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    const size_t frame = WAL_RECORD_OVERHEAD + 8;
+    size_t lens[6];
+    /* 24 + 4072 = one block; then two records that end at 3 blocks. */
+    lens[0] = TEST_BLOCK_BYTES - WAL_HEADER_BYTES - frame;
+    lens[1] = 100;
+    lens[2] = 2 * TEST_BLOCK_BYTES - 2 * frame - lens[1];
+    for (int i = 0; i < 3; i++)
+        append_sized(w, lens[i]);
+    CHECK_EQ_INT(write_pending(w, true), 0);
+    CHECK_EQ_INT(wal_direct_io(w), !buffered_pass && fs_takes_direct(dir));
+    char p[600];
+    seg_path(dir, 1, p, sizeof(p));
+    CHECK_EQ_INT(data_end(p), 3 * TEST_BLOCK_BYTES);
+    wal_close(w);
+    /* Reopened at a block boundary: nothing of the old block to carry. */
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK(replayed_sized(&rp, lens, 3));
+    CHECK_EQ_INT(lg.count, 0);
+    lens[3] = 7;
+    append_sized(w, lens[3]);
+    CHECK_EQ_INT(write_pending(w, true), 0);
+    /* One more that ends exactly on the next boundary, then one after. */
+    lens[4] = TEST_BLOCK_BYTES - 2 * frame - lens[3];
+    append_sized(w, lens[4]);
+    CHECK_EQ_INT(write_pending(w, false), 0);
+    CHECK_EQ_INT(data_end(p), 4 * TEST_BLOCK_BYTES);
+    lens[5] = 1;
+    append_sized(w, lens[5]);
+    CHECK_EQ_INT(write_pending(w, true), 0);
+    wal_close(w);
+    CHECK(zeros_from(p, data_end(p)));
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK(replayed_sized(&rp, lens, 6));
+    CHECK_EQ_INT(lg.count, 0);
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
+TEST(wal_reopened_mid_block_keeps_the_records_before_it_in_that_block)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    size_t lens[40];
+    size_t n = 0;
+    /* Each round closes and reopens the log with its end mid-block: the
+     * next write rewrites that block, and must carry the records already
+     * in it (a zeroed start would end the log early, cleanly, silently). */
+    for (int round = 0; round < 8; round++) {
+        CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+        CHECK(replayed_sized(&rp, lens, n));
+        CHECK_EQ_INT(lg.count, 0);
+        for (int i = 0; i < 5; i++) {
+            lens[n] = (size_t)(round * 331 + i * 97) % 1500;
+            append_sized(w, lens[n++]);
+        }
+        CHECK_EQ_INT(write_pending(w, round % 2 == 0), 0);
+        size_t segs;
+        uint64_t end;
+        wal_stats(w, &segs, &end);
+        CHECK(end % TEST_BLOCK_BYTES != 0);
+        wal_close(w);
+    }
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK(replayed_sized(&rp, lens, n));
+    CHECK_EQ_INT(lg.count, 0);
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
+TEST(wal_writes_a_run_bigger_than_the_staging_buffer_in_pieces)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    /* A lone record of 9 MiB plus a bit (pieces end mid-record), then a
+     * batch of ~6 MiB of small records, unsynced, then synced. */
+    const size_t big = 9 * 1024 * 1024 + 12345;
+    unsigned char *body = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        body[i] = (unsigned char)(i * 13 + 5);
+    size_t lens[1000];
+    size_t n = 0;
+    append_sized(w, 10);
+    lens[n++] = 10;
+    CHECK_EQ_INT(wal_append(w, 1, body, big), 2);
+    lens[n++] = big;
+    CHECK_EQ_INT(write_pending(w, false), 0);
+    while (n < 800) {
+        lens[n] = 7000 + n;
+        append_sized(w, lens[n++]);
+    }
+    CHECK_EQ_INT(write_pending(w, true), 0);
+    wal_close(w);
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK_EQ_INT(rp.count, n);
+    CHECK_EQ_INT(lg.count, 0);
+    int bad = 0;
+    for (size_t i = 0; i < rp.count && i < n; i++) {
+        uint32_t want = i == 1 ? crc32c(0, body, big) : sized_body_crc(i + 1, lens[i]);
+        if (rp.lsn[i] != i + 1 || rp.len[i] != lens[i] || rp.crc[i] != want)
+            bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    wal_close(w);
+    free(body);
+    rm_rf(dir);
+    free(dir);
+}
+
+TEST(wal_truncates_and_logs_a_torn_tail_inside_an_aligned_block)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    size_t lens[8] = {5000, 200, 1000, 30};
+    for (int i = 0; i < 2; i++)
+        append_sized(w, lens[i]);
+    CHECK_EQ_INT(write_pending(w, true), 0);
+    char p[600];
+    seg_path(dir, 1, p, sizeof(p));
+    size_t before_len;
+    char *before = read_file(p, &before_len);
+    long start = data_end(p); /* mid-block: 24 + 5017 + 217 */
+    CHECK(start % TEST_BLOCK_BYTES != 0);
+    append_sized(w, lens[2]);
+    CHECK_EQ_INT(write_pending(w, true), 0);
+    long end = data_end(p);
+    wal_close(w);
+    /* A write of record 3's block torn after its first 512-byte sector
+     * past the old end: the rest of the block still holds what it held
+     * before (zeros after record 2). */
+    long blk = start / TEST_BLOCK_BYTES * TEST_BLOCK_BYTES;
+    long cut = blk + (start - blk + 512) / 512 * 512;
+    CHECK(cut > start && cut < end);
+    write_at(p, cut, before + cut, (size_t)(blk + TEST_BLOCK_BYTES - cut));
+    free(before);
+
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK(replayed_sized(&rp, lens, 2));
+    CHECK_EQ_INT(lg.count, 1);
+    char want[700];
+    snprintf(want, sizeof(want), "wal: truncated torn record at %s offset %ld: ", p, start);
+    CHECK(strncmp(lg.last, want, strlen(want)) == 0);
+    CHECK_EQ_INT(file_size(p), start);
+    /* The log goes on from the cut, mid-block. */
+    lens[2] = 30;
+    append_sized(w, lens[2]);
+    CHECK_EQ_INT(write_pending(w, true), 0);
+    wal_close(w);
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK(replayed_sized(&rp, lens, 3));
+    CHECK_EQ_INT(lg.count, 0);
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
+TEST(wal_falls_back_to_buffered_writes_when_a_direct_write_is_refused)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK_EQ_INT(append_and_write(w, 3, true), 0);
+    /* EINVAL from a write: what a filesystem that took O_DIRECT at open
+     * but wants a bigger alignment says, having written nothing. */
+    set_faults((struct fs_faults){.write_fail_nth = 1, .fail_errno = EINVAL});
+    int rc = append_and_write(w, 4, true);
+    set_faults((struct fs_faults){0});
+    if (buffered_pass || !fs_takes_direct(dir)) {
+        /* Already buffered: EINVAL is a failed write like any other. */
+        CHECK_EQ_INT(rc, TRIAD_EIO);
+    } else {
+        /* Written again through the page cache, which it goes on using. */
+        CHECK_EQ_INT(rc, 0);
+        CHECK(!wal_direct_io(w));
+        CHECK_EQ_INT(append_and_write(w, 2, false), 0);
+        CHECK_EQ_INT(append_and_write(w, 1, true), 0);
+        wal_close(w);
+        CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+        CHECK(replayed_range(&rp, 1, 10));
+        CHECK_EQ_INT(lg.count, 0);
+    }
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
+TEST(wal_buffered_writes_are_not_padded_to_blocks)
+{
+    /* The fallback writes records as they are: the file grows by exactly
+     * their bytes past the prefill (in the direct pass, a block-rounded
+     * size instead). */
+    char *dir = make_tmpdir();
+    struct wal *w;
+    CHECK_EQ_INT(open_wal(&w, dir, 200, 0), 0);
+    CHECK_EQ_INT(append_and_write(w, 1, false), 0);
+    bool direct = wal_direct_io(w);
+    wal_close(w);
+    char p[600];
+    seg_path(dir, 1, p, sizeof(p));
+    /* the first prefill stops at the limit of 200 */
+    CHECK_EQ_INT(file_size(p), file_bytes(direct, 200));
+    CHECK_EQ_INT(direct, !buffered_pass && fs_takes_direct(dir));
+    CHECK_EQ_INT(open_wal(&w, dir, 200, 0), 0);
+    CHECK(replayed_range(&rp, 1, 1));
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void run_wal_tests(void)
+{
     RUN(wal_replays_every_record_after_reopen);
     RUN(wal_take_batch_hands_over_exactly_what_was_appended);
     RUN(wal_opens_an_empty_directory_and_an_empty_segment);
@@ -1368,5 +1717,26 @@ int main(void)
     RUN(wal_unsynced_batches_do_not_prefill_and_reopen_cleanly);
     RUN(wal_a_big_synced_run_is_appended_without_prefill);
     RUN(wal_returns_eio_on_an_injected_write_error_while_prefilling);
+    RUN(wal_uses_o_direct_exactly_when_the_filesystem_takes_it);
+    RUN(wal_reopens_records_of_many_sizes_written_across_blocks_in_small_batches);
+    RUN(wal_a_batch_exactly_filling_a_block_is_followed_cleanly);
+    RUN(wal_reopened_mid_block_keeps_the_records_before_it_in_that_block);
+    RUN(wal_writes_a_run_bigger_than_the_staging_buffer_in_pieces);
+    RUN(wal_truncates_and_logs_a_torn_tail_inside_an_aligned_block);
+    RUN(wal_falls_back_to_buffered_writes_when_a_direct_write_is_refused);
+    RUN(wal_buffered_writes_are_not_padded_to_blocks);
+}
+
+int main(void)
+{
+    RUN(crc32c_matches_the_standard_check_value);
+    RUN(crc32c_table_and_instruction_agree_at_every_length_and_alignment);
+    RUN(crc32c_chains_across_pieces);
+    run_wal_tests();
+    /* Again through the page cache, as on a filesystem without O_DIRECT. */
+    fprintf(stderr, "-- the wal tests again with O_DIRECT refused --\n");
+    buffered_pass = true;
+    set_faults((struct fs_faults){0});
+    run_wal_tests();
     return test_summary("wal");
 }
