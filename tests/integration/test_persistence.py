@@ -252,3 +252,55 @@ def test_expired_keys_do_not_come_back(make_server):
     time.sleep(0.5)  # let its TTL pass while no server runs
     s.start()
     assert s.client().get(b"dies-while-down") is None
+
+
+def test_repeated_sigkills_under_load_lose_no_acknowledged_write(make_server):
+    """Five crash/restart cycles, each killing the server mid-load: every
+    restart must recover the log's partial last block and go on appending
+    after it, so a write acknowledged in any cycle is there at the end."""
+    s = make_server(extra_args=durable_args("always"))
+    acked = {}
+    lock = threading.Lock()
+    for cycle in range(5):
+        stop = threading.Event()
+        counts = [0] * WRITERS
+
+        def writer(w):
+            client = s.client()
+            try:
+                for i in range(WRITES_PER_WRITER_MAX):
+                    if stop.is_set():
+                        return
+                    key = b"cycle%d:%d:%d" % (cycle, w, i)
+                    val = value_for(w, i) * (1 + i % 5)  # records of many sizes
+                    try:
+                        ok = client.set(key, val)
+                    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                            OSError):
+                        return
+                    if ok is True:
+                        with lock:
+                            acked[key] = val
+                        counts[w] += 1
+            finally:
+                client.close()
+
+        threads = [threading.Thread(target=writer, args=(w,), daemon=True)
+                   for w in range(WRITERS)]
+        for t in threads:
+            t.start()
+        try:
+            wait_until(lambda: sum(counts) >= 500 or not any(t.is_alive() for t in threads),
+                       timeout_s=LOAD_TIMEOUT_S, interval_s=0.01)
+            s.kill()
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+        assert not any(t.is_alive() for t in threads)
+        assert sum(counts) >= 500, "the load did not get going in cycle %d" % cycle
+        s.start()
+        got = read_all(s.client(), acked)
+        missing = [k for k, v in got.items() if v != acked[k]]
+        assert missing == [], "cycle %d: %d acknowledged keys lost or wrong, e.g. %r" % (
+            cycle, len(missing), missing[:5])
