@@ -101,8 +101,9 @@ void wal_batch_free(struct wal_batch *b);
  * written at the segment's logical end, over its prefill, after extending
  * the prefill if it runs short (see WAL_PREFILL_AHEAD_BYTES); segment_bytes
  * limits the logical size (the file, with O_DIRECT, may end up to a block
- * past it). */
-int wal_write_batch(struct wal *w, const struct wal_batch *b, bool sync, char *errmsg,
+ * past it). The records' checksums are computed here, into the batch:
+ * wal_append leaves them to this thread, so that the loop does less. */
+int wal_write_batch(struct wal *w, struct wal_batch *b, bool sync, char *errmsg,
                     size_t errlen);
 /* Fsync thread: fdatasync the current segment. */
 int wal_sync(struct wal *w, char *errmsg, size_t errlen);
