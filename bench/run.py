@@ -47,6 +47,9 @@ def wait_ready(port, proc, timeout=120.0):
     raise RuntimeError("server on port %d not ready" % port)
 
 
+STARTED = []  # every server this run started, stopped at the end whatever happens
+
+
 class Server:
     def __init__(self, kind, args, datadir):
         self.kind = kind
@@ -66,6 +69,7 @@ class Server:
         t0 = time.time()
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
+        STARTED.append(self)
         wait_ready(self.port, self.proc)
         if self.kind == "redis":
             # redis answers PING with -LOADING while it loads: wait for loading:0
@@ -258,6 +262,9 @@ def main():
             t.stop()
             r.stop()
     finally:
+        # a server whose partner failed to start is stopped here too
+        for srv in STARTED:
+            srv.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
     if opts.write:
