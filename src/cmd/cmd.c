@@ -808,8 +808,33 @@ static void cmd__queue_add(struct cmd_server *s, struct cmd_client *c, int argc,
     resp_add_simple(c->out, "QUEUED");
 }
 
+static uint64_t cmd__exec(struct cmd_server *s, struct cmd_client *c, int argc, char **argv,
+                          size_t *argvlen);
+
+/* CLIENT REPLY OFF|SKIP: what a command replies while they are in force is
+ * taken back out of the output buffer (SKIP covers the command after it). */
 uint64_t cmd_exec(struct cmd_server *s, struct cmd_client *c, int argc, char **argv,
                   size_t *argvlen)
+{
+    size_t mark = c->out->len;
+    bool skip = (c->flags & CMD_CLIENT_REPLY_SKIP) != 0;
+    uint64_t lsn = cmd__exec(s, c, argc, argv, argvlen);
+    if (c->flags & CMD_CLIENT_REPLY_SKIP_NOW) {
+        /* this was the SKIP itself: the next command is the one skipped */
+        c->flags &= ~CMD_CLIENT_REPLY_SKIP_NOW;
+        skip = true;
+    } else if (skip) {
+        c->flags &= ~CMD_CLIENT_REPLY_SKIP;
+    }
+    if (skip || (c->flags & CMD_CLIENT_REPLY_OFF)) {
+        TRIAD_ASSERT(c->out->len >= mark);
+        c->out->len = mark;
+    }
+    return lsn;
+}
+
+static uint64_t cmd__exec(struct cmd_server *s, struct cmd_client *c, int argc, char **argv,
+                          size_t *argvlen)
 {
     TRIAD_ASSERT(argc >= 1);
     TRIAD_ASSERT(s->exec_depth == 0);
@@ -1533,12 +1558,18 @@ CMD_HANDLER(cmd_client)
     } else if (cmd_arg_is(sub, sl, "REPLY")) {
         if (!cmd__sub_arity(c, argc, 3, "client", "reply"))
             return;
-        if (cmd_arg_is(argv[2], argvlen[2], "ON"))
+        /* OFF and SKIP are not answered themselves (cmd_exec drops what a
+         * command replied while they are in force). */
+        if (cmd_arg_is(argv[2], argvlen[2], "ON")) {
+            c->flags &= ~(CMD_CLIENT_REPLY_OFF | CMD_CLIENT_REPLY_SKIP);
             cmd_reply_ok(c);
-        else if (cmd_arg_is(argv[2], argvlen[2], "OFF") || cmd_arg_is(argv[2], argvlen[2], "SKIP"))
-            resp_add_error(c->out, "ERR CLIENT REPLY OFF and SKIP are not supported");
-        else
+        } else if (cmd_arg_is(argv[2], argvlen[2], "OFF")) {
+            c->flags |= CMD_CLIENT_REPLY_OFF;
+        } else if (cmd_arg_is(argv[2], argvlen[2], "SKIP")) {
+            c->flags |= CMD_CLIENT_REPLY_SKIP_NOW | CMD_CLIENT_REPLY_SKIP;
+        } else {
             cmd_reply_syntax_error(c);
+        }
     } else if (cmd_arg_is(sub, sl, "HELP") && argc == 2) {
         cmd__reply_help(c, "CLIENT", cmd__client_help);
     } else {

@@ -59,6 +59,9 @@
 #define CMD_CLIENT_DIRTY_EXEC (1u << 2) /* a command failed while queueing */
 #define CMD_CLIENT_CLOSE_AFTER_REPLY (1u << 3)
 #define CMD_CLIENT_REPLAY (1u << 4)     /* the internal client that replays the WAL */
+#define CMD_CLIENT_REPLY_OFF (1u << 5)  /* CLIENT REPLY OFF: no replies */
+#define CMD_CLIENT_REPLY_SKIP (1u << 6) /* CLIENT REPLY SKIP: none for the next command */
+#define CMD_CLIENT_REPLY_SKIP_NOW (1u << 7) /* (set while the SKIP itself runs) */
 
 struct cmd_server;
 struct cmd_client;

@@ -304,3 +304,24 @@ def test_client_kill_by_address_and_filters(server, r):
     # LADDR and TYPE normal match this client too, but SKIPME (the default) spares it
     assert r.execute_command("CLIENT", "KILL", "LADDR", laddr, "TYPE", "normal") >= 0
     assert r.ping() is True
+
+
+
+
+def test_client_reply_off_skip_and_on(c):
+    # OFF: neither it nor what follows is answered, until ON; SKIP: neither
+    # it nor the next command. Only ON's +OK and the last GET come back.
+    from conftest import pack_command
+    c.send(b"".join(pack_command(*cmd) for cmd in [
+        ("CLIENT", "REPLY", "OFF"),
+        ("SET", "rk", "1"),
+        ("NOSUCHCOMMAND",),
+        ("CLIENT", "REPLY", "ON"),
+        ("CLIENT", "REPLY", "SKIP"),
+        ("INCR", "rk"),
+        ("GET", "rk"),
+        ("PING",),
+    ]))
+    assert c.read() == "OK"
+    assert c.read() == b"2"
+    assert c.read() == "PONG"

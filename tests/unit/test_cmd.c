@@ -528,6 +528,20 @@ TEST(client_subcommands_reply_as_redis)
     EXPECT(&f, &f.c, "CLIENT NO-EVICT x", "-ERR syntax error\r\n");
     EXPECT(&f, &f.c, "CLIENT REPLY ON", "+OK\r\n");
     EXPECT(&f, &f.c, "CLIENT REPLY x", "-ERR syntax error\r\n");
+    /* OFF: nothing is answered, errors included, until ON */
+    EXPECT(&f, &f.c, "CLIENT REPLY OFF", "");
+    EXPECT(&f, &f.c, "SET r 1", "");
+    EXPECT(&f, &f.c, "NOSUCHCOMMAND", "");
+    EXPECT(&f, &f.c, "CLIENT REPLY ON", "+OK\r\n");
+    EXPECT(&f, &f.c, "GET r", "$1\r\n1\r\n"); /* the write did happen */
+    /* SKIP: neither the SKIP nor the next command is answered */
+    EXPECT(&f, &f.c, "CLIENT REPLY SKIP", "");
+    EXPECT(&f, &f.c, "INCR r", "");
+    EXPECT(&f, &f.c, "GET r", "$1\r\n2\r\n");
+    /* RESET turns replies back on, and answers itself (as in Redis) */
+    EXPECT(&f, &f.c, "CLIENT REPLY OFF", "");
+    EXPECT(&f, &f.c, "RESET", "+RESET\r\n");
+    EXPECT(&f, &f.c, "PING", "+PONG\r\n");
     EXPECT(&f, &f.c, "CLIENT FOO", "-ERR unknown subcommand 'FOO'. Try CLIENT HELP.\r\n");
     t_run(&f, &f.c, "HELLO 3");
     EXPECT(&f, &f.c, "CLIENT INFO", "=9\r\ntxt:id=7\n\r\n");
