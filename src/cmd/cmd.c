@@ -709,6 +709,30 @@ void cmd_client_free(struct cmd_server *s, struct cmd_client *c)
 
 #define CMD_ERR_ARGS_MAX 128 /* bytes of arguments echoed by "unknown command" */
 
+/* Count an error reply: in total and by its code, the text up to the first
+ * space or line end ("ERR", "WRONGPASS", ...). */
+static void cmd__count_error(struct cmd_server *s, const char *text, size_t len)
+{
+    s->stats.errors++;
+    size_t n = 0;
+    while (n < len && n + 1 < CMD_ERRORCODE_MAX && text[n] != ' ' && text[n] != '\r' &&
+           text[n] != '\n')
+        n++;
+    struct cmd_stats *st = &s->stats;
+    for (int i = 0; i < st->nerrorstats; i++) {
+        if (strncmp(st->errorstats[i].code, text, n) == 0 && st->errorstats[i].code[n] == '\0') {
+            st->errorstats[i].count++;
+            return;
+        }
+    }
+    if (st->nerrorstats == CMD_ERRORSTATS_MAX)
+        return;
+    struct cmd_errorstat *e = &st->errorstats[st->nerrorstats++];
+    memcpy(e->code, text, n);
+    e->code[n] = '\0';
+    e->count = 1;
+}
+
 /* Run one handler and keep the statistics. An error reply is recognised by
  * its first byte, so every way of replying with an error is counted. */
 static void cmd__call(struct cmd_server *s, struct cmd_client *c, const struct cmd_spec *cmd,
@@ -728,7 +752,7 @@ static void cmd__call(struct cmd_server *s, struct cmd_client *c, const struct c
     cmd->fn(s, c, argc, argv, argvlen);
     s->stats.commands_processed++;
     if (c->out->len > mark && c->out->data[mark] == '-')
-        s->stats.errors++;
+        cmd__count_error(s, c->out->data + mark + 1, c->out->len - mark - 1);
 }
 
 /* A command refused before it ran: inside MULTI it also dooms the EXEC. */
@@ -737,7 +761,7 @@ static void cmd__reject(struct cmd_server *s, struct cmd_client *c, const char *
     if (c->flags & CMD_CLIENT_MULTI)
         c->flags |= CMD_CLIENT_DIRTY_EXEC;
     s->stats.rejected_calls++;
-    s->stats.errors++;
+    cmd__count_error(s, msg, strlen(msg));
     resp_add_error(c->out, msg);
 }
 
@@ -871,7 +895,7 @@ static uint64_t cmd__exec(struct cmd_server *s, struct cmd_client *c, int argc, 
             /* Redis aborts the whole transaction, naming the reason. */
             cmd__discard_transaction(s, c);
             s->stats.rejected_calls++;
-            s->stats.errors++;
+            cmd__count_error(s, "EXECABORT", 9);
             resp_add_errorf(c->out, "EXECABORT Transaction discarded because of: %s", oom);
         } else {
             cmd__reject(s, c, "OOM command not allowed when used memory > 'maxmemory'.");

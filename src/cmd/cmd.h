@@ -130,6 +130,16 @@ struct cmd_hooks {
     long long (*last_snapshot)(void *arg);
 };
 
+/* INFO errorstats: error replies by their code (the first word), as Redis
+ * counts them; past CMD_ERRORSTATS_MAX distinct codes new ones go uncounted
+ * (Redis stops tracking at 128 too). */
+#define CMD_ERRORSTATS_MAX 128
+#define CMD_ERRORCODE_MAX 32
+struct cmd_errorstat {
+    char code[CMD_ERRORCODE_MAX];
+    uint64_t count;
+};
+
 struct cmd_stats {
     uint64_t commands_processed;
     uint64_t keyspace_hits;
@@ -137,6 +147,8 @@ struct cmd_stats {
     uint64_t expired_keys;   /* lazy and active expiry */
     uint64_t rejected_calls;
     uint64_t errors;         /* error replies */
+    struct cmd_errorstat errorstats[CMD_ERRORSTATS_MAX];
+    int nerrorstats;
 };
 
 struct cmd_server {

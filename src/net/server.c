@@ -1026,6 +1026,13 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
                      (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec,
                      (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
     }
+    if (info_wants(argc, argv, "errorstats", true)) {
+        SECTION("Errorstats");
+        const struct cmd_stats *st = &srv->cmd.stats;
+        for (int i = 0; i < st->nerrorstats; i++)
+            tbuf_appendf(t, "errorstat_%s:count=%llu\r\n", st->errorstats[i].code,
+                         (unsigned long long)st->errorstats[i].count);
+    }
     if (info_wants(argc, argv, "keyspace", true)) {
         SECTION("Keyspace");
         for (int i = 0; i < srv->cmd.databases; i++) {

@@ -373,3 +373,18 @@ def test_info_keyspace_avg_ttl_is_the_mean_time_left(r, c):
     fields = dict(f.split("=") for f in line[len("db0:"):].split(","))
     assert fields["keys"] == "3" and fields["expires"] == "2"
     assert 150000 <= int(fields["avg_ttl"]) <= 200000, line
+
+
+def test_info_errorstats_counts_errors_by_code(make_server):
+    s = make_server()
+    conn = s.resp()
+    assert isinstance(conn.cmd("NOSUCHCOMMAND"), Err)
+    assert isinstance(conn.cmd("EXEC"), Err)
+    assert isinstance(conn.cmd("HELLO", "4"), Err)
+    text = conn.cmd("INFO", "errorstats").decode()
+    lines = [l for l in text.split("\r\n") if l.startswith("errorstat_")]
+    assert sorted(lines) == ["errorstat_ERR:count=2", "errorstat_NOPROTO:count=1"]
+    assert conn.cmd("CONFIG", "RESETSTAT") == "OK"
+    text = conn.cmd("INFO", "errorstats").decode()
+    assert [l for l in text.split("\r\n") if l.startswith("errorstat_")] == []
+    conn.close()

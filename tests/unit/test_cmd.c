@@ -1458,6 +1458,25 @@ TEST(flush_async_hands_the_old_keyspace_to_the_server)
     fx_free(&f);
 }
 
+TEST(errors_are_counted_by_code)
+{
+    struct fx f;
+    fx_init(&f);
+    t_run(&f, &f.c, "NOSUCHCOMMAND");
+    t_run(&f, &f.c, "INCR");      /* arity: ERR */
+    t_run(&f, &f.c, "HELLO 9");   /* NOPROTO */
+    t_run(&f, &f.c, "MULTI");
+    t_run(&f, &f.c, "MULTI");     /* nested: ERR */
+    t_run(&f, &f.c, "EXEC");
+    CHECK_EQ_INT(f.s.stats.errors, 4);
+    CHECK_EQ_INT(f.s.stats.nerrorstats, 2);
+    CHECK(strcmp(f.s.stats.errorstats[0].code, "ERR") == 0);
+    CHECK_EQ_INT(f.s.stats.errorstats[0].count, 3);
+    CHECK(strcmp(f.s.stats.errorstats[1].code, "NOPROTO") == 0);
+    CHECK_EQ_INT(f.s.stats.errorstats[1].count, 1);
+    fx_free(&f);
+}
+
 int main(void)
 {
     RUN(lookup_finds_every_table_command_in_any_case);
@@ -1498,5 +1517,6 @@ int main(void)
     RUN(flush_randomkey_and_dbsize);
     RUN(handlers_leave_no_memory_behind);
     RUN(flush_async_hands_the_old_keyspace_to_the_server);
+    RUN(errors_are_counted_by_code);
     return test_summary("cmd");
 }
