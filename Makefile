@@ -24,7 +24,7 @@ STORE_SRC = $(KV_SRC) $(WAL_SRC) $(SNAP_SRC)
 CMD_SRC = $(wildcard src/cmd/*.c)
 NET_SRC = $(filter-out $(RESP_SRC),$(wildcard src/net/*.c))
 CLI_SRC = $(wildcard src/cli/*.c)
-HEADERS = $(wildcard src/*/*.h) tests/unit/test.h
+HEADERS = $(wildcard src/*/*.h) $(wildcard tests/unit/*.h)
 
 TRIAD_SRC = src/triad.c $(COMMON_SRC) $(RESP_SRC) $(STORE_SRC) $(CMD_SRC) $(NET_SRC) $(CLI_SRC)
 TRIAD_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(TRIAD_SRC))

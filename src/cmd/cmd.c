@@ -522,7 +522,7 @@ static const struct cmd_spec cmd__table[] = {
      "6.0.0"},
     {"AUTH", cmd_auth, -2, NS | LD | ST | F | NA, 0, 0, 0, "connection",
      "Authenticate to the server", "1.0.0"},
-    {"CLIENT", cmd_client, -2, 0, 0, 0, 0, "connection",
+    {"CLIENT", cmd_client, -2, CMD_SUBCOMMANDS, 0, 0, 0, "connection",
      "A container for client connection commands", "2.4.0"},
     {"SELECT", cmd_select, 2, LD | ST | F, 0, 0, 0, "connection",
      "Change the selected database for the current connection", "1.0.0"},
@@ -534,9 +534,9 @@ static const struct cmd_spec cmd__table[] = {
 
     {"INFO", cmd_info, -1, LD | ST, 0, 0, 0, "server",
      "Get information and statistics about the server", "1.0.0"},
-    {"CONFIG", cmd_config, -2, 0, 0, 0, 0, "server",
+    {"CONFIG", cmd_config, -2, CMD_SUBCOMMANDS, 0, 0, 0, "server",
      "A container for server configuration commands", "2.0.0"},
-    {"COMMAND", cmd_command, -1, LD | ST, 0, 0, 0, "server", "Get array of Redis command details",
+    {"COMMAND", cmd_command, -1, LD | ST | CMD_SUBCOMMANDS, 0, 0, 0, "server", "Get array of Redis command details",
      "2.8.13"},
     {"TIME", cmd_time, 1, LD | ST | F, 0, 0, 0, "server", "Return the current server time", "2.6.0"},
     {"SHUTDOWN", cmd_shutdown, -1, AD | NS | LD | ST | CMD_DENYMULTI, 0, 0, 0, "server",
@@ -741,9 +741,7 @@ static void cmd__call(struct cmd_server *s, struct cmd_client *c, const struct c
     size_t mark = c->out->len;
     c->last_cmd = cmd->name;
     c->last_sub[0] = '\0';
-    if (argc >= 2 && cmd->name[0] == 'C' &&
-        (strcmp(cmd->name, "CLIENT") == 0 || strcmp(cmd->name, "CONFIG") == 0 ||
-         strcmp(cmd->name, "COMMAND") == 0)) {
+    if (argc >= 2 && (cmd->flags & CMD_SUBCOMMANDS)) {
         size_t n = TRIAD_MIN(argvlen[1], sizeof(c->last_sub) - 1);
         for (size_t i = 0; i < n; i++)
             c->last_sub[i] = (char)tolower((unsigned char)argv[1][i]);

@@ -51,6 +51,7 @@
 #define CMD_NOSCRIPT (1u << 7)
 #define CMD_LOADING (1u << 8)
 #define CMD_STALE (1u << 9)
+#define CMD_SUBCOMMANDS (1u << 11) /* CLIENT, CONFIG, COMMAND: argv[1] names a subcommand */
 #define CMD_DENYMULTI (1u << 10) /* refused inside MULTI (SHUTDOWN, SAVE), as Redis's no-multi */
 
 /* client flags */

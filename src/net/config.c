@@ -134,6 +134,15 @@ const char *config_fsync_name(int fsync)
     return fsync_names[fsync];
 }
 
+static bool config__in_range(const struct config_param *p, long long v, char *errmsg,
+                             size_t errlen)
+{
+    if (v >= p->min && v <= p->max)
+        return true;
+    snprintf(errmsg, errlen, "argument must be between %lld and %lld inclusive", p->min, p->max);
+    return false;
+}
+
 static int config__apply(struct config *cfg, const struct config_param *p, const char *value,
                          char *errmsg, size_t errlen)
 {
@@ -147,11 +156,8 @@ static int config__apply(struct config *cfg, const struct config_param *p, const
             snprintf(errmsg, errlen, "argument couldn't be parsed into an integer");
             return -1;
         }
-        if (v < p->min || v > p->max) {
-            snprintf(errmsg, errlen, "argument must be between %lld and %lld inclusive", p->min,
-                     p->max);
+        if (!config__in_range(p, v, errmsg, errlen))
             return -1;
-        }
         *(int *)field = (int)v;
         return 0;
     }
@@ -161,11 +167,8 @@ static int config__apply(struct config *cfg, const struct config_param *p, const
             snprintf(errmsg, errlen, "argument must be a memory value");
             return -1;
         }
-        if (v < p->min || v > p->max) {
-            snprintf(errmsg, errlen, "argument must be between %lld and %lld inclusive", p->min,
-                     p->max);
+        if (!config__in_range(p, v, errmsg, errlen))
             return -1;
-        }
         *(long long *)field = v;
         return 0;
     }

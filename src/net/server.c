@@ -298,6 +298,21 @@ static void syncer_kick(struct server *srv)
 
 static void session_flush(struct session *s);
 
+static void session_unlink_wait(struct session *s)
+{
+    struct server *srv = s->srv;
+    if (!s->on_wait_list)
+        return;
+    if (s->wprev)
+        s->wprev->wnext = s->wnext;
+    else
+        srv->waiting = s->wnext;
+    if (s->wnext)
+        s->wnext->wprev = s->wprev;
+    s->wprev = s->wnext = NULL;
+    s->on_wait_list = false;
+}
+
 static void server_release_waiting(struct server *srv)
 {
     struct session *s = srv->waiting;
@@ -305,14 +320,7 @@ static void server_release_waiting(struct server *srv)
         struct session *next = s->wnext;
         if (s->wait_lsn <= srv->durable_lsn) {
             /* unlink, then flush (which may re-add it) */
-            if (s->wprev)
-                s->wprev->wnext = s->wnext;
-            else
-                srv->waiting = s->wnext;
-            if (s->wnext)
-                s->wnext->wprev = s->wprev;
-            s->wprev = s->wnext = NULL;
-            s->on_wait_list = false;
+            session_unlink_wait(s);
             session_flush(s);
         }
         s = next;
@@ -368,20 +376,6 @@ static uint64_t server_log_record(void *arg, const void *body, size_t len)
 
 /* ---- sessions ---- */
 
-static void session_unlink_wait(struct session *s)
-{
-    struct server *srv = s->srv;
-    if (!s->on_wait_list)
-        return;
-    if (s->wprev)
-        s->wprev->wnext = s->wnext;
-    else
-        srv->waiting = s->wnext;
-    if (s->wnext)
-        s->wnext->wprev = s->wprev;
-    s->wprev = s->wnext = NULL;
-    s->on_wait_list = false;
-}
 
 static void on_session_closed(uv_handle_t *h)
 {

@@ -14,6 +14,7 @@
 #include "../../src/store/kv.h"
 #include "../../src/store/snap.h"
 #include "test.h"
+#include "test_dir.h"
 
 #define NDBS 4
 #define NOW_MS 1700000000000ll
@@ -22,28 +23,9 @@ static char errmsg[512];
 
 static char *make_tmpdir(void)
 {
-    char tmpl[] = "/tmp/triad-test-snap-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    TRIAD_ASSERT(d != NULL);
-    return strdup(d);
+    return make_tmpdir_named("snap");
 }
 
-static void rm_rf(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char p[1024];
-            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
 
 static void snap_path(const char *dir, uint64_t lsn, const char *suffix, char *out, size_t n)
 {

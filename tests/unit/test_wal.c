@@ -18,6 +18,7 @@
 #include "../../src/store/fs.h"
 #include "../../src/store/wal.h"
 #include "test.h"
+#include "test_dir.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -144,32 +145,9 @@ static int append_and_write(struct wal *w, int n, bool sync)
 
 static char *make_tmpdir(void)
 {
-    char tmpl[] = "/tmp/triad-test-wal-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    TRIAD_ASSERT(d != NULL);
-    return strdup(d);
+    return make_tmpdir_named("wal");
 }
 
-static void rm_rf(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char p[1024];
-            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-            struct stat st;
-            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-                rm_rf(p);
-            else
-                unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
 
 static void seg_path(const char *dir, uint64_t first_lsn, char *out, size_t outlen)
 {

@@ -1,0 +1,48 @@
+/* test_dir.h - scratch directories for the unit tests that touch files. */
+#ifndef TRIAD_TEST_DIR_H
+#define TRIAD_TEST_DIR_H
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../src/common/defs.h"
+
+/* A new empty directory /tmp/triad-test-<name>-XXXXXX; the caller frees
+ * the returned path (after rm_rf). */
+static inline char *make_tmpdir_named(const char *name)
+{
+    char tmpl[256];
+    snprintf(tmpl, sizeof(tmpl), "/tmp/triad-test-%s-XXXXXX", name);
+    char *d = mkdtemp(tmpl);
+    TRIAD_ASSERT(d != NULL);
+    return strdup(d);
+}
+
+/* Remove dir and everything below it. */
+static inline void rm_rf(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char p[1024];
+            if (snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) >= (int)sizeof(p))
+                continue;
+            struct stat st;
+            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+                rm_rf(p);
+            else
+                unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+#endif
