@@ -304,3 +304,42 @@ def test_repeated_sigkills_under_load_lose_no_acknowledged_write(make_server):
         missing = [k for k, v in got.items() if v != acked[k]]
         assert missing == [], "cycle %d: %d acknowledged keys lost or wrong, e.g. %r" % (
             cycle, len(missing), missing[:5])
+
+
+def info_persistence(client):
+    return client.info("persistence")
+
+
+def test_snapshots_wait_for_wal_growth_relative_to_the_last_snapshot(make_server):
+    """snapshot-wal-percentage: a snapshot rewrites the whole dataset, so the
+    next one waits until the WAL grew by that share of the last snapshot's
+    size, not merely by snapshot-wal-bytes."""
+    s = make_server(extra_args=durable_args("no") + [
+        "--snapshot-wal-bytes", "1mb", "--snapshot-wal-percentage", "200"])
+    client = s.client()
+    value = b"v" * 1000
+
+    def write_mb(mb, tag):
+        with client.pipeline(transaction=False) as p:
+            for i in range(mb * 1000):
+                p.set(b"pct:%d" % (i % 3000), b"%s:" % tag + value)
+            p.execute()
+
+    write_mb(3, b"a")
+    # the first 1 MB already started a background snapshot (none before it)
+    assert wait_until(lambda: info_persistence(client)["rdb_bgsave_in_progress"] == 0,
+                      timeout_s=30.0)
+    assert client.save() is True
+    first = info_persistence(client)
+    assert first["snapshot_bytes"] > 3000000
+    lsn = first["snapshot_lsn"]
+    # 2 MB more: past snapshot-wal-bytes, short of 200% of ~3 MB
+    write_mb(2, b"b")
+    time.sleep(0.5)  # several cron ticks, each of which could start one
+    info = info_persistence(client)
+    assert info["wal_bytes_since_snapshot"] > 1024 * 1024
+    assert info["snapshot_lsn"] == lsn and info["rdb_bgsave_in_progress"] == 0
+    # 5 MB more: past 200% of the snapshot, so one starts by itself
+    write_mb(5, b"c")
+    assert wait_until(lambda: info_persistence(client)["snapshot_lsn"] > lsn, timeout_s=30.0), \
+        "no snapshot after the WAL outgrew 200%% of the last one:\n%s" % s.log_tail()
