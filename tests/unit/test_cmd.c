@@ -9,11 +9,11 @@
 #include "../../src/cmd/cmd_int.h"
 #include "../../src/common/mem.h"
 #include "test.h"
+#include "test_words.h"
 
 /* ---- fixture ---- */
 
 #define T_RECORDS_MAX 512
-#define T_ARGS_MAX 64
 #define T_NOW_MS 1700000000000ll
 
 struct t_records {
@@ -72,36 +72,10 @@ static void fx_free(struct fx *f)
  * NUL-terminated string. The client's buffer is reset first. */
 static const char *t_run(struct fx *f, struct cmd_client *c, const char *line)
 {
-    char words[4096];
+    char words[T_LINE_MAX];
     char *argv[T_ARGS_MAX];
     size_t argvlen[T_ARGS_MAX];
-    int argc = 0;
-    size_t w = 0;
-    TRIAD_ASSERT(strlen(line) < sizeof(words));
-    for (const char *p = line; *p;) {
-        while (*p == ' ')
-            p++;
-        if (!*p)
-            break;
-        TRIAD_ASSERT(argc < T_ARGS_MAX);
-        argv[argc] = &words[w];
-        size_t start = w;
-        while (*p && *p != ' ') {
-            if (p[0] == '\\' && p[1] == 's') {
-                words[w++] = ' ';
-                p += 2;
-            } else if (p[0] == '\\' && p[1] == '0') {
-                words[w++] = '\0';
-                p += 2;
-            } else if (p[0] == '\\' && p[1] == 'e') {
-                p += 2;
-            } else {
-                words[w++] = *p++;
-            }
-        }
-        argvlen[argc++] = w - start;
-        words[w++] = '\0';
-    }
+    int argc = t_split(line, words, argv, argvlen);
     tbuf_reset(c->out);
     f->last_lsn = cmd_exec(&f->s, c, argc, argv, argvlen);
     tbuf_appendc(c->out, '\0');
