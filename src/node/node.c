@@ -1,0 +1,438 @@
+/* node.c - one replica: raft + fsm behind node_io (see node.h). */
+#include "node.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../cmd/cmd.h"
+#include "../common/defs.h"
+#include "fsm.h"
+
+#define NODE_PENDING_MAX 100000 /* client requests waiting, all kinds */
+
+/* A write waiting for its entry to be applied: the request waiting list. */
+struct node__write {
+    raft_index index;
+    raft_term term;
+    uint64_t req_id;
+};
+
+/* A read waiting for its ReadIndex, then for the state machine to get
+ * there. The command is copied (argv in one allocation). */
+struct node__read {
+    uint64_t ctx;
+    uint64_t req_id;
+    raft_index index; /* 0 until the ReadIndex is known */
+    int db, proto, argc;
+    char **argv;
+    size_t *argvlen;
+};
+
+struct node {
+    struct node_config cfg;
+    struct node_io io;
+    struct raft *raft;
+    struct fsm fsm;
+    struct node_stats stats;
+
+    struct node__write *writes;
+    size_t n_writes, cap_writes;
+    struct node__read *reads;
+    size_t n_reads, cap_reads;
+    uint64_t next_ctx;
+
+    struct raft_ready inflight; /* the persisting ready */
+    bool persisting;
+    bool in_process;
+    bool persist_done_early; /* node_persisted() called from inside io.persist */
+
+    struct tbuf reply;
+    struct tbuf scratch;
+};
+
+void node_config_default(struct node_config *c, raft_id id)
+{
+    memset(c, 0, sizeof(*c));
+    raft_config_default(&c->raft, id);
+    c->snapshot_entries = 100000;
+    c->snapshot_bytes_min = 0;
+}
+
+static void node__reply(struct node *n, uint64_t req_id, const char *s, size_t len)
+{
+    n->io.reply(n->io.arg, req_id, s, len);
+}
+
+static void node__reply_str(struct node *n, uint64_t req_id, const char *s)
+{
+    node__reply(n, req_id, s, strlen(s));
+}
+
+static void node__redirect(struct node *n, uint64_t req_id)
+{
+    char buf[64];
+    int len = snprintf(buf, sizeof(buf), "-NOTLEADER %u\r\n", (unsigned)raft_leader(n->raft));
+    n->stats.redirected++;
+    node__reply(n, req_id, buf, (size_t)len);
+}
+
+/* The write's outcome is unknown to this node: its entry may still commit
+ * under another leader. A retry with the same (client id, seq) is safe: the
+ * idempotent receiver applies it once and returns the first reply. */
+static const char node__uncertain[] =
+    "-TRYAGAIN the write may or may not have been applied; retry it with the same sequence number\r\n";
+
+static void node__read_free(struct node__read *rd)
+{
+    free(rd->argv);
+    rd->argv = NULL;
+}
+
+static void node__serve_read(struct node *n, struct node__read *rd)
+{
+    tbuf_reset(&n->reply);
+    fsm_read(&n->fsm, rd->db, rd->proto, rd->argc, rd->argv, rd->argvlen, &n->reply);
+    n->stats.reads_answered++;
+    node__reply(n, rd->req_id, n->reply.data, n->reply.len);
+}
+
+/* Reads whose index has been applied are answered, in arrival order. */
+static void node__serve_reads(struct node *n)
+{
+    size_t w = 0;
+    raft_index applied = n->fsm.applied_index;
+    for (size_t i = 0; i < n->n_reads; i++) {
+        struct node__read *rd = &n->reads[i];
+        if (rd->index != 0 && rd->index <= applied) {
+            node__serve_read(n, rd);
+            node__read_free(rd);
+        } else {
+            n->reads[w++] = *rd;
+        }
+    }
+    n->n_reads = w;
+}
+
+static void node__read_index_done(struct node *n, const struct raft_read *r)
+{
+    for (size_t i = 0; i < n->n_reads; i++) {
+        struct node__read *rd = &n->reads[i];
+        if (rd->ctx != r->ctx)
+            continue;
+        if (r->index == 0) { /* leadership lost before it was confirmed */
+            n->stats.failed++;
+            node__redirect(n, rd->req_id);
+            node__read_free(rd);
+            n->reads[i] = n->reads[--n->n_reads];
+        } else {
+            rd->index = r->index;
+        }
+        return;
+    }
+}
+
+static void node__apply(struct node *n, const struct raft_entry *e)
+{
+    tbuf_reset(&n->reply);
+    if (e->type == RAFT_ENTRY_NORMAL)
+        fsm_apply(&n->fsm, e->index, e->data, e->len, &n->reply);
+    else
+        fsm_apply_noop(&n->fsm, e->index);
+    /* answer the writes waiting for this index: ours if the term matches,
+     * else our entry was overwritten by another leader's */
+    size_t k = 0;
+    while (k < n->n_writes && n->writes[k].index <= e->index) {
+        struct node__write *w = &n->writes[k++];
+        if (w->index == e->index && w->term == e->term) {
+            n->stats.writes_answered++;
+            node__reply(n, w->req_id, n->reply.data, n->reply.len);
+        } else {
+            n->stats.failed++;
+            node__reply_str(n, w->req_id, node__uncertain);
+        }
+    }
+    if (k > 0) {
+        memmove(n->writes, n->writes + k, (n->n_writes - k) * sizeof(*n->writes));
+        n->n_writes -= k;
+    }
+    if (n->io.applied != NULL)
+        n->io.applied(n->io.arg, e, fsm_digest(&n->fsm));
+}
+
+static void node__install(struct node *n, const struct raft_snapshot *s)
+{
+    char err[256];
+    /* The snapshot carries its own CRC and came through a checksummed
+     * transport: failing here means the leader's state machine is broken. */
+    int rc = fsm_restore(&n->fsm, s->data, s->len, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "triad: node %u: cannot install snapshot at %llu: %s\n",
+                (unsigned)raft_id_of(n->raft), (unsigned long long)s->index, err);
+        TRIAD_ASSERT(rc == 0);
+    }
+    TRIAD_ASSERT(n->fsm.applied_index == s->index);
+    n->stats.snapshots_installed++;
+    /* writes at or below the snapshot: their outcome is unknown here */
+    size_t k = 0;
+    while (k < n->n_writes && n->writes[k].index <= s->index) {
+        n->stats.failed++;
+        node__reply_str(n, n->writes[k++].req_id, node__uncertain);
+    }
+    memmove(n->writes, n->writes + k, (n->n_writes - k) * sizeof(*n->writes));
+    n->n_writes -= k;
+}
+
+static void node__maybe_compact(struct node *n)
+{
+    struct raft *r = n->raft;
+    raft_index applied = n->fsm.applied_index;
+    if (n->cfg.snapshot_entries == 0 || applied < raft_snapshot_index(r) + n->cfg.snapshot_entries)
+        return;
+    if (applied > raft_stable_index(r))
+        return;
+    tbuf_reset(&n->scratch);
+    fsm_snapshot(&n->fsm, &n->scratch);
+    uint8_t *copy = malloc(n->scratch.len ? n->scratch.len : 1);
+    if (copy == NULL)
+        return; /* try again after the next apply */
+    memcpy(copy, n->scratch.data, n->scratch.len);
+    if (raft_compact(r, applied, copy, n->scratch.len) == 0)
+        n->stats.snapshots_taken++;
+}
+
+static void node__finish_persist(struct node *n)
+{
+    TRIAD_ASSERT(n->persisting);
+    /* durable now: the messages that depended on it may go */
+    for (size_t i = 0; i < n->inflight.n_msgs; i++)
+        n->io.send(n->io.arg, &n->inflight.msgs[i]);
+    n->persisting = false;
+    raft_advance(n->raft, &n->inflight);
+}
+
+static void node__process(struct node *n)
+{
+    struct raft_ready rd;
+    TRIAD_ASSERT(!n->in_process);
+    n->in_process = true;
+    for (int guard = 0; raft_ready(n->raft, &rd); guard++) {
+        TRIAD_ASSERT(guard < 1000000);
+        for (size_t i = 0; i < rd.n_msgs_now; i++)
+            n->io.send(n->io.arg, &rd.msgs_now[i]);
+        if (rd.persist && rd.snapshot != NULL && rd.snapshot_install)
+            node__install(n, rd.snapshot);
+        for (size_t i = 0; i < rd.n_committed; i++)
+            node__apply(n, &rd.committed[i]);
+        for (size_t i = 0; i < rd.n_reads; i++)
+            node__read_index_done(n, &rd.reads[i]);
+        node__serve_reads(n);
+        if (rd.persist) {
+            TRIAD_ASSERT(!n->persisting);
+            n->inflight = rd;
+            n->persisting = true;
+            n->persist_done_early = false;
+            n->io.persist(n->io.arg, &n->inflight);
+            if (n->persist_done_early)
+                node__finish_persist(n);
+        } else {
+            for (size_t i = 0; i < rd.n_msgs; i++)
+                n->io.send(n->io.arg, &rd.msgs[i]);
+            raft_advance(n->raft, &rd);
+        }
+        node__maybe_compact(n);
+    }
+    n->in_process = false;
+    n->io.set_timer(n->io.arg, raft_next_tick_ms(n->raft));
+}
+
+struct node *node_new(const struct node_config *cfg, const struct node_io *io,
+                      const struct node_disk *disk, const struct raft_conf *bootstrap,
+                      char *errmsg, size_t errlen)
+{
+    struct node *n = calloc(1, sizeof(*n));
+    if (n == NULL) {
+        snprintf(errmsg, errlen, "out of memory");
+        return NULL;
+    }
+    n->cfg = *cfg;
+    n->io = *io;
+    n->cfg.raft.seed = io->random(io->arg);
+    if (fsm_init(&n->fsm, io->random(io->arg)) != 0) {
+        snprintf(errmsg, errlen, "out of memory");
+        goto err_free;
+    }
+    n->raft = raft_new(&n->cfg.raft, io->now_ms(io->arg));
+    if (n->raft == NULL) {
+        snprintf(errmsg, errlen, "out of memory");
+        goto err_fsm;
+    }
+    if (disk != NULL) {
+        if (disk->snapshot != NULL && disk->snapshot->index > 0) {
+            int rc = fsm_restore(&n->fsm, disk->snapshot->data, disk->snapshot->len, errmsg, errlen);
+            if (rc != 0)
+                goto err_raft;
+        }
+        int rc = raft_restore(n->raft, &disk->hs, disk->snapshot, disk->entries, disk->n_entries);
+        if (rc != 0) {
+            snprintf(errmsg, errlen, "the log on disk is not a valid Raft log (%d)", rc);
+            goto err_raft;
+        }
+    }
+    if (bootstrap != NULL && raft_last_index(n->raft) == 0 && raft_current_term(n->raft) == 0) {
+        if (raft_bootstrap(n->raft, bootstrap) != 0) {
+            snprintf(errmsg, errlen, "invalid bootstrap configuration");
+            goto err_raft;
+        }
+    }
+    node__process(n);
+    return n;
+
+err_raft:
+    raft_free(n->raft);
+err_fsm:
+    fsm_free(&n->fsm);
+err_free:
+    free(n);
+    return NULL;
+}
+
+void node_free(struct node *n)
+{
+    if (n == NULL)
+        return;
+    if (n->persisting)
+        raft_advance(n->raft, &n->inflight); /* frees what it holds */
+    for (size_t i = 0; i < n->n_reads; i++)
+        node__read_free(&n->reads[i]);
+    free(n->reads);
+    free(n->writes);
+    raft_free(n->raft);
+    fsm_free(&n->fsm);
+    tbuf_free(&n->reply);
+    tbuf_free(&n->scratch);
+    free(n);
+}
+
+void node_step(struct node *n, const struct raft_msg *m)
+{
+    raft_tick(n->raft, n->io.now_ms(n->io.arg));
+    if (raft_step(n->raft, m) != 0)
+        return; /* malformed: dropped (the transport logs it) */
+    if (!n->in_process)
+        node__process(n);
+}
+
+void node_tick(struct node *n)
+{
+    raft_tick(n->raft, n->io.now_ms(n->io.arg));
+    if (!n->in_process)
+        node__process(n);
+}
+
+void node_persisted(struct node *n)
+{
+    if (n->in_process) {
+        n->persist_done_early = true;
+        return;
+    }
+    node__finish_persist(n);
+    node__process(n);
+}
+
+static bool node__is_write(const struct cmd_spec *spec)
+{
+    return spec != NULL && (spec->flags & CMD_WRITE) != 0;
+}
+
+void node_submit(struct node *n, uint64_t req_id, uint64_t client_id, uint64_t seq, int db,
+                 int proto, int argc, char **argv, size_t *argvlen)
+{
+    struct raft *r = n->raft;
+    raft_tick(r, n->io.now_ms(n->io.arg));
+    if (argc < 1) {
+        node__reply_str(n, req_id, "-ERR empty command\r\n");
+        return;
+    }
+    if (raft_role(r) != RAFT_LEADER) {
+        node__redirect(n, req_id);
+        return;
+    }
+    if (n->n_writes + n->n_reads >= NODE_PENDING_MAX) {
+        n->stats.failed++;
+        node__reply_str(n, req_id, "-BUSY too many requests waiting for the log; retry later\r\n");
+        return;
+    }
+    const struct cmd_spec *spec = cmd_lookup(argv[0], argvlen[0]);
+    if (node__is_write(spec)) {
+        struct fsm_command c = {
+            .proto = proto,
+            .client_id = client_id,
+            .seq = client_id ? seq : 0,
+            .now_ms = n->io.now_ms(n->io.arg),
+            .db = db,
+            .argc = argc,
+            .argv = argv,
+            .argvlen = argvlen,
+        };
+        tbuf_reset(&n->scratch);
+        int rc = fsm_encode_command(&c, &n->scratch);
+        if (rc != 0) {
+            node__reply_str(n, req_id, rc == TRIAD_ELIMIT ? "-ERR TRIAD command too large for one log entry\r\n"
+                                                          : "-ERR TRIAD invalid session, sequence or database\r\n");
+            return;
+        }
+        raft_index index;
+        rc = raft_propose(r, RAFT_ENTRY_NORMAL, n->scratch.data, n->scratch.len, &index);
+        if (rc != 0) {
+            node__redirect(n, req_id);
+            return;
+        }
+        if (n->n_writes == n->cap_writes) {
+            n->cap_writes = n->cap_writes ? n->cap_writes * 2 : 64;
+            n->writes = realloc(n->writes, n->cap_writes * sizeof(*n->writes));
+            TRIAD_ASSERT(n->writes != NULL);
+        }
+        n->writes[n->n_writes++] =
+            (struct node__write){.index = index, .term = raft_current_term(r), .req_id = req_id};
+        n->stats.writes_proposed++;
+    } else {
+        /* a read (or an unknown command, answered by fsm_read's error) at a
+         * ReadIndex: linearizable (Raft §6.4) */
+        size_t bytes = (size_t)argc * (sizeof(char *) + sizeof(size_t));
+        for (int i = 0; i < argc; i++)
+            bytes += argvlen[i] + 1;
+        char **av = malloc(bytes);
+        TRIAD_ASSERT(av != NULL);
+        size_t *al = (size_t *)(av + argc);
+        char *p = (char *)(al + argc);
+        for (int i = 0; i < argc; i++) {
+            memcpy(p, argv[i], argvlen[i]);
+            p[argvlen[i]] = '\0';
+            av[i] = p;
+            al[i] = argvlen[i];
+            p += argvlen[i] + 1;
+        }
+        if (n->n_reads == n->cap_reads) {
+            n->cap_reads = n->cap_reads ? n->cap_reads * 2 : 64;
+            n->reads = realloc(n->reads, n->cap_reads * sizeof(*n->reads));
+            TRIAD_ASSERT(n->reads != NULL);
+        }
+        uint64_t ctx = ++n->next_ctx;
+        n->reads[n->n_reads++] = (struct node__read){
+            .ctx = ctx, .req_id = req_id, .db = db, .proto = proto, .argc = argc, .argv = av, .argvlen = al};
+        if (raft_read_index(r, ctx) != 0) {
+            node__read_free(&n->reads[n->n_reads - 1]);
+            n->n_reads--;
+            node__redirect(n, req_id);
+            return;
+        }
+    }
+    if (!n->in_process)
+        node__process(n);
+}
+
+struct raft *node_raft(struct node *n) { return n->raft; }
+struct fsm *node_fsm(struct node *n) { return &n->fsm; }
+uint64_t node_digest(const struct node *n) { return fsm_digest(&n->fsm); }
+const struct node_stats *node_stats(const struct node *n) { return &n->stats; }

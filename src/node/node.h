@@ -1,0 +1,96 @@
+/* node.h - one replica: the Raft core + the state machine (fsm: cmd over
+ * kv), behind an `io` interface.
+ *
+ * The node does no I/O itself. Everything it needs from the world goes
+ * through struct node_io: the time, randomness (once, to seed the core),
+ * sending a message to a peer, persisting a ready, a timer, and replying to
+ * a client. The same code runs under the simulator (sim/) and, in the
+ * server, under libuv (net/); nothing here includes <uv.h>.
+ *
+ * Clients: node_submit() takes one command. A write on the leader becomes a
+ * log entry (with its session's client id and sequence number, so that a
+ * retry is applied once) and is answered when it has been applied; a read
+ * on the leader is answered at a ReadIndex (lease or heartbeat round). On
+ * any other node, the answer is an error naming the leader, so the caller
+ * can go there (proxying comes with the server).
+ */
+#ifndef TRIAD_NODE_H
+#define TRIAD_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/buf.h"
+#include "../core/raft.h"
+
+struct node;
+
+/* What a restarted node finds on its disk (all borrowed for node_new). */
+struct node_disk {
+    struct raft_hard_state hs;
+    const struct raft_snapshot *snapshot; /* NULL: none */
+    const struct raft_entry *entries;     /* after the snapshot, in order */
+    size_t n_entries;
+};
+
+struct node_io {
+    void *arg;
+    uint64_t (*now_ms)(void *arg);
+    uint64_t (*random)(void *arg);
+    /* Deliver m to m->to, best effort. m and what it points to are borrowed
+     * for the call: copy what is kept. */
+    void (*send)(void *arg, const struct raft_msg *m);
+    /* Start making rd's hard state, snapshot and entries durable (copied
+     * during the call); call node_persisted() once they are. At most one is
+     * outstanding. */
+    void (*persist)(void *arg, const struct raft_ready *rd);
+    /* Call node_tick() at (or soon after) at_ms; replaces earlier requests. */
+    void (*set_timer)(void *arg, uint64_t at_ms);
+    /* The answer to request req_id (RESP bytes, borrowed for the call). */
+    void (*reply)(void *arg, uint64_t req_id, const char *resp, size_t len);
+    /* Optional observer (the simulator's checks): an entry was applied;
+     * digest is the state machine's digest after it. */
+    void (*applied)(void *arg, const struct raft_entry *e, uint64_t digest);
+};
+
+struct node_config {
+    struct raft_config raft;
+    uint64_t snapshot_entries; /* compact after this many applied entries (0: never) */
+    uint64_t snapshot_bytes_min; /* ... and at least this many bytes of log */
+};
+
+void node_config_default(struct node_config *c, raft_id id);
+
+/* Create a replica; disk is NULL for an empty one. bootstrap (may be NULL)
+ * makes a brand-new cluster's first configuration. Returns NULL on error
+ * (errmsg says why: e.g. a corrupt snapshot). */
+struct node *node_new(const struct node_config *cfg, const struct node_io *io,
+                      const struct node_disk *disk, const struct raft_conf *bootstrap,
+                      char *errmsg, size_t errlen);
+/* Free it; requests still waiting get no reply (the process is going). */
+void node_free(struct node *n);
+
+/* Inputs. */
+void node_step(struct node *n, const struct raft_msg *m);
+void node_tick(struct node *n);
+void node_persisted(struct node *n);
+
+/* A client command: argv[0] is its name. client_id 0 = no session (no
+ * retry protection); otherwise seq numbers the session's writes from 1. */
+void node_submit(struct node *n, uint64_t req_id, uint64_t client_id, uint64_t seq, int db,
+                 int proto, int argc, char **argv, size_t *argvlen);
+
+/* Counters, for INFO and the simulator's report. */
+struct node_stats {
+    uint64_t writes_proposed, writes_answered, reads_answered;
+    uint64_t redirected, failed;
+    uint64_t snapshots_taken, snapshots_installed;
+};
+const struct node_stats *node_stats(const struct node *n);
+
+struct raft *node_raft(struct node *n);
+struct fsm *node_fsm(struct node *n);
+uint64_t node_digest(const struct node *n);
+
+#endif
