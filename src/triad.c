@@ -1,9 +1,10 @@
-/* triad.c - the one binary: `triad server | cli | version`. */
+/* triad.c - the one binary: `triad server | cli | sim | version`. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "net/server.h"
+#include "../sim/sim.h"
 
 #define TRIAD_VERSION "0.1.0"
 
@@ -16,6 +17,7 @@ static void usage(FILE *f)
             "\n"
             "  server [config-file] [--name value ...]   run a node (triad server --help)\n"
             "  cli [-h host] [-p port] [cmd args ...]    talk to a node (triad cli --help)\n"
+            "  sim [--seed N] [--seeds COUNT] ...        the deterministic simulator (triad sim --help)\n"
             "  version                                   print the version\n",
             TRIAD_VERSION);
 }
@@ -31,6 +33,8 @@ int main(int argc, char **argv)
         return server_main(argc - 1, argv + 1);
     if (strcmp(sub, "cli") == 0)
         return cli_main(argc - 1, argv + 1);
+    if (strcmp(sub, "sim") == 0)
+        return sim_main(argc - 1, argv + 1);
     if (strcmp(sub, "version") == 0 || strcmp(sub, "--version") == 0 || strcmp(sub, "-v") == 0) {
         printf("triad %s\n", TRIAD_VERSION);
         return 0;
