@@ -124,7 +124,8 @@ static void node__read_index_done(struct node *n, const struct raft_read *r)
             n->stats.failed++;
             node__redirect(n, rd->req_id);
             node__read_free(rd);
-            n->reads[i] = n->reads[--n->n_reads];
+            memmove(n->reads + i, n->reads + i + 1, (n->n_reads - i - 1) * sizeof(*n->reads));
+            n->n_reads--;
         } else {
             rd->index = r->index;
         }
@@ -179,8 +180,10 @@ static void node__install(struct node *n, const struct raft_snapshot *s)
         n->stats.failed++;
         node__reply_str(n, n->writes[k++].req_id, node__uncertain);
     }
-    memmove(n->writes, n->writes + k, (n->n_writes - k) * sizeof(*n->writes));
-    n->n_writes -= k;
+    if (k > 0) {
+        memmove(n->writes, n->writes + k, (n->n_writes - k) * sizeof(*n->writes));
+        n->n_writes -= k;
+    }
 }
 
 static void node__maybe_compact(struct node *n)
@@ -351,6 +354,7 @@ void node_submit(struct node *n, uint64_t req_id, uint64_t client_id, uint64_t s
     struct raft *r = n->raft;
     raft_tick(r, n->io.now_ms(n->io.arg));
     if (argc < 1) {
+        n->stats.failed++;
         node__reply_str(n, req_id, "-ERR empty command\r\n");
         return;
     }
@@ -385,8 +389,17 @@ void node_submit(struct node *n, uint64_t req_id, uint64_t client_id, uint64_t s
         raft_index index;
         rc = raft_propose(r, RAFT_ENTRY_NORMAL, n->scratch.data, n->scratch.len, &index);
         if (rc != 0) {
-            node__redirect(n, req_id);
+            /* a leader refuses proposals while it hands leadership over */
+            n->stats.failed++;
+            node__reply_str(n, req_id, "-TRYAGAIN leadership is being transferred; retry shortly\r\n");
             return;
+        }
+        /* Waiting writes at or above this index were in a log suffix that
+         * another leader overwrote while we were away: keep the list in
+         * index order and tell them now. */
+        while (n->n_writes > 0 && n->writes[n->n_writes - 1].index >= index) {
+            n->stats.failed++;
+            node__reply_str(n, n->writes[--n->n_writes].req_id, node__uncertain);
         }
         if (n->n_writes == n->cap_writes) {
             n->cap_writes = n->cap_writes ? n->cap_writes * 2 : 64;
