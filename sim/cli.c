@@ -39,6 +39,8 @@ static void sim__usage(FILE *f)
             "                      apply-uncommitted, lease-without-checkquorum\n"
             "  --expect-failure    succeed only if some seed fails (proves the checks catch the bug)\n"
             "  --default-timeouts  heartbeat 50 ms, election timeout 300-600 ms in every seed\n"
+            "  --leader-faults     only failures of the leader (crash, pause, isolation), one at a\n"
+            "                      time on a healthy network: for measuring failover\n"
             "  --history FILE      write the history of the (last) seed as JSON lines\n"
             "  --trace FILE        write a line per event of the (last) seed\n"
             "  --quiet             print only failures and the summary\n");
@@ -74,7 +76,7 @@ int sim_main(int argc, char **argv)
 {
     uint64_t seed = 1, seeds = 1;
     const char *bug_name = NULL, *history = NULL, *trace = NULL;
-    bool expect_failure = false, quiet = false, default_timeouts = false;
+    bool expect_failure = false, quiet = false, default_timeouts = false, leader_faults = false;
     uint32_t bugs = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -102,6 +104,8 @@ int sim_main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--expect-failure") == 0) {
             expect_failure = true;
+        } else if (strcmp(a, "--leader-faults") == 0) {
+            leader_faults = true;
         } else if (strcmp(a, "--default-timeouts") == 0) {
             default_timeouts = true;
         } else if (strcmp(a, "--quiet") == 0) {
@@ -118,11 +122,12 @@ int sim_main(int argc, char **argv)
     if (seeds == 0)
         seeds = 1;
 
-    uint64_t *failover = NULL, *heal = NULL;
-    size_t n_failover = 0, n_heal = 0;
+    uint64_t *failover = NULL, *heal = NULL, *elected = NULL;
+    size_t n_failover = 0, n_heal = 0, n_elected = 0;
     failover = malloc(seeds * 64 * sizeof(*failover));
+    elected = malloc(seeds * 64 * sizeof(*elected));
     heal = malloc(seeds * sizeof(*heal));
-    if (failover == NULL || heal == NULL) {
+    if (failover == NULL || heal == NULL || elected == NULL) {
         fprintf(stderr, "triad sim: out of memory\n");
         return 1;
     }
@@ -140,6 +145,7 @@ int sim_main(int argc, char **argv)
             .seed = sd,
             .bugs = bugs,
             .default_timeouts = default_timeouts,
+            .leader_faults = leader_faults,
             .history = history ? &hb : NULL,
             .trace = trace ? &tb : NULL,
         };
@@ -154,6 +160,8 @@ int sim_main(int argc, char **argv)
         snaps += res.snapshots_installed;
         for (uint32_t i = 0; i < res.n_failover; i++)
             failover[n_failover++] = res.failover_ms[i];
+        for (uint32_t i = 0; i < res.n_elected; i++)
+            elected[n_elected++] = res.elected_ms[i];
         if (rc == 0)
             heal[n_heal++] = res.heal_to_commit_ms;
         if (!quiet && !expect_failure)
@@ -172,9 +180,10 @@ int sim_main(int argc, char **argv)
         if (rc != 0) {
             failed = true;
             failed_seed = sd;
-            printf("FAIL seed %" PRIu64 ": %s\n  replay: triad sim --seed %" PRIu64 "%s%s%s\n", sd,
+            printf("FAIL seed %" PRIu64 ": %s\n  replay: triad sim --seed %" PRIu64 "%s%s%s%s\n", sd,
                    res.what, sd, bug_name ? " --bug " : "", bug_name ? bug_name : "",
-                   default_timeouts ? " --default-timeouts" : "");
+                   default_timeouts ? " --default-timeouts" : "",
+                   leader_faults ? " --leader-faults" : "");
             break;
         }
     }
@@ -182,12 +191,17 @@ int sim_main(int argc, char **argv)
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     qsort(failover, n_failover, sizeof(*failover), sim__cmp_u64);
     qsort(heal, n_heal, sizeof(*heal), sim__cmp_u64);
+    qsort(elected, n_elected, sizeof(*elected), sim__cmp_u64);
     printf("sim: %" PRIu64 " seeds in %.1f s (%.1f seeds/s, %.0fx real time), %" PRIu64
            " steps, %" PRIu64 " ops (%" PRIu64 " unknown), %" PRIu64 " snapshots installed, "
            "linearizability unknown in %" PRIu64 " seeds\n",
            ran, secs, secs > 0 ? (double)ran / secs : 0.0, secs > 0 ? (double)sim_ms / 1000.0 / secs : 0.0,
            steps, ops, unknown_ops, snaps, lin_unknown);
-    printf("sim: leader failure to next commit by a new leader: %zu samples, p50 %" PRIu64
+    printf("sim: leader failure to a new leader's first commit: %zu samples, p50 %" PRIu64
+           " ms, p99 %" PRIu64 " ms, max %" PRIu64 " ms\n",
+           n_elected, sim__pct(elected, n_elected, 50), sim__pct(elected, n_elected, 99),
+           n_elected ? elected[n_elected - 1] : 0);
+    printf("sim: leader failure to the next client write committed: %zu samples, p50 %" PRIu64
            " ms, p99 %" PRIu64 " ms, max %" PRIu64 " ms\n",
            n_failover, sim__pct(failover, n_failover, 50), sim__pct(failover, n_failover, 99),
            n_failover ? failover[n_failover - 1] : 0);
@@ -195,6 +209,7 @@ int sim_main(int argc, char **argv)
            sim__pct(heal, n_heal, 50), sim__pct(heal, n_heal, 99));
     free(failover);
     free(heal);
+    free(elected);
     if (expect_failure) {
         if (failed) {
             printf("sim: the planted bug %s was caught at seed %" PRIu64 " (after %" PRIu64

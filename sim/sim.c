@@ -147,6 +147,7 @@ struct sim_params {
     uint32_t clients, keys;
     uint32_t think_max_ms, req_timeout_ms, op_deadline_ms;
     uint32_t write_pct; /* the rest are GETs */
+    uint32_t spread_pm; /* an op starts at a random node (a client behind a balancer) */
     uint64_t snapshot_entries;
     uint32_t chunk_bytes;
 };
@@ -180,6 +181,7 @@ struct sim {
     bool link[SIM_NODES_MAX][SIM_NODES_MAX];
     uint32_t link_delay_us[SIM_NODES_MAX][SIM_NODES_MAX]; /* a slow link's extra latency */
     bool read_only;   /* a stretch of the workload with reads only */
+    uint64_t writes_resume_us; /* a quiet spell's end (0: none) */
     uint32_t loss_pm, dup_pm;
     struct sim_client clients[SIM_CLIENTS_MAX];
     bool clients_stopped;
@@ -197,6 +199,7 @@ struct sim {
     struct sim_lm_slot *lm;
     size_t lm_cap, lm_n;
     bool failover_pending;
+    bool failover_elected;
     uint64_t failover_start_us;
     raft_term failover_term;
 
@@ -485,11 +488,11 @@ static void sim__check_node(struct sim *s, struct sim_node *sn)
         }
         sn->lead_last = last;
         sn->lead_last_term = raft_term_at(r, last);
-        if (s->failover_pending && term > s->failover_term &&
+        if (s->failover_pending && !s->failover_elected && term > s->failover_term &&
             raft_term_at(r, raft_commit_index(r)) == term) {
-            s->failover_pending = false;
-            if (s->res->n_failover < 64)
-                s->res->failover_ms[s->res->n_failover++] = (s->now - s->failover_start_us) / 1000;
+            s->failover_elected = true;
+            if (s->res->n_elected < 64)
+                s->res->elected_ms[s->res->n_elected++] = (s->now - s->failover_start_us) / 1000;
         }
     } else {
         sn->lead_term = 0;
@@ -549,6 +552,13 @@ static void sim__on_applied(void *arg, const struct raft_entry *e, uint64_t dige
     } else if (s->applied.digest[e->index] != digest) {
         sim__fail(s, "state machine divergence: node %u's state after %" PRIu64 " differs", sn->id,
                   e->index);
+    }
+    /* failover time: to the first client write applied by a new leader */
+    if (s->failover_pending && e->type == RAFT_ENTRY_NORMAL && e->term > s->failover_term &&
+        sn->node != NULL && raft_role(node_raft(sn->node)) == RAFT_LEADER) {
+        s->failover_pending = false;
+        if (s->res->n_failover < 64)
+            s->res->failover_ms[s->res->n_failover++] = (s->now - s->failover_start_us) / 1000;
     }
     if (e->index < s->committed.n && s->committed.term[e->index] != 0 &&
         s->committed.term[e->index] != e->term)
@@ -914,12 +924,16 @@ static void sim__node_resume(struct sim *s, struct sim_node *sn)
         return;
     sim__trace(s, "resume node %u", sn->id);
     sn->paused = false;
+    /* a libuv loop runs its due timers before it reads the sockets, so the
+     * node wakes to its expired timers first, then to what arrived while
+     * it slept */
+    sim__push(s, s->now, EV_TIMER, sn->idx, sn->gen, sn->timer_seq, NULL);
     for (size_t i = 0; i < sn->n_def; i++) {
         struct sim_ev *ev = &sn->deferred[i];
-        sim__push(s, s->now, ev->kind, ev->node, ev->gen, ev->a, ev->p);
+        if (ev->kind != EV_TIMER)
+            sim__push(s, s->now, ev->kind, ev->node, ev->gen, ev->a, ev->p);
     }
     sn->n_def = 0;
-    sim__push(s, s->now, EV_TIMER, sn->idx, sn->gen, sn->timer_seq, NULL);
 }
 
 /* ---- clients ---- */
@@ -975,6 +989,10 @@ static void sim__client_start_op(struct sim *s, struct sim_client *c)
         c->stopped = true;
         return;
     }
+    if (s->writes_resume_us != 0 && s->now >= s->writes_resume_us) {
+        s->read_only = false;
+        s->writes_resume_us = 0;
+    }
     if (s->read_only || sim__range(s, 0, 99) >= s->p.write_pct) {
         c->op = OP_GET;
     } else {
@@ -999,6 +1017,8 @@ static void sim__client_start_op(struct sim *s, struct sim_client *c)
     }
     if (c->op != OP_GET)
         c->seq++;
+    if (sim__chance(s, s->p.spread_pm))
+        c->target = (int)sim__range(s, 0, s->p.n - 1);
     c->maybe_applied = false;
     c->busy = true;
     c->op_start_us = s->now;
@@ -1146,15 +1166,60 @@ static void sim__leader_failing(struct sim *s, int victim)
     if (!sn->up || raft_role(node_raft(sn->node)) != RAFT_LEADER)
         return;
     s->failover_pending = true;
+    s->failover_elected = false;
     s->failover_start_us = s->now;
     s->failover_term = raft_current_term(node_raft(sn->node));
+}
+
+/* --leader-faults: one failure of the leader at a time (crash, pause or
+ * isolation), repaired before the next, on an otherwise healthy network:
+ * what the failover figures are measured on. */
+static void sim__nemesis_leader(struct sim *s)
+{
+    uint32_t n = s->p.n;
+    int leader = sim__leader(s);
+    /* repair the previous fault first */
+    sim__links_all(s, true);
+    for (uint32_t i = 0; i < n; i++) {
+        struct sim_node *sn = &s->nodes[i];
+        if (!sn->up)
+            sim__node_start(s, sn, false);
+        else if (sn->paused)
+            sim__node_resume(s, sn);
+    }
+    if (leader >= 0 && !s->failover_pending) {
+        struct sim_node *sn = &s->nodes[leader];
+        s->res->faults++;
+        sim__leader_failing(s, leader);
+        switch (sim__range(s, 0, 2)) {
+        case 0:
+            sim__node_crash(s, sn);
+            break;
+        case 1:
+            sn->paused = true;
+            sim__trace(s, "pause node %u", sn->id);
+            break;
+        default:
+            for (uint32_t j = 0; j < n; j++)
+                if ((int)j != leader)
+                    s->link[leader][j] = s->link[j][leader] = false;
+            sim__trace(s, "nemesis: isolate leader %d", leader + 1);
+            break;
+        }
+    }
+    if (!s->healed)
+        sim__push(s, s->now + sim__range(s, 2000000, 4000000), EV_NEMESIS, 0, 0, 0, NULL);
 }
 
 static void sim__nemesis(struct sim *s)
 {
     uint32_t n = s->p.n;
     int leader = sim__leader(s);
-    uint64_t kind = sim__range(s, 0, 13);
+    if (s->opt->leader_faults) {
+        sim__nemesis_leader(s);
+        return;
+    }
+    uint64_t kind = sim__range(s, 0, 14);
     s->res->faults++;
     switch (kind) {
     case 0: { /* random halves */
@@ -1256,6 +1321,32 @@ static void sim__nemesis(struct sim *s)
         sim__trace(s, "nemesis: slow links into node %u", a + 1);
         break;
     }
+    case 14: { /* A quiet spell and a follower that sleeps through it: it
+                * wakes with a complete log and an expired election timer
+                * and campaigns at once, while the leader's lease stands and
+                * news of the new term reaches it slowly. Then a burst of
+                * writes. Exactly what check-quorum's vote refusal is for. */
+        if (leader < 0)
+            break;
+        int v = (int)sim__range(s, 0, n - 2);
+        if (v >= leader)
+            v++;
+        struct sim_node *sn = &s->nodes[v];
+        if (!sn->up || sn->paused)
+            break;
+        uint64_t pause_us = sim__range(s, s->p.elect_max_ms * 1000, s->p.elect_max_ms * 2000);
+        sn->paused = true;
+        s->read_only = true;
+        s->writes_resume_us = s->now + pause_us;
+        for (uint32_t j = 0; j < n; j++)
+            if ((int)j != leader)
+                s->link_delay_us[j][leader] = (uint32_t)sim__range(s, 20000, 250000);
+        s->link[leader][v] = false; /* it will not hear the leader when it wakes */
+        sim__trace(s, "nemesis: quiet spell, node %u sleeps, slow links into leader %d", sn->id,
+                   leader + 1);
+        sim__push(s, s->now + pause_us, EV_RESUME, v, sn->gen, 0, NULL);
+        break;
+    }
     case 11: { /* an fsync latency spike on one disk */
         int v = (int)sim__range(s, 0, n - 1);
         s->nodes[v].disk.spike_until_us = s->now + sim__range(s, 100000, 2000000);
@@ -1327,6 +1418,7 @@ static void sim__params(struct sim *s)
     p->keys = (uint32_t)sim__range(s, 1, 3);
     p->think_max_ms = (uint32_t)sim__range(s, 0, 60);
     p->write_pct = (uint32_t)sim__range(s, 2, 70);
+    p->spread_pm = (uint32_t)sim__range(s, 0, 500);
     p->req_timeout_ms = (uint32_t)sim__range(s, 200, 1000);
     p->op_deadline_ms = (uint32_t)sim__range(s, 1000, 4000);
     p->snapshot_entries = sim__chance(s, 700) ? sim__range(s, 10, 300) : 0;
@@ -1443,7 +1535,8 @@ static void sim__handle(struct sim *s, const struct sim_ev *ev)
         /* stretches of reads only, then mixed again: a leader can then be
          * elected by a node whose log is complete though it has not heard
          * from the old leader lately */
-        s->read_only = !s->read_only;
+        if (s->writes_resume_us == 0)
+            s->read_only = !s->read_only;
         if (!s->healed)
             sim__push(s, s->now + sim__range(s, 100000, s->read_only ? 1500000 : 3000000),
                       EV_WORKLOAD, 0, 0, 0, NULL);
@@ -1504,8 +1597,10 @@ int sim_run(const struct sim_options *opt, struct sim_result *res)
     s->rng = opt->seed * 0x2545f4914f6cdd1dull + 1;
     sim__params(s);
     res->nodes = s->p.n;
-    s->loss_pm = s->p.loss_pm;
-    s->dup_pm = s->p.dup_pm;
+    s->loss_pm = opt->leader_faults ? 0 : s->p.loss_pm;
+    s->dup_pm = opt->leader_faults ? 0 : s->p.dup_pm;
+    if (opt->leader_faults)
+        s->p.spike_pm = 0;
     lin_history_init(&s->hist);
     sim__links_all(s, true);
     for (uint32_t i = 0; i < s->p.n; i++) {

@@ -24,6 +24,7 @@ struct sim_options {
     uint64_t seed;
     uint32_t bugs;           /* RAFT_BUG_* planted bugs */
     bool default_timeouts;   /* heartbeat 50 ms, election 300-600 ms, always */
+    bool leader_faults;      /* only one failure of the leader at a time */
     struct tbuf *history;    /* if set: the history as JSON lines */
     struct tbuf *trace;      /* if set: one line per event */
 };
@@ -38,10 +39,13 @@ struct sim_result {
     uint64_t faults;
     int lin_result;           /* enum lin_result */
     uint64_t heal_to_commit_ms; /* after the last fault healed */
-    /* from each failure of a leader to the next entry committed by a new
-     * leader (simulated ms), in order */
+    /* from each failure of a leader to the next client write applied by a
+     * new leader (simulated ms), in order */
     uint64_t failover_ms[64];
     uint32_t n_failover;
+    /* ... and to the new leader's first commit (its no-op) */
+    uint64_t elected_ms[64];
+    uint32_t n_elected;
     uint64_t snapshots_installed;
 };
 
