@@ -35,7 +35,7 @@ TRIAD_SRC = src/triad.c $(COMMON_SRC) $(RESP_SRC) $(STORE_SRC) $(CMD_SRC) $(CORE
             $(SIM_SRC) $(NET_SRC) $(CLI_SRC)
 TRIAD_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(TRIAD_SRC))
 
-UNIT_TESTS = resp kv wal snap cmd cmd_string config raft fsm lincheck node
+UNIT_TESTS = resp kv wal snap cmd cmd_string config raft fsm lincheck node sim
 UNIT_BINS = $(addprefix $(BUILD)/test_,$(UNIT_TESTS))
 
 .PHONY: all deps build run test unit unit-asan integration fuzz bench clean cluster sim sim-bugs
@@ -106,7 +106,7 @@ build/libsyncgate.so: tests/integration/syncgate.c
 integration: $(BUILD)/triad build/libsyncgate.so
 	TRIAD_SYNCGATE=$(CURDIR)/build/libsyncgate.so TRIAD_BIN=$(CURDIR)/$(BUILD)/triad $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
-FUZZ_TARGETS = resp wal
+FUZZ_TARGETS = resp wal fsm
 FUZZ_SECONDS ?= 30
 build-fuzz/fuzz_resp: tests/fuzz/fuzz_resp.c $(COMMON_SRC) $(RESP_SRC) $(HEADERS)
 	@mkdir -p build-fuzz
@@ -115,6 +115,10 @@ build-fuzz/fuzz_resp: tests/fuzz/fuzz_resp.c $(COMMON_SRC) $(RESP_SRC) $(HEADERS
 build-fuzz/fuzz_wal: tests/fuzz/fuzz_wal.c $(COMMON_SRC) $(WAL_SRC) $(HEADERS)
 	@mkdir -p build-fuzz
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -pthread -o $@ tests/fuzz/fuzz_wal.c $(COMMON_SRC) $(WAL_SRC)
+
+build-fuzz/fuzz_fsm: tests/fuzz/fuzz_fsm.c $(COMMON_SRC) $(KV_SRC) $(CMD_SRC) $(RESP_SRC) src/node/fsm.c $(CORE_SRC) $(HEADERS)
+	@mkdir -p build-fuzz
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -o $@ tests/fuzz/fuzz_fsm.c $(COMMON_SRC) $(KV_SRC) $(CMD_SRC) $(RESP_SRC) src/node/fsm.c $(CORE_SRC) -lxxhash -lm
 
 # Each harness runs for FUZZ_SECONDS from its seed corpus (copied, so the
 # checked-in corpus stays small).
@@ -127,11 +131,13 @@ fuzz: $(addprefix build-fuzz/fuzz_,$(FUZZ_TARGETS))
 	  tail -1 build-fuzz/fuzz_$$t.log; \
 	done
 
-# Everything: the plain build's unit and integration tests, then the same
-# under ASan+UBSan, then each fuzz harness for a bounded time.
+# Everything: the plain build's unit and integration tests and 2000 simulator
+# seeds, then the same under ASan+UBSan (200 seeds), then each fuzz harness
+# for a bounded time.
 test: deps-test
-	$(MAKE) unit integration
+	$(MAKE) unit integration sim
 	$(MAKE) SAN=1 unit integration
+	$(MAKE) SAN=1 sim SEEDS=200
 	$(MAKE) fuzz
 
 # The deterministic simulator: SEEDS seeds from SEED (`make sim SEEDS=1000000`

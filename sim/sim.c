@@ -883,6 +883,12 @@ static void sim__node_start(struct sim *s, struct sim_node *sn, bool bootstrap)
         sim__fail(s, "node %u cannot start: %s", sn->id, err);
 }
 
+static void sim__free_event(struct sim_ev *ev)
+{
+    if (ev->kind == EV_DELIVER || ev->kind == EV_CLIENT_REQ || ev->kind == EV_CLIENT_REPLY)
+        free(ev->p);
+}
+
 static void sim__node_crash(struct sim *s, struct sim_node *sn)
 {
     if (!sn->up)
@@ -902,8 +908,7 @@ static void sim__node_crash(struct sim *s, struct sim_node *sn)
     sn->paused = false;
     sn->gen++;
     for (size_t i = 0; i < sn->n_def; i++)
-        if (sn->deferred[i].kind == EV_DELIVER)
-            free(sn->deferred[i].p);
+        sim__free_event(&sn->deferred[i]);
     sn->n_def = 0;
     sim__check_durable(s);
 }
@@ -1547,12 +1552,6 @@ static void sim__handle(struct sim *s, const struct sim_ev *ev)
         s->ended = true;
         break;
     }
-}
-
-static void sim__free_event(struct sim_ev *ev)
-{
-    if (ev->kind == EV_DELIVER || ev->kind == EV_CLIENT_REQ || ev->kind == EV_CLIENT_REPLY)
-        free(ev->p);
 }
 
 static bool sim__clients_idle(const struct sim *s)

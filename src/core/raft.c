@@ -204,7 +204,9 @@ size_t raft_conf_encode(const struct raft_conf *c, uint8_t *buf)
 
 int raft_conf_decode(struct raft_conf *c, const uint8_t *buf, size_t len)
 {
-    if (len < 4 || buf[3] != 1 || buf[0] > RAFT_NODES_MAX || len != 4 + (size_t)buf[0] * 5)
+    /* [u8 n][u8 0][u8 0][u8 version 1] then n * ([u32 id][u8 role]) */
+    if (len < 4 || buf[1] != 0 || buf[2] != 0 || buf[3] != 1 || buf[0] > RAFT_NODES_MAX ||
+        len != 4 + (size_t)buf[0] * 5)
         return TRIAD_ECORRUPT;
     struct raft_conf t;
     memset(&t, 0, sizeof(t));

@@ -2397,6 +2397,21 @@ TEST(raft_advance_of_truncated_persist_does_not_overstate_stable)
 
 /* ---- configurations, time, introspection --------------------------------- */
 
+TEST(raft_conf_decode_rejects_nonzero_reserved_bytes)
+{
+    /* found by fuzz_fsm: decode accepted bytes that encode never writes */
+    struct raft_conf c = {.n = 1, .members = {{1, RAFT_VOTER}}};
+    uint8_t buf[RAFT_CONF_BYTES_MAX];
+    size_t len = raft_conf_encode(&c, buf);
+    struct raft_conf out;
+    CHECK_EQ_INT(raft_conf_decode(&out, buf, len), 0);
+    buf[1] = 1;
+    CHECK_EQ_INT(raft_conf_decode(&out, buf, len), TRIAD_ECORRUPT);
+    buf[1] = 0;
+    buf[2] = 0x80;
+    CHECK_EQ_INT(raft_conf_decode(&out, buf, len), TRIAD_ECORRUPT);
+}
+
 TEST(raft_conf_round_trips_and_rejects_corrupt_bytes)
 {
     struct raft_conf c = conf_of(2, 1), d;
@@ -2946,6 +2961,7 @@ int main(void)
     RUN(raft_advance_of_truncated_persist_does_not_overstate_stable);
 
     RUN(raft_conf_round_trips_and_rejects_corrupt_bytes);
+    RUN(raft_conf_decode_rejects_nonzero_reserved_bytes);
     RUN(raft_clock_stepping_back_is_ignored);
     RUN(raft_next_tick_is_the_earliest_deadline);
     RUN(raft_introspection_names_roles_and_progress);
