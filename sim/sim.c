@@ -118,6 +118,7 @@ struct sim_client {
     char last_seen[SIM_KEYS_MAX][32];
     bool has_seen[SIM_KEYS_MAX];
     uint64_t n_ops;
+    bool wrote_after_heal; /* the liveness check needs a write to commit */
 };
 
 struct sim_req {
@@ -148,6 +149,7 @@ struct sim_params {
     uint32_t think_max_ms, req_timeout_ms, op_deadline_ms;
     uint32_t write_pct; /* the rest are GETs */
     uint32_t spread_pm; /* an op starts at a random node (a client behind a balancer) */
+    bool membership;    /* the nemesis changes the membership too */
     uint64_t snapshot_entries;
     uint32_t chunk_bytes;
 };
@@ -157,6 +159,7 @@ struct sim_oracle {
     uint64_t *hash;
     uint64_t *digest; /* applied only */
     raft_term *in_term; /* committed only: the term in which it was first known committed */
+    uint32_t *voters;   /* committed only: the voters (bit id-1) it was counted among */
     size_t n, cap;
 };
 
@@ -343,7 +346,9 @@ static void sim__oracle_grow(struct sim_oracle *o, size_t n)
     o->hash = realloc(o->hash, cap * sizeof(*o->hash));
     o->digest = realloc(o->digest, cap * sizeof(*o->digest));
     o->in_term = realloc(o->in_term, cap * sizeof(*o->in_term));
-    TRIAD_ASSERT(o->term && o->hash && o->digest && o->in_term);
+    o->voters = realloc(o->voters, cap * sizeof(*o->voters));
+    TRIAD_ASSERT(o->term && o->hash && o->digest && o->in_term && o->voters);
+    memset(o->voters + o->cap, 0, (cap - o->cap) * sizeof(*o->voters));
     memset(o->in_term + o->cap, 0, (cap - o->cap) * sizeof(*o->in_term));
     memset(o->term + o->cap, 0, (cap - o->cap) * sizeof(*o->term));
     memset(o->hash + o->cap, 0, (cap - o->cap) * sizeof(*o->hash));
@@ -439,6 +444,15 @@ static void sim__mirror_persist(struct sim *s, struct sim_node *sn, const struct
     }
 }
 
+static uint32_t sim__voters_mask(const struct raft_conf *c)
+{
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < c->n; i++)
+        if (c->members[i].role == RAFT_VOTER && c->members[i].id >= 1 && c->members[i].id <= 32)
+            m |= 1u << (c->members[i].id - 1);
+    return m;
+}
+
 /* After any step at a node: the invariants that concern it. */
 static void sim__check_node(struct sim *s, struct sim_node *sn)
 {
@@ -515,6 +529,7 @@ static void sim__check_node(struct sim *s, struct sim_node *sn)
             s->committed.term[i] = e->term;
             s->committed.hash[i] = h;
             s->committed.in_term[i] = term;
+            s->committed.voters[i] = sim__voters_mask(raft_conf(r));
         } else if (s->committed.term[i] != e->term || s->committed.hash[i] != h) {
             sim__fail(s, "committed entry %" PRIu64 " differs on node %u (term %" PRIu64
                       ", first seen term %" PRIu64 ")", i, sn->id, e->term, s->committed.term[i]);
@@ -578,16 +593,21 @@ static void sim__check_durable(struct sim *s)
         }
     if (c == 0)
         return;
-    uint32_t have = 0;
+    /* a majority of the voters it was counted among when it committed */
+    uint32_t mask = s->committed.voters[c], have = 0, voters = 0;
     for (uint32_t k = 0; k < s->p.n; k++) {
+        if (!(mask >> k & 1))
+            continue;
+        voters++;
         const struct sim_disk *d = &s->nodes[k].disk;
         if (d->snap.index >= c)
             have++;
         else if (c <= d->snap.index + d->n && d->ents[c - d->snap.index - 1].term == s->committed.term[c])
             have++;
     }
-    if (have < s->p.n / 2 + 1)
-        sim__fail(s, "committed entry %" PRIu64 " is durable on only %u of %u nodes", c, have, s->p.n);
+    if (have < voters / 2 + 1)
+        sim__fail(s, "committed entry %" PRIu64 " is durable on only %u of its %u voters", c, have,
+                  voters);
 }
 
 /* ---- the disk ---- */
@@ -998,7 +1018,10 @@ static void sim__client_start_op(struct sim *s, struct sim_client *c)
         s->read_only = false;
         s->writes_resume_us = 0;
     }
-    if (s->read_only || sim__range(s, 0, 99) >= s->p.write_pct) {
+    if (s->healed && !c->wrote_after_heal) {
+        c->op = OP_SET;
+        c->wrote_after_heal = true;
+    } else if (s->read_only || sim__range(s, 0, 99) >= s->p.write_pct) {
         c->op = OP_GET;
     } else {
         uint64_t r = sim__range(s, 0, 99);
@@ -1224,7 +1247,7 @@ static void sim__nemesis(struct sim *s)
         sim__nemesis_leader(s);
         return;
     }
-    uint64_t kind = sim__range(s, 0, 14);
+    uint64_t kind = s->p.membership && sim__chance(s, 300) ? 15 : sim__range(s, 0, 14);
     s->res->faults++;
     switch (kind) {
     case 0: { /* random halves */
@@ -1352,6 +1375,39 @@ static void sim__nemesis(struct sim *s)
         sim__push(s, s->now + pause_us, EV_RESUME, v, sn->gen, 0, NULL);
         break;
     }
+    case 15: { /* a membership change: promote a learner, add a node that is
+                * out as a learner, or remove a member (the leader too) */
+        if (leader < 0)
+            break;
+        struct raft *lr = node_raft(s->nodes[leader].node);
+        const struct raft_conf *c = raft_conf(lr);
+        enum raft_change change = 0;
+        raft_id id = 0;
+        for (uint32_t i = 0; i < c->n && id == 0; i++)
+            if (c->members[i].role == RAFT_LEARNER) {
+                change = RAFT_PROMOTE;
+                id = c->members[i].id;
+            }
+        for (uint32_t k = 0; k < n && id == 0; k++)
+            if (raft_conf_find(c, k + 1) == NULL) {
+                change = RAFT_ADD_LEARNER;
+                id = k + 1;
+            }
+        if (id == 0 && raft_conf_voters(c) > 2) {
+            change = RAFT_REMOVE;
+            id = (raft_id)sim__range(s, 1, n);
+        }
+        if (id == 0)
+            break;
+        int rc = raft_change_member(lr, change, id, NULL);
+        static const char *names[] = {"", "add learner", "promote", "remove"};
+        sim__trace(s, "nemesis: %s %u: %s", names[change], id, rc == 0 ? "proposed" : "refused");
+        if (rc == 0) {
+            node_tick(s->nodes[leader].node);
+            sim__check_node(s, &s->nodes[leader]);
+        }
+        break;
+    }
     case 11: { /* an fsync latency spike on one disk */
         int v = (int)sim__range(s, 0, n - 1);
         s->nodes[v].disk.spike_until_us = s->now + sim__range(s, 100000, 2000000);
@@ -1424,6 +1480,7 @@ static void sim__params(struct sim *s)
     p->think_max_ms = (uint32_t)sim__range(s, 0, 60);
     p->write_pct = (uint32_t)sim__range(s, 2, 70);
     p->spread_pm = (uint32_t)sim__range(s, 0, 500);
+    p->membership = sim__chance(s, 500);
     p->req_timeout_ms = (uint32_t)sim__range(s, 200, 1000);
     p->op_deadline_ms = (uint32_t)sim__range(s, 1000, 4000);
     p->snapshot_entries = sim__chance(s, 700) ? sim__range(s, 10, 300) : 0;
@@ -1568,9 +1625,20 @@ static void sim__check_converged(struct sim *s)
     raft_index applied = 0;
     uint64_t digest = 0;
     int first = -1;
+    /* the members of the newest configuration: removed nodes stop hearing */
+    const struct raft_conf *conf = NULL;
+    raft_term best = 0;
     for (uint32_t i = 0; i < s->p.n; i++) {
         struct sim_node *sn = &s->nodes[i];
-        if (!sn->up)
+        if (sn->up && raft_role(node_raft(sn->node)) == RAFT_LEADER &&
+            raft_current_term(node_raft(sn->node)) >= best) {
+            best = raft_current_term(node_raft(sn->node));
+            conf = raft_conf(node_raft(sn->node));
+        }
+    }
+    for (uint32_t i = 0; i < s->p.n; i++) {
+        struct sim_node *sn = &s->nodes[i];
+        if (!sn->up || (conf != NULL && raft_conf_find(conf, sn->id) == NULL))
             continue;
         raft_index a = raft_applied_index(node_raft(sn->node));
         uint64_t d = node_digest(sn->node);
@@ -1686,6 +1754,8 @@ int sim_run(const struct sim_options *opt, struct sim_result *res)
     free(s->committed.hash);
     free(s->committed.digest);
     free(s->committed.in_term);
+    free(s->committed.voters);
+    free(s->applied.voters);
     free(s->applied.in_term);
     free(s->applied.term);
     free(s->applied.hash);
