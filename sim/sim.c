@@ -26,7 +26,7 @@
 #define SIM_KEYS_MAX 4
 #define SIM_STEPS_MAX 20000000ull
 #define SIM_LIVENESS_MS 20000    /* healed cluster must commit within this */
-#define SIM_LIN_STEPS 2000000u  /* linearizability search bound per key */
+#define SIM_LIN_STEPS 20000000u /* linearizability search bound per key */
 
 enum sim_ev_kind {
     EV_DELIVER = 1,
@@ -150,6 +150,7 @@ struct sim_params {
     uint32_t write_pct; /* the rest are GETs */
     uint32_t spread_pm; /* an op starts at a random node (a client behind a balancer) */
     bool membership;    /* the nemesis changes the membership too */
+    bool grow;          /* start with node 1 as the only voter (implies membership) */
     uint64_t snapshot_entries;
     uint32_t chunk_bytes;
 };
@@ -568,6 +569,20 @@ static void sim__on_applied(void *arg, const struct raft_entry *e, uint64_t dige
         sim__fail(s, "state machine divergence: node %u's state after %" PRIu64 " differs", sn->id,
                   e->index);
     }
+    /* An applied entry is committed: record it here too, since the node may
+     * compact it away before the next per-step check looks. */
+    struct raft *nr = sn->node != NULL ? node_raft(sn->node) : NULL;
+    if ((s->opt->bugs & RAFT_BUG_APPLY_UNCOMMITTED) == 0 && nr != NULL) {
+        sim__oracle_grow(&s->committed, (size_t)e->index + 1);
+        if (s->committed.term[e->index] == 0) {
+            s->committed.term[e->index] = e->term;
+            s->committed.hash[e->index] = h;
+            s->committed.in_term[e->index] = raft_current_term(nr);
+            s->committed.voters[e->index] = sim__voters_mask(raft_conf(nr));
+            if ((size_t)e->index + 1 > s->committed.n)
+                s->committed.n = (size_t)e->index + 1;
+        }
+    }
     /* failover time: to the first client write applied by a new leader */
     if (s->failover_pending && e->type == RAFT_ENTRY_NORMAL && e->term > s->failover_term &&
         sn->node != NULL && raft_role(node_raft(sn->node)) == RAFT_LEADER) {
@@ -668,10 +683,10 @@ static void sim__disk_truncate(struct sim_disk *d, raft_index from)
 
 /* Make the pending op durable; `entries_kept` < op_n models a torn write
  * (records are checksummed, so a tear keeps a prefix). */
-static void sim__disk_apply(struct sim_disk *d, size_t entries_kept)
+static void sim__disk_apply(struct sim_disk *d, size_t entries_kept, bool keep_hs)
 {
     TRIAD_ASSERT(d->op_pending);
-    if (d->op_has_hs)
+    if (d->op_has_hs && keep_hs)
         d->hs = d->op_hs;
     if (d->op_has_snap) {
         if (d->op_install) {
@@ -873,9 +888,13 @@ static void sim__node_start(struct sim *s, struct sim_node *sn, bool bootstrap)
         .reply = sim__io_reply,
         .applied = sim__on_applied,
     };
-    struct raft_conf conf = {.n = s->p.n};
-    for (uint32_t i = 0; i < s->p.n; i++)
+    /* the first configuration: every node a voter, or node 1 alone (the
+     * others join through membership changes) */
+    struct raft_conf conf = {.n = s->p.grow ? 1 : s->p.n};
+    for (uint32_t i = 0; i < conf.n; i++)
         conf.members[i] = (struct raft_member){.id = i + 1, .role = RAFT_VOTER};
+    if (s->p.grow && sn->id != 1)
+        bootstrap = false;
     struct node_disk disk = {
         .hs = sn->disk.hs,
         .snapshot = sn->disk.snap.index > 0 ? &sn->disk.snap : NULL,
@@ -918,7 +937,9 @@ static void sim__node_crash(struct sim *s, struct sim_node *sn)
     struct sim_disk *d = &sn->disk;
     if (d->op_pending) {
         if (d->op_n > 0 && !d->op_has_snap && sim__chance(s, s->p.torn_pm))
-            sim__disk_apply(d, (size_t)sim__range(s, 0, d->op_n));
+            /* records reach the disk in any order within one write: a
+             * prefix of the entries, with or without the hard state */
+            sim__disk_apply(d, (size_t)sim__range(s, 0, d->op_n), sim__chance(s, 500));
         else
             sim__disk_drop_op(d);
     }
@@ -1247,7 +1268,9 @@ static void sim__nemesis(struct sim *s)
         sim__nemesis_leader(s);
         return;
     }
-    uint64_t kind = s->p.membership && sim__chance(s, 300) ? 15 : sim__range(s, 0, 14);
+    uint64_t kind = s->p.membership && sim__chance(s, 300) ? 15
+                    : sim__chance(s, 60)                     ? 17
+                                                             : sim__range(s, 0, 14);
     s->res->faults++;
     switch (kind) {
     case 0: { /* random halves */
@@ -1393,7 +1416,7 @@ static void sim__nemesis(struct sim *s)
                 change = RAFT_ADD_LEARNER;
                 id = k + 1;
             }
-        if (id == 0 && raft_conf_voters(c) > 2) {
+        if (id == 0 && raft_conf_voters(c) > 1) {
             change = RAFT_REMOVE;
             id = (raft_id)sim__range(s, 1, n);
         }
@@ -1402,6 +1425,20 @@ static void sim__nemesis(struct sim *s)
         int rc = raft_change_member(lr, change, id, NULL);
         static const char *names[] = {"", "add learner", "promote", "remove"};
         sim__trace(s, "nemesis: %s %u: %s", names[change], id, rc == 0 ? "proposed" : "refused");
+        if (rc == 0) {
+            node_tick(s->nodes[leader].node);
+            sim__check_node(s, &s->nodes[leader]);
+        }
+        break;
+    }
+    case 17: { /* a leadership transfer to a random voter */
+        if (leader < 0)
+            break;
+        struct raft *lr = node_raft(s->nodes[leader].node);
+        raft_id to = (raft_id)sim__range(s, 1, n);
+        int rc = raft_transfer(lr, to);
+        sim__trace(s, "nemesis: transfer leadership %d -> %u: %s", leader + 1, to,
+                   rc == 0 ? "started" : "refused");
         if (rc == 0) {
             node_tick(s->nodes[leader].node);
             sim__check_node(s, &s->nodes[leader]);
@@ -1481,6 +1518,7 @@ static void sim__params(struct sim *s)
     p->write_pct = (uint32_t)sim__range(s, 2, 70);
     p->spread_pm = (uint32_t)sim__range(s, 0, 500);
     p->membership = sim__chance(s, 500);
+    p->grow = p->membership && sim__chance(s, 400);
     p->req_timeout_ms = (uint32_t)sim__range(s, 200, 1000);
     p->op_deadline_ms = (uint32_t)sim__range(s, 1000, 4000);
     p->snapshot_entries = sim__chance(s, 700) ? sim__range(s, 10, 300) : 0;
@@ -1523,7 +1561,7 @@ static void sim__handle(struct sim *s, const struct sim_ev *ev)
             break;
         /* the kernel finished the write even if the process is stopped */
         if (sn->disk.op_pending)
-            sim__disk_apply(&sn->disk, SIZE_MAX);
+            sim__disk_apply(&sn->disk, SIZE_MAX, true);
         if (sn->paused) {
             struct sim_ev e2 = *ev;
             e2.kind = EV_DISK_DONE;

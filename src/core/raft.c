@@ -77,6 +77,7 @@ struct raft__peer {
     struct raft_progress p;
     bool probe_sent;        /* PROBE: one append out, wait for its answer */
     raft_index commit_sent; /* the commit index last sent to it */
+    uint64_t match_seq;     /* the heartbeat round when match last grew */
     raft_index match_at_hb; /* match at the previous heartbeat (stall check) */
     raft_index ring_last[RAFT_INFLIGHT_RING];
     uint64_t ring_bytes[RAFT_INFLIGHT_RING];
@@ -437,6 +438,15 @@ static void raft__send_vote_requests(struct raft *r, uint8_t type, raft_term ter
 
 static void raft__become_leader(struct raft *r);
 
+/* A candidate with a quorum of votes leads once its own term and vote are
+ * on disk (Raft §5.2: persistent state before responding, or acting). */
+static void raft__maybe_win(struct raft *r)
+{
+    if (r->role == RAFT_CANDIDATE && r->hs_persisted.term == r->term &&
+        r->hs_persisted.vote == r->id)
+        raft__become_leader(r);
+}
+
 static bool raft__tally(struct raft *r, raft_id from, bool granted)
 {
     raft_id *v = granted ? r->granted : r->refused;
@@ -463,8 +473,13 @@ static void raft__campaign(struct raft *r, bool transfer)
     r->n_granted = r->n_refused = 0;
     raft__tally(r, r->id, true);
     raft__reset_election(r);
+    /* A sole voter has won already, but it leads only once its term and
+     * vote are durable (raft_advance): its appends go out before its own
+     * persist, and a crash that lost the term would let it lead the same
+     * term twice with different entries. With other voters the votes
+     * arrive only after the persist, since the requests wait for it. */
     if (r->n_granted >= raft__quorum(r)) {
-        raft__become_leader(r);
+        raft__maybe_win(r);
         return;
     }
     raft__send_vote_requests(r, RAFT_MSG_VOTE, r->term);
@@ -917,7 +932,7 @@ static void raft__handle_vote_resp(struct raft *r, const struct raft_msg *m, boo
         if (pre)
             raft__campaign(r, false);
         else
-            raft__become_leader(r);
+            raft__maybe_win(r);
     } else if (r->n_refused >= raft_conf_voters(&r->conf) / 2 + 1) {
         raft__become_follower(r, r->term, 0);
     }
@@ -1108,7 +1123,8 @@ static void raft__handle_append_resp(struct raft *r, const struct raft_msg *m)
     if (p == NULL)
         return;
     if (m->reject) {
-        if (m->index == p->p.match && m->hint_index <= p->p.match && p->p.match > 0) {
+        if (m->index == p->p.match && m->hint_index <= p->p.match && p->p.match > 0 &&
+            m->seq > p->match_seq) {
             /* It refuses the very entry it acknowledged: within one term a
              * follower never drops an entry it acknowledged, so its disk was
              * wiped. Start over from what it has (a snapshot if need be);
@@ -1145,6 +1161,7 @@ static void raft__handle_append_resp(struct raft *r, const struct raft_msg *m)
             return; /* cannot be an answer to anything this leader sent */
         if (m->index > p->p.match) {
             p->p.match = m->index;
+            p->match_seq = r->hb_seq;
             raft__maybe_commit(r);
             if (r->role != RAFT_LEADER)
                 return;
@@ -1173,6 +1190,7 @@ static void raft__handle_snapshot_resp(struct raft *r, const struct raft_msg *m)
             return;
         if (m->index > p->p.match) {
             p->p.match = m->index;
+            p->match_seq = r->hb_seq;
             raft__maybe_commit(r);
             if (r->role != RAFT_LEADER)
                 return;
@@ -1436,7 +1454,7 @@ int raft_read_index(struct raft *r, uint64_t ctx)
         r->pending[r->n_pending++] = (struct raft__pending_read){.ctx = ctx, .waiting_commit = true};
         return 0;
     }
-    if (raft_lease_valid(r) || raft_conf_voters(&r->conf) == 1) {
+    if (raft_lease_valid(r) || (raft_conf_voters(&r->conf) == 1 && raft__is_voter(r, r->id))) {
         raft__push_read(r, ctx, r->commit);
         return 0;
     }
@@ -1613,6 +1631,8 @@ void raft_advance(struct raft *r, struct raft_ready *rd)
         /* durable now: what was handed out, unless truncated meanwhile */
         r->stable = TRIAD_MIN(rd->persist_last, r->unstable_from - 1);
         r->hs_persisted = rd->hs;
+        if (r->role == RAFT_CANDIDATE && r->n_granted >= raft__quorum(r))
+            raft__maybe_win(r);
         raft__maybe_commit(r);
         if (r->role == RAFT_LEADER && raft_conf_voters(&r->conf) == 1)
             raft__release_reads(r);

@@ -1475,10 +1475,60 @@ TEST(raft_pending_reads_fail_when_leader_steps_down)
     raft_free(r);
 }
 
+TEST(raft_sole_voter_leads_only_once_its_term_is_durable)
+{
+    /* Found in review: a sole voter that led at once sent appends of a
+     * term not yet on disk; a crash then let it lead that term twice with
+     * different entries at one index (a learner kept the first). */
+    struct raft *r = boot(cfg_full(1), 1);
+    raft_tick(r, 300);
+    CHECK(raft_role(r) == RAFT_CANDIDATE);
+    struct raft_ready rd;
+    CHECK(raft_ready(r, &rd));
+    CHECK(rd.persist && rd.hs_changed);
+    CHECK_EQ_INT(rd.hs.term, 2);
+    CHECK_EQ_INT(rd.hs.vote, 1);
+    CHECK_EQ_INT(rd.n_msgs_now, 0);
+    CHECK(raft_propose(r, RAFT_ENTRY_NORMAL, "w", 1, NULL) != 0); /* not leader yet */
+    raft_advance(r, &rd); /* durable now */
+    CHECK(raft_role(r) == RAFT_LEADER);
+    CHECK_EQ_INT(raft_current_term(r), 2);
+    raft_free(r);
+}
+
+TEST(raft_leader_removing_itself_reads_only_with_the_remaining_voter)
+{
+    /* Found in review: the one-voter shortcut answered the reads of a
+     * leader whose own removal left one voter, the other node, which may
+     * already lead a newer term. */
+    struct raft *r = leader(cfg_readindex(), 2);
+    ack(r, 2, 2, 0); /* the noop commits */
+    drain(r);
+    CHECK_EQ_INT(raft_commit_index(r), 2);
+    CHECK_EQ_INT(raft_change_member(r, RAFT_REMOVE, 1, NULL), 0);
+    drain(r);
+    CHECK_EQ_INT(raft_conf_voters(raft_conf(r)), 1);
+    CHECK(raft_role(r) == RAFT_LEADER);
+    CHECK_EQ_INT(raft_read_index(r, 9), 0);
+    struct raft_ready rd;
+    raft_ready(r, &rd);
+    CHECK_EQ_INT(rd.n_reads, 0); /* not at once: it must hear from 2 */
+    const struct raft_msg *h = find(rd.msgs_now, rd.n_msgs_now, RAFT_MSG_APPEND, 2);
+    uint64_t seq = h ? h->seq : 0;
+    CHECK(h != NULL);
+    raft_advance(r, &rd);
+    ack(r, 2, 2, seq); /* 2 answers the round */
+    raft_ready(r, &rd);
+    CHECK_EQ_INT(rd.n_reads, 1);
+    raft_advance(r, &rd);
+    raft_free(r);
+}
+
 TEST(raft_single_voter_read_before_first_commit_is_answered)
 {
     struct raft *r = boot(cfg_full(1), 1);
     raft_tick(r, 300);
+    drain(r); /* the term and vote are durable: now it leads */
     CHECK(raft_role(r) == RAFT_LEADER);
     CHECK_EQ_INT(raft_read_index(r, 3), 0);
     size_t reads = 0;
@@ -1802,7 +1852,8 @@ TEST(raft_promoted_learner_counts_toward_quorum)
     struct raft_conf c = conf_of(1, 1);
     raft_term terms[] = {1};
     struct raft *r = restored(cfg_paper(1), &c, 1, 0, 1, terms, 1);
-    raft_tick(r, 300); /* a single voter elects itself */
+    raft_tick(r, 300); /* a single voter elects itself... */
+    drain(r);          /* ...and leads once its term is durable */
     CHECK(raft_role(r) == RAFT_LEADER);
     drain(r);
     CHECK_EQ_INT(raft_commit_index(r), 2);
@@ -2919,6 +2970,8 @@ int main(void)
     RUN(raft_read_index_refused_off_leader);
     RUN(raft_pending_reads_fail_when_leader_steps_down);
     RUN(raft_single_voter_read_before_first_commit_is_answered);
+    RUN(raft_sole_voter_leads_only_once_its_term_is_durable);
+    RUN(raft_leader_removing_itself_reads_only_with_the_remaining_voter);
     RUN(raft_lease_read_is_immediate_with_check_quorum);
     RUN(raft_lease_lasts_min_timeout_less_twice_the_drift);
     RUN(raft_lease_off_without_check_quorum);
