@@ -41,6 +41,7 @@ struct node {
     struct node__read *reads;
     size_t n_reads, cap_reads;
     uint64_t next_ctx;
+    uint64_t last_proposed_ms; /* the proposer's clock in our latest entry */
 
     struct raft_ready inflight; /* the persisting ready */
     bool persisting;
@@ -57,6 +58,7 @@ void node_config_default(struct node_config *c, raft_id id)
     raft_config_default(&c->raft, id);
     c->snapshot_entries = 100000;
     c->snapshot_bytes_min = 0;
+    c->clock_tick_ms = 100;
 }
 
 static void node__reply(struct node *n, uint64_t req_id, const char *s, size_t len)
@@ -204,6 +206,40 @@ static void node__maybe_compact(struct node *n)
         n->stats.snapshots_taken++;
 }
 
+static bool node__has_deadlines(const struct node *n)
+{
+    for (int db = 0; db < n->fsm.srv.databases; db++)
+        if (kv_expires_count(n->fsm.srv.db[db]) > 0)
+            return true;
+    return false;
+}
+
+/* Time inside the state machine moves only with entries (fsm.h). While
+ * keys have deadlines, the leader proposes a clock tick when the last
+ * entry's time is older than clock_tick_ms, so they expire on time (within
+ * about one tick) even if no write comes. */
+static uint64_t node__next_clock_tick(struct node *n)
+{
+    if (n->cfg.clock_tick_ms == 0 || raft_role(n->raft) != RAFT_LEADER || !node__has_deadlines(n))
+        return UINT64_MAX;
+    return n->last_proposed_ms + n->cfg.clock_tick_ms;
+}
+
+static void node__maybe_clock_tick(struct node *n)
+{
+    uint64_t now = n->io.now_ms(n->io.arg);
+    if (now < node__next_clock_tick(n))
+        return;
+    struct fsm_command c = {.proto = 2, .now_ms = now};
+    tbuf_reset(&n->scratch);
+    if (fsm_encode_command(&c, &n->scratch) != 0)
+        return;
+    if (raft_propose(n->raft, RAFT_ENTRY_NORMAL, n->scratch.data, n->scratch.len, NULL) == 0) {
+        n->last_proposed_ms = now;
+        n->stats.clock_ticks++;
+    }
+}
+
 static void node__finish_persist(struct node *n)
 {
     TRIAD_ASSERT(n->persisting);
@@ -246,7 +282,9 @@ static void node__process(struct node *n)
         node__maybe_compact(n);
     }
     n->in_process = false;
-    n->io.set_timer(n->io.arg, raft_next_tick_ms(n->raft));
+    uint64_t at = raft_next_tick_ms(n->raft);
+    uint64_t tick = node__next_clock_tick(n);
+    n->io.set_timer(n->io.arg, tick < at ? tick : at);
 }
 
 struct node *node_new(const struct node_config *cfg, const struct node_io *io,
@@ -329,6 +367,7 @@ void node_step(struct node *n, const struct raft_msg *m)
 void node_tick(struct node *n)
 {
     raft_tick(n->raft, n->io.now_ms(n->io.arg));
+    node__maybe_clock_tick(n);
     if (!n->in_process)
         node__process(n);
 }
@@ -388,6 +427,8 @@ void node_submit(struct node *n, uint64_t req_id, uint64_t client_id, uint64_t s
         }
         raft_index index;
         rc = raft_propose(r, RAFT_ENTRY_NORMAL, n->scratch.data, n->scratch.len, &index);
+        if (rc == 0)
+            n->last_proposed_ms = c.now_ms;
         if (rc != 0) {
             /* a leader refuses proposals while it hands leadership over */
             n->stats.failed++;

@@ -58,6 +58,10 @@ struct node_config {
     struct raft_config raft;
     uint64_t snapshot_entries; /* compact after this many applied entries (0: never) */
     uint64_t snapshot_bytes_min; /* ... and at least this many bytes of log */
+    /* While keys have deadlines, the leader moves the state machine's clock
+     * (which only entries advance) at least this often, so keys expire in a
+     * cluster that receives no writes. 0: never. */
+    uint64_t clock_tick_ms;
 };
 
 void node_config_default(struct node_config *c, raft_id id);
@@ -85,6 +89,7 @@ void node_submit(struct node *n, uint64_t req_id, uint64_t client_id, uint64_t s
 struct node_stats {
     uint64_t writes_proposed, writes_answered, reads_answered;
     uint64_t redirected, failed;
+    uint64_t clock_ticks;
     uint64_t snapshots_taken, snapshots_installed;
 };
 const struct node_stats *node_stats(const struct node *n);

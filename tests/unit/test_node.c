@@ -689,6 +689,35 @@ TEST(node_single_voter_bootstraps_elects_itself_and_answers_set_get)
     t_world_free();
 }
 
+TEST(node_leader_ticks_the_clock_so_keys_expire_without_writes)
+{
+    /* Time in the state machine moves only with entries: without clock
+     * ticks a key with a deadline would live on in a cluster that gets no
+     * writes. */
+    t_world_init(1, T_PERSIST_AUTO);
+    t_start(1, false);
+    t_run(t_node(1)->cfg.raft.election_timeout_ms_min);
+    CHECK(t_is_leader(1));
+    t_submit(1, 1, "SET k v PX 500");
+    t_settle();
+    EXPECT_REPLY(1, 1, "+OK\r\n");
+    t_submit(1, 2, "GET k");
+    t_settle();
+    EXPECT_REPLY(1, 2, "$1\r\nv\r\n");
+    uint64_t ticks = node_stats(t_n(1))->clock_ticks;
+    t_run(700); /* no writes; the leader's ticks carry time past the deadline */
+    CHECK(node_stats(t_n(1))->clock_ticks > ticks);
+    CHECK(node_stats(t_n(1))->clock_ticks <= ticks + 8); /* about one per 100 ms */
+    t_submit(1, 3, "GET k");
+    t_settle();
+    EXPECT_REPLY(1, 3, "$-1\r\n");
+    /* no deadlines left: no more ticks */
+    uint64_t after = node_stats(t_n(1))->clock_ticks;
+    t_run(1000);
+    CHECK_EQ_INT(node_stats(t_n(1))->clock_ticks, after);
+    t_world_free();
+}
+
 TEST(node_write_reply_waits_for_persist)
 {
     t_world_init(1, T_PERSIST_AUTO);
@@ -1444,6 +1473,7 @@ int main(void)
 {
     RUN(node_single_voter_bootstraps_elects_itself_and_answers_set_get);
     RUN(node_write_reply_waits_for_persist);
+    RUN(node_leader_ticks_the_clock_so_keys_expire_without_writes);
     RUN(node_completes_a_persist_acknowledged_inside_io_persist);
     RUN(node_rejects_empty_command);
     RUN(node_unknown_command_on_leader_gets_error_reply);
