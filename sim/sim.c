@@ -1519,6 +1519,8 @@ static void sim__params(struct sim *s)
     p->spread_pm = (uint32_t)sim__range(s, 0, 500);
     p->membership = sim__chance(s, 500);
     p->grow = p->membership && sim__chance(s, 400);
+    if (s->opt->leader_faults) /* failover of a full cluster of voters */
+        p->membership = p->grow = false;
     p->req_timeout_ms = (uint32_t)sim__range(s, 200, 1000);
     p->op_deadline_ms = (uint32_t)sim__range(s, 1000, 4000);
     p->snapshot_entries = sim__chance(s, 700) ? sim__range(s, 10, 300) : 0;
