@@ -5,7 +5,7 @@ CC ?= cc
 OPT ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wno-unused-parameter \
               -fno-strict-aliasing -pthread
-LIBS = -luv -lxxhash -ledit -lpthread -lm
+LIBS = -luv -lxxhash -ledit -lcrypto -lpthread -lm
 BUILD ?= build
 SAN ?=
 ifeq ($(SAN),1)
@@ -20,7 +20,7 @@ RESP_SRC = src/net/resp.c
 KV_SRC = src/store/kv.c
 WAL_SRC = src/store/wal.c src/store/fs.c
 SNAP_SRC = src/store/snap.c
-STORE_SRC = $(KV_SRC) $(WAL_SRC) $(SNAP_SRC)
+STORE_SRC = $(KV_SRC) $(WAL_SRC) $(SNAP_SRC) src/store/raftlog.c
 CMD_SRC = $(wildcard src/cmd/*.c)
 NET_SRC = $(filter-out $(RESP_SRC),$(wildcard src/net/*.c))
 CLI_SRC = $(wildcard src/cli/*.c)
@@ -35,7 +35,7 @@ TRIAD_SRC = src/triad.c $(COMMON_SRC) $(RESP_SRC) $(STORE_SRC) $(CMD_SRC) $(CORE
             $(SIM_SRC) $(NET_SRC) $(CLI_SRC)
 TRIAD_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(TRIAD_SRC))
 
-UNIT_TESTS = resp kv wal snap cmd cmd_string config raft fsm lincheck node sim
+UNIT_TESTS = resp kv wal snap cmd cmd_string config raft fsm lincheck node sim raftlog
 UNIT_BINS = $(addprefix $(BUILD)/test_,$(UNIT_TESTS))
 
 .PHONY: all deps build run test unit unit-asan integration fuzz bench clean cluster sim sim-bugs
@@ -65,7 +65,7 @@ clean:
 # ---- set-up, tests and tools ----
 
 # Debian packages each target needs; `make deps` installs what is missing.
-DEPS_BUILD = gcc make pkg-config libuv1-dev libxxhash-dev libedit-dev
+DEPS_BUILD = gcc make pkg-config libuv1-dev libxxhash-dev libedit-dev libssl-dev
 DEPS_TEST = python3 python3-pytest python3-redis redis-tools clang libclang-rt-14-dev
 DEPS_BENCH = redis-server redis-tools procps
 PYTHON = /usr/bin/python3

@@ -18,6 +18,7 @@
 #include "../common/buf.h"
 #include "../common/crc32c.h"
 #include "../common/defs.h"
+#include "../common/err.h"
 #include "../common/mem.h"
 #include "fs.h"
 
@@ -40,17 +41,7 @@ _Static_assert(SNAP_ENTRY_HEADER_BYTES == 1 + 4 + 4 + 4 + 8, "entry layout");
 _Static_assert(SNAP_TRAILER_BYTES == 1 + 8 + 4, "trailer layout");
 _Static_assert(SNAP_BUF_BYTES >= SNAP_HEADER_BYTES + SNAP_ENTRY_HEADER_BYTES, "buffer size");
 
-static void snap__err(char *errmsg, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void snap__err(char *errmsg, size_t errlen, const char *fmt, ...)
-{
-    if (errmsg == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errmsg, errlen, fmt, ap);
-    va_end(ap);
-}
+#define snap__err triad_errf
 
 static char *snap__path(const char *dir, uint64_t lsn, const char *suffix)
 {

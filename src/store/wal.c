@@ -42,6 +42,7 @@
 #include "../common/buf.h"
 #include "../common/crc32c.h"
 #include "../common/defs.h"
+#include "../common/err.h"
 #include "../common/mem.h"
 #include "fs.h"
 
@@ -129,17 +130,7 @@ struct wal {
     size_t segs_cap;
 };
 
-static void wal__err(char *errmsg, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void wal__err(char *errmsg, size_t errlen, const char *fmt, ...)
-{
-    if (errmsg == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errmsg, errlen, fmt, ap);
-    va_end(ap);
-}
+#define wal__err triad_errf
 
 static void wal__seg_path(const struct wal *w, uint64_t first_lsn, char *out, size_t outlen)
 {

@@ -3,6 +3,7 @@
 #define TRIAD_TEST_DIR_H
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,37 @@ static inline void rm_rf(const char *dir)
         closedir(d);
     }
     rmdir(dir);
+}
+
+
+/* The size of a file, or -1. */
+static inline long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* The whole file (malloc'd, one spare byte); *len is its size. */
+static inline char *read_file(const char *path, size_t *len)
+{
+    long n = file_size(path);
+    TRIAD_ASSERT(n >= 0);
+    char *p = malloc((size_t)n + 1);
+    int fd = open(path, O_RDONLY);
+    TRIAD_ASSERT(fd >= 0);
+    TRIAD_ASSERT(read(fd, p, (size_t)n) == n);
+    close(fd);
+    *len = (size_t)n;
+    return p;
+}
+
+/* Replace the file's contents with len bytes at p. */
+static inline void write_file(const char *path, const void *p, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    TRIAD_ASSERT(fd >= 0);
+    TRIAD_ASSERT(write(fd, p, len) == (ssize_t)len);
+    close(fd);
 }
 
 #endif

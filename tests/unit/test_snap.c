@@ -32,12 +32,6 @@ static void snap_path(const char *dir, uint64_t lsn, const char *suffix, char *o
     snprintf(out, n, "%s/snap-%020" PRIu64 "%s", dir, lsn, suffix);
 }
 
-static long file_size(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 ? (long)st.st_size : -1;
-}
-
 static int count_files(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -49,27 +43,6 @@ static int count_files(const char *dir)
     if (d != NULL)
         closedir(d);
     return n;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    long n = file_size(path);
-    TRIAD_ASSERT(n >= 0);
-    char *p = malloc((size_t)n + 1);
-    int fd = open(path, O_RDONLY);
-    TRIAD_ASSERT(fd >= 0);
-    TRIAD_ASSERT(read(fd, p, (size_t)n) == n);
-    close(fd);
-    *len = (size_t)n;
-    return p;
-}
-
-static void write_file(const char *path, const void *p, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    TRIAD_ASSERT(fd >= 0);
-    TRIAD_ASSERT(write(fd, p, len) == (ssize_t)len);
-    close(fd);
 }
 
 static void new_dbs(struct kv **dbs, int n)

@@ -154,12 +154,6 @@ static void seg_path(const char *dir, uint64_t first_lsn, char *out, size_t outl
     snprintf(out, outlen, "%s/wal-%020" PRIu64 ".log", dir, first_lsn);
 }
 
-static long file_size(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 ? (long)st.st_size : -1;
-}
-
 static int count_files(const char *dir, const char *suffix)
 {
     DIR *d = opendir(dir);
@@ -184,27 +178,6 @@ static void flip_bit(const char *path, long off, int bit)
     c ^= (unsigned char)(1u << bit);
     TRIAD_ASSERT(pwrite(fd, &c, 1, off) == 1);
     close(fd);
-}
-
-static void write_file(const char *path, const void *p, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    TRIAD_ASSERT(fd >= 0);
-    TRIAD_ASSERT(write(fd, p, len) == (ssize_t)len);
-    close(fd);
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    long n = file_size(path);
-    TRIAD_ASSERT(n >= 0);
-    char *p = malloc((size_t)n + 1);
-    int fd = open(path, O_RDONLY);
-    TRIAD_ASSERT(fd >= 0);
-    TRIAD_ASSERT(read(fd, p, (size_t)n) == n);
-    close(fd);
-    *len = (size_t)n;
-    return p;
 }
 
 /* Offset of the record carrying `lsn` in a segment that starts at first. */
