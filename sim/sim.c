@@ -706,15 +706,15 @@ static void sim__disk_apply(struct sim_disk *d, size_t entries_kept, bool keep_h
         }
         d->op_snap.data = NULL;
     }
-    if (d->op_n > 0) {
+    if (d->op_n > 0 && entries_kept > 0) {
         sim__disk_truncate(d, d->op_truncate_from);
         TRIAD_ASSERT(d->snap.index + d->n + 1 == d->op_ents[0].index);
-        for (size_t i = 0; i < d->op_n; i++) {
-            if (i < entries_kept)
-                sim__disk_append(d, &d->op_ents[i]);
-            else
-                free(d->op_ents[i].data);
-        }
+    }
+    for (size_t i = 0; i < d->op_n; i++) {
+        if (i < entries_kept)
+            sim__disk_append(d, &d->op_ents[i]);
+        else
+            free(d->op_ents[i].data);
     }
     free(d->op_ents);
     d->op_ents = NULL;
@@ -936,10 +936,13 @@ static void sim__node_crash(struct sim *s, struct sim_node *sn)
     /* the unsynced write is lost, or torn: a prefix of its records made it */
     struct sim_disk *d = &sn->disk;
     if (d->op_pending) {
-        if (d->op_n > 0 && !d->op_has_snap && sim__chance(s, s->p.torn_pm))
-            /* records reach the disk in any order within one write: a
-             * prefix of the entries, with or without the hard state */
-            sim__disk_apply(d, (size_t)sim__range(s, 0, d->op_n), sim__chance(s, 500));
+        if (d->op_n > 0 && !d->op_has_snap && sim__chance(s, s->p.torn_pm)) {
+            /* as src/store/raftlog.c lays a ready out: the entries records
+             * (the first carries the truncation), then the hard state; a
+             * tear keeps a prefix of them */
+            size_t kept = (size_t)sim__range(s, 0, d->op_n);
+            sim__disk_apply(d, kept, kept == d->op_n && sim__chance(s, 500));
+        }
         else
             sim__disk_drop_op(d);
     }

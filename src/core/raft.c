@@ -1749,6 +1749,12 @@ int raft_restore(struct raft *r, const struct raft_hard_state *hs, const struct 
         r->snap_index = snap->index;
         r->snap_term = snap->term;
         r->applied = snap->index;
+        /* likewise a snapshot whose hard-state record was lost: the term is
+         * never behind the log's */
+        if (snap->term > r->term) {
+            r->term = snap->term;
+            r->vote = 0;
+        }
     }
     for (size_t i = 0; i < n; i++) {
         if (entries[i].index != raft__last(r) + 1 || entries[i].term > r->term ||
