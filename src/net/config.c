@@ -29,6 +29,7 @@ struct config_param {
 static const char *const fsync_names[] = {"always", "everysec", "no", NULL};
 static const char *const maxmemory_policy_names[] = {"noeviction", NULL};
 static const char *const loglevel_names[] = {"debug", "verbose", "notice", "warning", NULL};
+static const char *const yesno_names[] = {"no", "yes", NULL};
 
 #define OFF(f) offsetof(struct config, f)
 #define SZ(f) sizeof(((struct config *)0)->f)
@@ -81,6 +82,16 @@ static const struct config_param config_params[] = {
      "...and once it grew this % of the last snapshot's size (0 = size alone). Default 100."},
     {"wal-segment-bytes", CT_MEMORY, false, OFF(wal_segment_bytes), SZ(wal_segment_bytes), 4096,
      1ll << 40, NULL, "size of one WAL segment file. Default 64mb."},
+    {"node-id", CT_INT, false, OFF(node_id), SZ(node_id), 0, 1000000, NULL,
+     "this node's id in a cluster (leader mode); 0 = a single node. Default 0."},
+    {"peers", CT_STRING, false, OFF(peers), SZ(peers), 0, 0, NULL,
+     "every member's id and peer address: 1=host:port,2=host:port,... (with node-id)."},
+    {"cluster-id", CT_STRING, false, OFF(cluster_id), SZ(cluster_id), 0, 0, NULL,
+     "a name every member of one cluster shares; peers of another are refused. Default triad."},
+    {"cluster-secret", CT_STRING, false, OFF(cluster_secret), SZ(cluster_secret), 0, 0, NULL,
+     "a shared secret peers prove with HMAC-SHA256 when they connect. Default none."},
+    {"redirect", CT_ENUM, true, OFF(redirect), SZ(redirect), 0, 0, yesno_names,
+     "followers answer writes with the leader's address instead of proxying. Default no."},
     /* What Redis tools ask for, answered truthfully: Triad has no RDB save
      * points (snapshots follow WAL growth) and always keeps a log. */
     {"save", CT_FIXED, false, 0, 0, 0, 0, NULL, ""},
@@ -239,6 +250,7 @@ static void config__defaults(struct config *cfg)
     cfg->snapshot_wal_bytes = 64ll * 1024 * 1024;
     cfg->snapshot_wal_percentage = 100;
     cfg->wal_segment_bytes = 64ll * 1024 * 1024;
+    strcpy(cfg->cluster_id, "triad");
 }
 
 /* Split a config file line into words, honouring "double" and 'single'
@@ -393,11 +405,135 @@ int config_load(struct config *cfg, int argc, char **argv, char *errmsg, size_t 
             return -1;
         }
     }
-    if (cfg->name[0] == '\0')
-        snprintf(cfg->name, sizeof(cfg->name), "node-%d", cfg->port);
+    /* a cluster: node-id and peers come together, and name this node */
+    if ((cfg->node_id != 0) != (cfg->peers[0] != '\0')) {
+        snprintf(errmsg, errlen, "--node-id and --peers go together (a cluster needs both)");
+        return -1;
+    }
+    if (cfg->node_id != 0) {
+        struct config_peer peers[CONFIG_PEERS_MAX];
+        char why[256];
+        int n = config_parse_peers(cfg->peers, peers, CONFIG_PEERS_MAX, why, sizeof(why));
+        if (n < 0) {
+            snprintf(errmsg, errlen, "--peers %s: %s", cfg->peers, why);
+            return -1;
+        }
+        bool self = false;
+        for (int i = 0; i < n; i++)
+            self |= peers[i].id == cfg->node_id;
+        if (!self) {
+            snprintf(errmsg, errlen, "--peers does not list this node's id %d", cfg->node_id);
+            return -1;
+        }
+    }
+    if (cfg->name[0] == '\0') {
+        if (cfg->node_id != 0)
+            snprintf(cfg->name, sizeof(cfg->name), "node%d", cfg->node_id);
+        else
+            snprintf(cfg->name, sizeof(cfg->name), "node-%d", cfg->port);
+    }
     if (cfg->dir[0] == '\0')
         snprintf(cfg->dir, sizeof(cfg->dir), "./data/%s", cfg->name);
     return 0;
+}
+
+static int config__parse_port(const char *s, size_t n, int *port)
+{
+    if (n == 0 || n > 5)
+        return -1;
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < 1 || v > 65535)
+        return -1;
+    *port = v;
+    return 0;
+}
+
+int config_parse_peers(const char *s, struct config_peer *out, int max, char *errmsg,
+                       size_t errlen)
+{
+    int n = 0;
+    const char *p = s;
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        if (len == 0 || eq == NULL) {
+            snprintf(errmsg, errlen, "expected id=host:port, got '%.*s'", (int)len, p);
+            return -1;
+        }
+        if (n == max) {
+            snprintf(errmsg, errlen, "more than %d members", max);
+            return -1;
+        }
+        struct config_peer *pe = &out[n];
+        memset(pe, 0, sizeof(*pe));
+        long id = 0;
+        size_t idlen = (size_t)(eq - p);
+        for (size_t i = 0; i < idlen; i++) {
+            if (p[i] < '0' || p[i] > '9' || id > 1000000) {
+                id = -1;
+                break;
+            }
+            id = id * 10 + (p[i] - '0');
+        }
+        if (idlen == 0 || id < 1 || id > 1000000) {
+            snprintf(errmsg, errlen, "bad node id '%.*s' (1..1000000)", (int)idlen, p);
+            return -1;
+        }
+        pe->id = (int)id;
+        for (int i = 0; i < n; i++)
+            if (out[i].id == pe->id) {
+                snprintf(errmsg, errlen, "node id %d listed twice", pe->id);
+                return -1;
+            }
+        const char *addr = eq + 1;
+        size_t alen = len - idlen - 1;
+        const char *colon;
+        const char *host = addr;
+        size_t hlen;
+        if (alen > 0 && addr[0] == '[') { /* [IPv6]:port */
+            const char *rb = memchr(addr, ']', alen);
+            if (rb == NULL || rb + 1 >= addr + alen || rb[1] != ':') {
+                snprintf(errmsg, errlen, "bad address '%.*s' for node %d", (int)alen, addr, pe->id);
+                return -1;
+            }
+            host = addr + 1;
+            hlen = (size_t)(rb - host);
+            colon = rb + 1;
+        } else {
+            colon = NULL;
+            for (const char *c = addr; c < addr + alen; c++)
+                if (*c == ':')
+                    colon = c;
+            hlen = colon ? (size_t)(colon - addr) : 0;
+        }
+        int port;
+        if (colon == NULL || hlen == 0 || hlen >= sizeof(pe->host) ||
+            config__parse_port(colon + 1, (size_t)(addr + alen - colon - 1), &port) != 0) {
+            snprintf(errmsg, errlen, "bad address '%.*s' for node %d (host:port)", (int)alen, addr,
+                     pe->id);
+            return -1;
+        }
+        memcpy(pe->host, host, hlen);
+        pe->host[hlen] = '\0';
+        pe->port = port;
+        n++;
+        p = end ? end + 1 : p + len;
+        if (end != NULL && *p == '\0') {
+            snprintf(errmsg, errlen, "trailing comma");
+            return -1;
+        }
+    }
+    if (n == 0) {
+        snprintf(errmsg, errlen, "no members");
+        return -1;
+    }
+    return n;
 }
 
 void config_get(const struct config *cfg, const char *pattern,

@@ -42,7 +42,28 @@ struct config {
     int snapshot_wal_percentage;
     int maxmemory_policy;
     long long wal_segment_bytes;
+    /* leader mode (cluster) */
+    int node_id;                           /* 0: a single node, no cluster */
+    char peers[CONFIG_STR_MAX];            /* "1=host:port,2=host:port,..." */
+    char cluster_id[128];
+    char cluster_secret[CONFIG_STR_MAX];   /* "" = peers are not authenticated */
+    int redirect;                          /* followers answer with the leader's address */
 };
+
+#define CONFIG_PEERS_MAX 16 /* as RAFT_NODES_MAX */
+
+/* One member of --peers: its node id and the address of its peer port. */
+struct config_peer {
+    int id;
+    char host[256];
+    int port;
+};
+
+/* Parse "1=127.0.0.1:7380,2=127.0.0.1:7381,...": ids 1..1000000, each once;
+ * hosts as IPv4 dotted quads, [IPv6] or names; ports 1..65535. Returns the
+ * number of peers (>= 1), or -1 with errmsg. */
+int config_parse_peers(const char *s, struct config_peer *out, int max, char *errmsg,
+                       size_t errlen);
 
 /* Defaults, then the config file (if argv holds one), then --flags.
  * 0 on success; 1 if --help was printed; -1 with errmsg on bad input. */

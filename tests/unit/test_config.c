@@ -21,6 +21,74 @@ TEST(config_defaults_match_the_documented_ones)
     CHECK_EQ_INT(c.proto_max_bulk_len, 512ll * 1024 * 1024);
 }
 
+TEST(config_parses_peers)
+{
+    struct config_peer p[CONFIG_PEERS_MAX];
+    char err[256];
+    CHECK_EQ_INT(config_parse_peers("1=127.0.0.1:7380,2=localhost:7381,3=[::1]:7382", p,
+                                    CONFIG_PEERS_MAX, err, sizeof(err)), 3);
+    CHECK_EQ_INT(p[0].id, 1);
+    CHECK(strcmp(p[0].host, "127.0.0.1") == 0);
+    CHECK_EQ_INT(p[0].port, 7380);
+    CHECK(strcmp(p[1].host, "localhost") == 0);
+    CHECK_EQ_INT(p[1].port, 7381);
+    CHECK_EQ_INT(p[2].id, 3);
+    CHECK(strcmp(p[2].host, "::1") == 0);
+    CHECK_EQ_INT(p[2].port, 7382);
+    CHECK_EQ_INT(config_parse_peers("7=h:1", p, CONFIG_PEERS_MAX, err, sizeof(err)), 1);
+}
+
+TEST(config_refuses_bad_peers_with_the_reason)
+{
+    struct config_peer p[CONFIG_PEERS_MAX];
+    char err[256];
+    static const struct {
+        const char *in, *why;
+    } bad[] = {
+        {"", "no members"},
+        {"1=h:1,", "trailing comma"},
+        {"h:1", "expected id=host:port, got 'h:1'"},
+        {"0=h:1", "bad node id '0' (1..1000000)"},
+        {"x=h:1", "bad node id 'x' (1..1000000)"},
+        {"1=h:1,1=g:2", "node id 1 listed twice"},
+        {"1=h", "bad address 'h' for node 1 (host:port)"},
+        {"1=h:0", "bad address 'h:0' for node 1 (host:port)"},
+        {"1=h:65536", "bad address 'h:65536' for node 1 (host:port)"},
+        {"1=:5", "bad address ':5' for node 1 (host:port)"},
+        {"1=[::1]5", "bad address '[::1]5' for node 1"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        CHECK_EQ_INT(config_parse_peers(bad[i].in, p, CONFIG_PEERS_MAX, err, sizeof(err)), -1);
+        if (strcmp(err, bad[i].why) != 0)
+            fprintf(stderr, "  '%s': got '%s', want '%s'\n", bad[i].in, err, bad[i].why);
+        CHECK(strcmp(err, bad[i].why) == 0);
+    }
+    CHECK_EQ_INT(config_parse_peers("1=a:1,2=a:2,3=a:3", p, 2, err, sizeof(err)), -1);
+    CHECK(strcmp(err, "more than 2 members") == 0);
+}
+
+TEST(config_cluster_needs_node_id_and_peers_together)
+{
+    struct config c;
+    char err[256];
+    char *ok[] = {"server", "--node-id", "2", "--peers", "1=127.0.0.1:7380,2=127.0.0.1:7381"};
+    CHECK_EQ_INT(config_load(&c, 5, ok, err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.node_id, 2);
+    CHECK(strcmp(c.name, "node2") == 0);
+    CHECK(strcmp(c.dir, "./data/node2") == 0);
+    CHECK(strcmp(c.cluster_id, "triad") == 0);
+    char *alone[] = {"server", "--node-id", "2"};
+    CHECK_EQ_INT(config_load(&c, 3, alone, err, sizeof(err)), -1);
+    CHECK(strcmp(err, "--node-id and --peers go together (a cluster needs both)") == 0);
+    char *missing[] = {"server", "--node-id", "3", "--peers", "1=127.0.0.1:7380,2=127.0.0.1:7381"};
+    CHECK_EQ_INT(config_load(&c, 5, missing, err, sizeof(err)), -1);
+    CHECK(strcmp(err, "--peers does not list this node's id 3") == 0);
+    char *bad[] = {"server", "--node-id", "1", "--peers", "1=127.0.0.1"};
+    CHECK_EQ_INT(config_load(&c, 5, bad, err, sizeof(err)), -1);
+    CHECK(strcmp(err, "--peers 1=127.0.0.1: bad address '127.0.0.1' for node 1 (host:port)") == 0);
+}
+
 TEST(config_parses_memory_sizes_as_redis_does)
 {
     long long v;
@@ -152,6 +220,9 @@ int main(void)
 {
     RUN(config_defaults_match_the_documented_ones);
     RUN(config_parses_memory_sizes_as_redis_does);
+    RUN(config_parses_peers);
+    RUN(config_refuses_bad_peers_with_the_reason);
+    RUN(config_cluster_needs_node_id_and_peers_together);
     RUN(config_flags_override_the_file);
     RUN(config_rejects_unknown_settings_and_bad_values);
     RUN(config_get_matches_glob_patterns);
