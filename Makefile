@@ -29,13 +29,13 @@ NODE_SRC = $(wildcard src/node/*.c)
 SIM_SRC = $(wildcard sim/*.c)
 HEADERS = $(wildcard src/*/*.h) $(wildcard sim/*.h) $(wildcard tests/unit/*.h)
 LIB_SRC = $(COMMON_SRC) $(RESP_SRC) $(STORE_SRC) $(CMD_SRC) $(CORE_SRC) $(NODE_SRC) $(SIM_SRC) \
-          src/net/config.c src/net/peer_proto.c
+          src/net/config.c src/net/peer_proto.c src/net/peer.c
 
 TRIAD_SRC = src/triad.c $(COMMON_SRC) $(RESP_SRC) $(STORE_SRC) $(CMD_SRC) $(CORE_SRC) $(NODE_SRC) \
             $(SIM_SRC) $(NET_SRC) $(CLI_SRC)
 TRIAD_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(TRIAD_SRC))
 
-UNIT_TESTS = resp kv wal snap cmd cmd_string config raft fsm lincheck node sim raftlog peer_proto
+UNIT_TESTS = resp kv wal snap cmd cmd_string config raft fsm lincheck node sim raftlog peer_proto peer
 UNIT_BINS = $(addprefix $(BUILD)/test_,$(UNIT_TESTS))
 
 .PHONY: all deps build run test unit unit-asan integration fuzz bench clean cluster sim sim-bugs
@@ -48,8 +48,9 @@ $(BUILD)/obj/%.o: %.c $(HEADERS)
 $(BUILD)/triad: $(TRIAD_OBJ)
 	$(CC) $(CFLAGS) -o $@ $(TRIAD_OBJ) $(LIBS)
 
-# Every unit test links the library layers that do no I/O of the event loop
-# (no libuv): common, resp, store, cmd, core, node, sim, and net/config.c.
+# Every unit test links the library: every layer but the server and the CLI
+# (common, resp, store, cmd, core, node, sim, and net's config, peer codec and
+# peer transport).
 LIB_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 $(BUILD)/libtriad.a: $(LIB_OBJ)
 	rm -f $@
