@@ -29,13 +29,13 @@ NODE_SRC = $(wildcard src/node/*.c)
 SIM_SRC = $(wildcard sim/*.c)
 HEADERS = $(wildcard src/*/*.h) $(wildcard sim/*.h) $(wildcard tests/unit/*.h)
 LIB_SRC = $(COMMON_SRC) $(RESP_SRC) $(STORE_SRC) $(CMD_SRC) $(CORE_SRC) $(NODE_SRC) $(SIM_SRC) \
-          src/net/config.c
+          src/net/config.c src/net/peer_proto.c src/net/peer.c
 
 TRIAD_SRC = src/triad.c $(COMMON_SRC) $(RESP_SRC) $(STORE_SRC) $(CMD_SRC) $(CORE_SRC) $(NODE_SRC) \
             $(SIM_SRC) $(NET_SRC) $(CLI_SRC)
 TRIAD_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(TRIAD_SRC))
 
-UNIT_TESTS = resp kv wal snap cmd cmd_string config raft fsm lincheck node sim raftlog
+UNIT_TESTS = resp kv wal snap cmd cmd_string config raft fsm lincheck node sim raftlog peer_proto peer
 UNIT_BINS = $(addprefix $(BUILD)/test_,$(UNIT_TESTS))
 
 .PHONY: all deps build run test unit unit-asan integration fuzz bench clean cluster sim sim-bugs
@@ -48,8 +48,9 @@ $(BUILD)/obj/%.o: %.c $(HEADERS)
 $(BUILD)/triad: $(TRIAD_OBJ)
 	$(CC) $(CFLAGS) -o $@ $(TRIAD_OBJ) $(LIBS)
 
-# Every unit test links the library layers that do no I/O of the event loop
-# (no libuv): common, resp, store, cmd, core, node, sim, and net/config.c.
+# Every unit test links the library: every layer but the server and the CLI
+# (common, resp, store, cmd, core, node, sim, and net's config, peer codec and
+# peer transport).
 LIB_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 $(BUILD)/libtriad.a: $(LIB_OBJ)
 	rm -f $@
@@ -106,7 +107,7 @@ build/libsyncgate.so: tests/integration/syncgate.c
 integration: $(BUILD)/triad build/libsyncgate.so
 	TRIAD_SYNCGATE=$(CURDIR)/build/libsyncgate.so TRIAD_BIN=$(CURDIR)/$(BUILD)/triad $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
-FUZZ_TARGETS = resp wal fsm
+FUZZ_TARGETS = resp wal fsm peer
 FUZZ_SECONDS ?= 30
 build-fuzz/fuzz_resp: tests/fuzz/fuzz_resp.c $(COMMON_SRC) $(RESP_SRC) $(HEADERS)
 	@mkdir -p build-fuzz
@@ -119,6 +120,10 @@ build-fuzz/fuzz_wal: tests/fuzz/fuzz_wal.c $(COMMON_SRC) $(WAL_SRC) $(HEADERS)
 build-fuzz/fuzz_fsm: tests/fuzz/fuzz_fsm.c $(COMMON_SRC) $(KV_SRC) $(CMD_SRC) $(RESP_SRC) src/node/fsm.c $(CORE_SRC) $(HEADERS)
 	@mkdir -p build-fuzz
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -o $@ tests/fuzz/fuzz_fsm.c $(COMMON_SRC) $(KV_SRC) $(CMD_SRC) $(RESP_SRC) src/node/fsm.c $(CORE_SRC) -lxxhash -lm
+
+build-fuzz/fuzz_peer: tests/fuzz/fuzz_peer.c $(COMMON_SRC) src/net/peer_proto.c $(CORE_SRC) $(HEADERS)
+	@mkdir -p build-fuzz
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -o $@ tests/fuzz/fuzz_peer.c $(COMMON_SRC) src/net/peer_proto.c $(CORE_SRC) -lcrypto -lxxhash -lm
 
 # Each harness runs for FUZZ_SECONDS from its seed corpus (copied, so the
 # checked-in corpus stays small).

@@ -733,12 +733,40 @@ static void cmd__count_error(struct cmd_server *s, const char *text, size_t len)
     e->count = 1;
 }
 
+/* The commandstats entry of a command (or of its subcommand, for the
+ * commands that have them: "config|get"); NULL once the table is full. */
+static struct cmd_cmdstat *cmd__cmdstat(struct cmd_server *s, const struct cmd_spec *cmd, int argc,
+                                        char **argv, size_t *argvlen)
+{
+    char name[CMD_CMDSTAT_NAME_MAX];
+    size_t n = 0;
+    for (const char *p = cmd->name; *p != '\0' && n + 1 < sizeof(name); p++)
+        name[n++] = (char)tolower((unsigned char)*p);
+    if (argc >= 2 && (cmd->flags & CMD_SUBCOMMANDS) && n + 2 < sizeof(name)) {
+        name[n++] = '|';
+        for (size_t i = 0; i < argvlen[1] && n + 1 < sizeof(name); i++)
+            name[n++] = (char)tolower((unsigned char)argv[1][i]);
+    }
+    name[n] = '\0';
+    struct cmd_stats *st = &s->stats;
+    for (int i = 0; i < st->ncmdstats; i++)
+        if (strcmp(st->cmdstats[i].name, name) == 0)
+            return &st->cmdstats[i];
+    if (st->ncmdstats == CMD_CMDSTATS_MAX)
+        return NULL;
+    struct cmd_cmdstat *e = &st->cmdstats[st->ncmdstats++];
+    memset(e, 0, sizeof(*e));
+    memcpy(e->name, name, n + 1);
+    return e;
+}
+
 /* Run one handler and keep the statistics. An error reply is recognised by
  * its first byte, so every way of replying with an error is counted. */
 static void cmd__call(struct cmd_server *s, struct cmd_client *c, const struct cmd_spec *cmd,
                       int argc, char **argv, size_t *argvlen)
 {
     size_t mark = c->out->len;
+    uint64_t t0 = s->clock_us != NULL ? s->clock_us() : 0;
     c->last_cmd = cmd->name;
     c->last_sub[0] = '\0';
     if (argc >= 2 && (cmd->flags & CMD_SUBCOMMANDS)) {
@@ -749,8 +777,25 @@ static void cmd__call(struct cmd_server *s, struct cmd_client *c, const struct c
     }
     cmd->fn(s, c, argc, argv, argvlen);
     s->stats.commands_processed++;
-    if (c->out->len > mark && c->out->data[mark] == '-')
+    bool failed = c->out->len > mark && c->out->data[mark] == '-';
+    if (failed)
         cmd__count_error(s, c->out->data + mark + 1, c->out->len - mark - 1);
+    struct cmd_cmdstat *cs = cmd__cmdstat(s, cmd, argc, argv, argvlen);
+    if (cs != NULL) {
+        cs->calls++;
+        cs->failed += failed;
+        if (s->clock_us != NULL)
+            cs->usec += s->clock_us() - t0;
+    }
+}
+
+/* A known command refused before it ran counts as its rejected call. */
+static void cmd__count_rejected(struct cmd_server *s, const struct cmd_spec *cmd, int argc,
+                                char **argv, size_t *argvlen)
+{
+    struct cmd_cmdstat *cs = cmd__cmdstat(s, cmd, argc, argv, argvlen);
+    if (cs != NULL)
+        cs->rejected++;
 }
 
 /* A command refused before it ran: inside MULTI it also dooms the EXEC. */
@@ -877,10 +922,12 @@ static uint64_t cmd__exec(struct cmd_server *s, struct cmd_client *c, int argc, 
             low[i] = (char)tolower((unsigned char)cmd->name[i]);
         low[i] = '\0';
         snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s' command", low);
+        cmd__count_rejected(s, cmd, argc, argv, argvlen);
         cmd__reject(s, c, msg);
         return 0;
     }
     if (cmd__auth_required(s, c) && !(cmd->flags & CMD_NOAUTH)) {
+        cmd__count_rejected(s, cmd, argc, argv, argvlen);
         cmd__reject(s, c, "NOAUTH Authentication required.");
         return 0;
     }
@@ -889,6 +936,7 @@ static uint64_t cmd__exec(struct cmd_server *s, struct cmd_client *c, int argc, 
          (is_exec && (c->flags & CMD_CLIENT_MULTI) && cmd__queue_denyoom(c))) &&
         cmd__over_maxmemory(s)) {
         static const char oom[] = "OOM command not allowed when used memory > 'maxmemory'.";
+        cmd__count_rejected(s, cmd, argc, argv, argvlen);
         if (is_exec) {
             /* Redis aborts the whole transaction, naming the reason. */
             cmd__discard_transaction(s, c);
@@ -901,6 +949,7 @@ static uint64_t cmd__exec(struct cmd_server *s, struct cmd_client *c, int argc, 
         return 0;
     }
     if ((c->flags & CMD_CLIENT_MULTI) && (cmd->flags & CMD_DENYMULTI)) {
+        cmd__count_rejected(s, cmd, argc, argv, argvlen);
         cmd__reject(s, c, "ERR Command not allowed inside a transaction");
         return 0;
     }

@@ -141,6 +141,18 @@ struct cmd_errorstat {
     uint64_t count;
 };
 
+/* INFO commandstats: per command, or per subcommand ("config|get") for the
+ * commands that have them, as Redis counts them. */
+#define CMD_CMDSTATS_MAX 256
+#define CMD_CMDSTAT_NAME_MAX 48
+struct cmd_cmdstat {
+    char name[CMD_CMDSTAT_NAME_MAX]; /* lower case */
+    uint64_t calls;    /* ran */
+    uint64_t usec;     /* time spent running (0 without a clock) */
+    uint64_t rejected; /* refused before running: arity, auth, memory, MULTI */
+    uint64_t failed;   /* ran and replied with an error */
+};
+
 struct cmd_stats {
     uint64_t commands_processed;
     uint64_t keyspace_hits;
@@ -150,6 +162,8 @@ struct cmd_stats {
     uint64_t errors;         /* error replies */
     struct cmd_errorstat errorstats[CMD_ERRORSTATS_MAX];
     int nerrorstats;
+    struct cmd_cmdstat cmdstats[CMD_CMDSTATS_MAX];
+    int ncmdstats;
 };
 
 struct cmd_server {
@@ -159,6 +173,7 @@ struct cmd_server {
     const char *requirepass; /* NULL or "" = no password (borrowed) */
     uint64_t maxmemory;      /* 0 = no limit */
     size_t (*used_memory)(void); /* the figure maxmemory is compared with */
+    uint64_t (*clock_us)(void);  /* monotonic, for commandstats' usec; NULL: none */
     struct cmd_stats stats;
     struct cmd_hooks hooks;
     uint64_t seed;           /* for the kvs that FLUSH ASYNC puts in place */

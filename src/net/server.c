@@ -161,6 +161,14 @@ static struct server *g_srv; /* for the log function only */
 
 /* ---- time and logging ---- */
 
+/* Monotonic microseconds, for INFO commandstats. */
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static int64_t wall_ms(void)
 {
     struct timespec ts;
@@ -1020,6 +1028,19 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
                      (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec,
                      (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
     }
+    if (info_wants(argc, argv, "commandstats", false)) {
+        SECTION("Commandstats");
+        const struct cmd_stats *st = &srv->cmd.stats;
+        for (int i = 0; i < st->ncmdstats; i++) {
+            const struct cmd_cmdstat *cs = &st->cmdstats[i];
+            tbuf_appendf(t,
+                         "cmdstat_%s:calls=%llu,usec=%llu,usec_per_call=%.2f,rejected_calls=%llu,"
+                         "failed_calls=%llu\r\n",
+                         cs->name, (unsigned long long)cs->calls, (unsigned long long)cs->usec,
+                         cs->calls ? (double)cs->usec / (double)cs->calls : 0.0,
+                         (unsigned long long)cs->rejected, (unsigned long long)cs->failed);
+        }
+    }
     if (info_wants(argc, argv, "errorstats", true)) {
         SECTION("Errorstats");
         const struct cmd_stats *st = &srv->cmd.stats;
@@ -1465,6 +1486,7 @@ int server_main(int argc, char **argv)
     srv->cmd.requirepass = srv->cfg.requirepass;
     srv->cmd.maxmemory = (uint64_t)srv->cfg.maxmemory;
     srv->cmd.used_memory = tmem_used;
+    srv->cmd.clock_us = mono_us;
 
     int64_t t0 = wall_ms();
     uint64_t snap_lsn = 0;

@@ -388,3 +388,34 @@ def test_info_errorstats_counts_errors_by_code(make_server):
     text = conn.cmd("INFO", "errorstats").decode()
     assert [l for l in text.split("\r\n") if l.startswith("errorstat_")] == []
     conn.close()
+
+
+def test_info_commandstats_counts_calls_rejections_and_failures(make_server):
+    s = make_server()
+    conn = s.resp()
+    assert conn.cmd("SET", "k", "v") == "OK"
+    assert conn.cmd("SET", "k", "v") == "OK"
+    assert isinstance(conn.cmd("SET", "k"), Err)           # arity: rejected before it runs
+    assert isinstance(conn.cmd("INCR", "k"), Err)          # ran, replied with an error
+    assert conn.cmd("CONFIG", "GET", "port")               # counted per subcommand
+    text = conn.cmd("INFO", "commandstats").decode()
+    assert text.startswith("# Commandstats\r\n")
+    stats = {}
+    for line in text.split("\r\n"):
+        if line.startswith("cmdstat_"):
+            name, fields = line[len("cmdstat_"):].split(":", 1)
+            stats[name] = dict(f.split("=") for f in fields.split(","))
+    assert stats["set"]["calls"] == "2" and stats["set"]["rejected_calls"] == "1"
+    assert stats["set"]["failed_calls"] == "0"
+    assert stats["incr"]["calls"] == "1" and stats["incr"]["failed_calls"] == "1"
+    assert stats["config|get"]["calls"] == "1"
+    for f in stats.values():
+        assert set(f) == {"calls", "usec", "usec_per_call", "rejected_calls", "failed_calls"}
+        assert int(f["usec"]) >= 0 and float(f["usec_per_call"]) >= 0
+    # not in the default sections, but in "all"
+    assert "cmdstat_" not in conn.cmd("INFO").decode()
+    assert "cmdstat_set:" in conn.cmd("INFO", "all").decode()
+    assert conn.cmd("CONFIG", "RESETSTAT") == "OK"
+    after = conn.cmd("INFO", "commandstats").decode()
+    assert "cmdstat_set:" not in after and "cmdstat_incr:" not in after
+    conn.close()
