@@ -29,7 +29,6 @@ struct config_param {
 static const char *const fsync_names[] = {"always", "everysec", "no", NULL};
 static const char *const maxmemory_policy_names[] = {"noeviction", NULL};
 static const char *const loglevel_names[] = {"debug", "verbose", "notice", "warning", NULL};
-static const char *const yesno_names[] = {"no", "yes", NULL};
 
 #define OFF(f) offsetof(struct config, f)
 #define SZ(f) sizeof(((struct config *)0)->f)
@@ -90,8 +89,6 @@ static const struct config_param config_params[] = {
      "a name every member of one cluster shares; peers of another are refused. Default triad."},
     {"cluster-secret", CT_STRING, false, OFF(cluster_secret), SZ(cluster_secret), 0, 0, NULL,
      "a shared secret peers prove with HMAC-SHA256 when they connect. Default none."},
-    {"redirect", CT_ENUM, true, OFF(redirect), SZ(redirect), 0, 0, yesno_names,
-     "followers answer writes with the leader's address instead of proxying. Default no."},
     /* What Redis tools ask for, answered truthfully: Triad has no RDB save
      * points (snapshots follow WAL growth) and always keeps a log. */
     {"save", CT_FIXED, false, 0, 0, 0, 0, NULL, ""},

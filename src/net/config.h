@@ -47,7 +47,6 @@ struct config {
     char peers[CONFIG_STR_MAX];            /* "1=host:port,2=host:port,..." */
     char cluster_id[128];
     char cluster_secret[CONFIG_STR_MAX];   /* "" = peers are not authenticated */
-    int redirect;                          /* followers answer with the leader's address */
 };
 
 #define CONFIG_PEERS_MAX 16 /* as RAFT_NODES_MAX */
