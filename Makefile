@@ -92,9 +92,10 @@ deps-bench: deps
 build: deps
 	$(MAKE) $(BUILD)/triad
 
-# Start a local node on 127.0.0.1:7379 with its data in ./data/node1.
+# Start a local three-node cluster (leader mode) on 127.0.0.1:7379-7381 with
+# data in ./data/node1..3; Ctrl-C stops it.
 run: build
-	$(BUILD)/triad server --port 7379 --name node1 --dir ./data/node1
+	$(BUILD)/triad demo --port 7379
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; ./$$t; done

@@ -1,8 +1,9 @@
-/* triad.c - the one binary: `triad server | cli | sim | version`. */
+/* triad.c - the one binary: `triad server | demo | cli | sim | version`. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "net/demo.h"
 #include "net/server.h"
 #include "../sim/sim.h"
 
@@ -16,6 +17,7 @@ static void usage(FILE *f)
             "Usage: triad <command> [options]\n"
             "\n"
             "  server [config-file] [--name value ...]   run a node (triad server --help)\n"
+            "  demo [--port BASE]                        a local three-node cluster (Ctrl-C stops it)\n"
             "  cli [-h host] [-p port] [cmd args ...]    talk to a node (triad cli --help)\n"
             "  sim [--seed N] [--seeds COUNT] ...        the deterministic simulator (triad sim --help)\n"
             "  version                                   print the version\n",
@@ -33,6 +35,8 @@ int main(int argc, char **argv)
         return server_main(argc - 1, argv + 1);
     if (strcmp(sub, "cli") == 0)
         return cli_main(argc - 1, argv + 1);
+    if (strcmp(sub, "demo") == 0)
+        return demo_main(argc - 1, argv + 1);
     if (strcmp(sub, "sim") == 0)
         return sim_main(argc - 1, argv + 1);
     if (strcmp(sub, "version") == 0 || strcmp(sub, "--version") == 0 || strcmp(sub, "-v") == 0) {

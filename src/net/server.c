@@ -53,6 +53,7 @@
 #include "../store/kv.h"
 #include "../store/snap.h"
 #include "../store/wal.h"
+#include "cluster.h"
 #include "config.h"
 #include "resp.h"
 
@@ -89,6 +90,10 @@ struct session {
     char laddr[64];
     int64_t created_ms;
     int64_t last_ms;
+    /* leader mode: the data command this session waits for (one at a time,
+     * so that its replies stay in order and a read sees its own writes) */
+    uint64_t cluster_req;
+    bool cluster_wait;
 };
 
 /* The fsync thread and what it shares with the loop (under mu). */
@@ -139,6 +144,10 @@ struct server {
     long long last_snapshot_s;
     bool last_snapshot_ok;
     uint64_t dirty_at_snapshot;
+
+    struct cluster *cluster; /* leader mode, or NULL for a single node */
+    uint64_t next_req_id;
+    bool syncer_started;
 
     bool shutting_down;
     int exit_code;
@@ -366,6 +375,8 @@ static void on_syncer_progress(uv_async_t *h)
     if (target > srv->durable_lsn)
         srv->durable_lsn = target;
     server_release_waiting(srv);
+    if (srv->cluster != NULL)
+        cluster_durable(srv->cluster, target);
     syncer_kick(srv);
 }
 
@@ -509,6 +520,65 @@ static void session_flush(struct session *s)
 }
 
 /* Parse and execute what the query buffer holds. */
+/* Leader mode: the answer to a session's data command. The session may be
+ * gone (its answer is dropped) or still inside session_process (the answer
+ * came at once: it just goes out with the rest). */
+static void server_cluster_reply(void *arg, uint64_t req_id, const char *resp, size_t len)
+{
+    struct server *srv = arg;
+    struct session *s = srv->sessions;
+    while (s != NULL && !(s->cluster_wait && s->cluster_req == req_id))
+        s = s->next;
+    if (s == NULL)
+        return;
+    tbuf_append(&s->out, resp, len);
+    s->cluster_wait = false;
+    if (srv->current == s)
+        return;
+    session_flush(s);
+    if (!s->closing && s->in.len > 0)
+        session_process(s); /* what it sent meanwhile */
+}
+
+static void server_cluster_kick(void *arg)
+{
+    struct server *srv = arg;
+    if (srv->syncer_started)
+        syncer_kick(srv);
+}
+
+static void server_cluster_log(void *arg, int level, const char *line)
+{
+    (void)arg;
+    srv_log(level, "%s", line);
+}
+
+/* Leader mode: a data command goes to the cluster (true: handled, maybe
+ * still waiting); everything else runs here. */
+static bool server_cluster_route(struct server *srv, struct session *s)
+{
+    int argc = s->parser.argc;
+    char **argv = s->parser.argv;
+    size_t *argvlen = s->parser.argvlen;
+    const struct cmd_spec *spec = cmd_lookup(argv[0], argvlen[0]);
+    if (spec == NULL)
+        return false;
+    if (strcmp(spec->name, "MULTI") == 0 || strcmp(spec->name, "WATCH") == 0) {
+        tbuf_appends(&s->out, "-ERR MULTI and WATCH are not available in leader mode yet\r\n");
+        return true;
+    }
+    if (!cluster_handles(spec) || (s->cc.flags & CMD_CLIENT_MULTI))
+        return false;
+    bool arity_ok = spec->arity > 0 ? argc == spec->arity : argc >= -spec->arity;
+    bool auth_ok = srv->cfg.requirepass[0] == '\0' || s->cc.authenticated;
+    if (!arity_ok || !auth_ok)
+        return false; /* cmd_exec answers with Redis's error */
+    s->cluster_req = ++srv->next_req_id;
+    s->cluster_wait = true;
+    cluster_submit(srv->cluster, s->cluster_req, s->cc.db, s->cc.proto, argc, argv, argvlen);
+    return true;
+}
+
 static void session_process(struct session *s)
 {
     struct server *srv = s->srv;
@@ -520,6 +590,8 @@ static void session_process(struct session *s)
     s->last_ms = srv->cmd.now_ms;
     while (!s->closing && off < s->in.len) {
         if (s->cc.flags & CMD_CLIENT_CLOSE_AFTER_REPLY)
+            break;
+        if (s->cluster_wait)
             break;
         if (s->out.len + (s->wbuf.len - s->wbuf_off) >= SESSION_OUT_PAUSE_BYTES) {
             /* the client isn't reading its replies: stop until it does */
@@ -547,6 +619,13 @@ static void session_process(struct session *s)
         if (s->parser.argc == 0)
             continue;
         srv->current = s;
+        if (srv->cluster != NULL && server_cluster_route(srv, s)) {
+            srv->current = NULL;
+            produced = true;
+            if (s->cluster_wait)
+                break; /* the rest waits for this answer */
+            continue;
+        }
         cmd_exec(&srv->cmd, &s->cc, s->parser.argc, s->parser.argv, s->parser.argvlen);
         srv->current = NULL;
         produced = true;
@@ -827,7 +906,7 @@ static void on_cron(uv_timer_t *t)
         kv_rehash_step(srv->cmd.db[i], 100);
 
     server_check_child(srv);
-    if (server_snapshot_due(srv)) {
+    if (srv->cluster == NULL && server_snapshot_due(srv)) {
         char err[256];
         if (server_snapshot_background(srv, err, sizeof(err)) != 0)
             srv_log(LOG_WARNING, "can't start a background snapshot: %s", err);
@@ -1015,10 +1094,13 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
     }
     if (info_wants(argc, argv, "replication", true)) {
         SECTION("Replication");
-        tbuf_appendf(t,
-                     "role:master\r\nconnected_slaves:0\r\nmaster_replid:%s\r\n"
-                     "master_repl_offset:%llu\r\n",
-                     srv->run_id, (unsigned long long)wal_last_lsn(srv->wal));
+        if (srv->cluster != NULL)
+            cluster_info(srv->cluster, t);
+        else
+            tbuf_appendf(t,
+                         "role:master\r\nconnected_slaves:0\r\nmaster_replid:%s\r\n"
+                         "master_repl_offset:%llu\r\n",
+                         srv->run_id, (unsigned long long)wal_last_lsn(srv->wal));
     }
     if (info_wants(argc, argv, "cpu", true)) {
         SECTION("CPU");
@@ -1050,7 +1132,12 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
     }
     if (info_wants(argc, argv, "keyspace", true)) {
         SECTION("Keyspace");
-        for (int i = 0; i < srv->cmd.databases; i++) {
+        for (int i = 0; i < srv->cmd.databases && srv->cluster != NULL; i++) {
+            size_t expires, n = cluster_keys(srv->cluster, i, &expires);
+            if (n != 0)
+                tbuf_appendf(t, "db%d:keys=%zu,expires=%zu,avg_ttl=0\r\n", i, n, expires);
+        }
+        for (int i = 0; i < srv->cmd.databases && srv->cluster == NULL; i++) {
             size_t n = kv_count(srv->cmd.db[i]);
             if (n == 0)
                 continue;
@@ -1249,6 +1336,10 @@ static void hook_shutdown(void *arg, bool save)
 static int hook_snapshot(void *arg, bool background, char *errmsg, size_t errlen)
 {
     struct server *srv = arg;
+    if (srv->cluster != NULL) {
+        snprintf(errmsg, errlen, "in leader mode the log is compacted by the node itself");
+        return -1;
+    }
     if (background)
         return server_snapshot_background(srv, errmsg, errlen);
     if (srv->child_pid > 0) {
@@ -1277,6 +1368,8 @@ static void server_shutdown(struct server *srv, bool save)
         return;
     srv->shutting_down = true;
     srv_log(LOG_WARNING, "shutting down: stop accepting, make the WAL durable, close");
+    if (srv->cluster != NULL)
+        cluster_stop(srv->cluster);
     uv_close((uv_handle_t *)&srv->listener, on_handle_closed);
     for (struct session *s = srv->sessions; s; s = s->next) {
         if (s->reading) {
@@ -1488,6 +1581,28 @@ int server_main(int argc, char **argv)
     srv->cmd.used_memory = tmem_used;
     srv->cmd.clock_us = mono_us;
 
+    srv->loop = uv_default_loop();
+    if (srv->cfg.node_id != 0) {
+        /* leader mode: the data lives in the cluster's replicated state
+         * machine and its log; this cmd_server runs connection and server
+         * commands only */
+        struct cluster_hooks ch = {
+            .arg = srv,
+            .reply = server_cluster_reply,
+            .kick_syncer = server_cluster_kick,
+            .log = server_cluster_log,
+        };
+        if (cluster_open(&srv->cluster, srv->loop, &srv->cfg, &ch, err, sizeof(err)) != 0) {
+            srv_log(LOG_WARNING, "can't start the cluster node: %s", err);
+            return 1;
+        }
+        srv->wal = cluster_wal(srv->cluster);
+        srv->durable_lsn = wal_last_lsn(srv->wal);
+        srv->last_snapshot_ok = true;
+        srv->last_snapshot_s = (long long)time(NULL);
+        goto hooks;
+    }
+
     int64_t t0 = wall_ms();
     uint64_t snap_lsn = 0;
     rc = snap_load_latest(srv->cfg.dir, srv->cmd.db, srv->cmd.databases, &snap_lsn, err,
@@ -1520,6 +1635,7 @@ int server_main(int argc, char **argv)
     srv->cmd.log_fn = server_log_record;
     srv->cmd.log_arg = srv;
 
+hooks:;
     struct cmd_hooks hooks = {
         .arg = srv,
         .info = hook_info,
@@ -1536,7 +1652,6 @@ int server_main(int argc, char **argv)
     srv->cmd.hooks = hooks;
 
     raise_fd_limit(srv);
-    srv->loop = uv_default_loop();
 
     struct syncer *sy = &srv->syncer;
     sy->wal = srv->wal;
@@ -1550,6 +1665,8 @@ int server_main(int argc, char **argv)
         srv_log(LOG_WARNING, "can't start the fsync thread");
         return 1;
     }
+    srv->syncer_started = true;
+    syncer_kick(srv); /* a new cluster's first records */
 
     if (server_listen(srv) != 0)
         return 1;
@@ -1578,7 +1695,12 @@ int server_main(int argc, char **argv)
 
     uv_run(srv->loop, UV_RUN_DEFAULT);
 
-    wal_close(srv->wal);
+    if (srv->cluster != NULL) {
+        cluster_free(srv->cluster); /* closes its log, the WAL with it */
+        srv->cluster = NULL;
+    } else {
+        wal_close(srv->wal);
+    }
     srv->wal = NULL;
     cmd_server_free(&srv->cmd);
     uv_loop_close(srv->loop);

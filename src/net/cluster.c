@@ -1,0 +1,359 @@
+/* cluster.c - leader mode in the server (see cluster.h). */
+#include "cluster.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "../common/defs.h"
+#include "../core/raft.h"
+#include "../node/fsm.h"
+#include "../node/node.h"
+#include "../store/raftlog.h"
+#include "../store/wal.h"
+#include "peer.h"
+
+struct cluster {
+    const struct config *cfg;
+    struct cluster_hooks hooks;
+    uv_loop_t *loop;
+    uv_timer_t timer;
+    struct raftlog *rl;
+    struct peer_net *pn;
+    struct node *node;
+    bool persisting;     /* a ready is in the WAL, not yet durable */
+    uint64_t persist_lsn;
+    uint64_t durable_lsn;
+    bool stopped;
+    /* what was last logged, to log each change once */
+    enum raft_role last_role;
+    raft_term last_term;
+    raft_id last_leader;
+};
+
+static void cluster__log(struct cluster *cl, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void cluster__log(struct cluster *cl, int level, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    cl->hooks.log(cl->hooks.arg, level, line);
+}
+
+/* One line per role change, with term and leader. */
+static void cluster__note_role(struct cluster *cl)
+{
+    struct raft *r = node_raft(cl->node);
+    enum raft_role role = raft_role(r);
+    raft_term term = raft_current_term(r);
+    raft_id leader = raft_leader(r);
+    if (role == cl->last_role && term == cl->last_term && leader == cl->last_leader)
+        return;
+    if (role == RAFT_LEADER && cl->last_role != RAFT_LEADER)
+        cluster__log(cl, LOG_NOTICE, "raft: elected leader in term %llu (last index %llu)",
+                     (unsigned long long)term, (unsigned long long)raft_last_index(r));
+    else if (role != cl->last_role || leader != cl->last_leader)
+        cluster__log(cl, LOG_NOTICE, "raft: %s in term %llu, leader %u", raft_role_name(role),
+                     (unsigned long long)term, (unsigned)leader);
+    cl->last_role = role;
+    cl->last_term = term;
+    cl->last_leader = leader;
+}
+
+/* ---- node_io ---- */
+
+static uint64_t cluster__now_ms(void *arg)
+{
+    (void)arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t cluster__random(void *arg)
+{
+    (void)arg;
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+        v = cluster__now_ms(NULL) * 0x9e3779b97f4a7c15ull;
+    return v;
+}
+
+static void cluster__send(void *arg, const struct raft_msg *m)
+{
+    struct cluster *cl = arg;
+    if (!cl->stopped)
+        peer_net_send_raft(cl->pn, m);
+}
+
+static void cluster__persist(void *arg, const struct raft_ready *rd)
+{
+    struct cluster *cl = arg;
+    char err[256];
+    uint64_t lsn = 0;
+    if (raftlog_persist(cl->rl, rd, &lsn, err, sizeof(err)) != 0) {
+        /* What was acknowledged is on disk; what is not cannot be made so.
+         * Stopping is the one safe move. */
+        cluster__log(cl, LOG_WARNING, "raft log write failed: %s; stopping", err);
+        exit(1);
+    }
+    cl->persisting = true;
+    cl->persist_lsn = lsn;
+    cl->hooks.kick_syncer(cl->hooks.arg);
+    if (cl->node != NULL && (lsn <= cl->durable_lsn || cl->cfg->fsync == CONFIG_FSYNC_NO)) {
+        cl->persisting = false;
+        node_persisted(cl->node); /* node.c accepts this from inside persist */
+    }
+}
+
+static void cluster__on_timer(uv_timer_t *t)
+{
+    struct cluster *cl = t->data;
+    if (cl->stopped)
+        return;
+    node_tick(cl->node);
+    cluster__note_role(cl);
+}
+
+static void cluster__set_timer(void *arg, uint64_t at_ms)
+{
+    struct cluster *cl = arg;
+    if (cl->stopped)
+        return;
+    uint64_t now = cluster__now_ms(NULL);
+    uv_timer_start(&cl->timer, cluster__on_timer, at_ms > now ? at_ms - now : 0, 0);
+}
+
+static void cluster__reply(void *arg, uint64_t req_id, const char *resp, size_t len)
+{
+    struct cluster *cl = arg;
+    cl->hooks.reply(cl->hooks.arg, req_id, resp, len);
+}
+
+/* ---- peers ---- */
+
+static void cluster__on_raft(void *arg, const struct raft_msg *m)
+{
+    struct cluster *cl = arg;
+    if (cl->stopped)
+        return;
+    node_step(cl->node, m);
+    cluster__note_role(cl);
+}
+
+static void cluster__on_peer_log(void *arg, int level, const char *line)
+{
+    struct cluster *cl = arg;
+    cl->hooks.log(cl->hooks.arg, level, line);
+}
+
+/* ---- the server's side ---- */
+
+void cluster_durable(struct cluster *cl, uint64_t lsn)
+{
+    if (lsn > cl->durable_lsn)
+        cl->durable_lsn = lsn;
+    if (cl->persisting && cl->persist_lsn <= cl->durable_lsn && !cl->stopped) {
+        cl->persisting = false;
+        node_persisted(cl->node);
+        raftlog_compact(cl->rl, cl->durable_lsn);
+        cluster__note_role(cl);
+    }
+}
+
+bool cluster_handles(const struct cmd_spec *spec)
+{
+    if (spec == NULL)
+        return false;
+    if (spec->flags & (CMD_ADMIN | CMD_NOMULTI | CMD_DENYMULTI | CMD_NOAUTH | CMD_SUBCOMMANDS))
+        return false;
+    return (spec->flags & (CMD_WRITE | CMD_READONLY)) != 0;
+}
+
+void cluster_submit(struct cluster *cl, uint64_t req_id, int db, int proto, int argc, char **argv,
+                    size_t *argvlen)
+{
+    /* no sessions yet: client id 0 (the session protocol comes next) */
+    node_submit(cl->node, req_id, 0, 0, db, proto, argc, argv, argvlen);
+    cluster__note_role(cl);
+}
+
+bool cluster_is_leader(const struct cluster *cl)
+{
+    return raft_role(node_raft(cl->node)) == RAFT_LEADER;
+}
+
+size_t cluster_keys(struct cluster *cl, int db, size_t *expires)
+{
+    struct fsm *f = node_fsm(cl->node);
+    if (db < 0 || db >= f->srv.databases) {
+        *expires = 0;
+        return 0;
+    }
+    *expires = kv_expires_count(f->srv.db[db]);
+    return kv_count(f->srv.db[db]);
+}
+
+void cluster_info(struct cluster *cl, struct tbuf *t)
+{
+    struct raft *r = node_raft(cl->node);
+    bool leader = raft_role(r) == RAFT_LEADER;
+    tbuf_appendf(t, "role:%s\r\n", leader ? "master" : "slave");
+    tbuf_appendf(t, "triad_mode:leader\r\n");
+    tbuf_appendf(t, "triad_node_id:%u\r\n", (unsigned)raft_id_of(r));
+    tbuf_appendf(t, "triad_raft_role:%s\r\n", raft_role_name(raft_role(r)));
+    tbuf_appendf(t, "triad_term:%llu\r\n", (unsigned long long)raft_current_term(r));
+    tbuf_appendf(t, "triad_leader:%u\r\n", (unsigned)raft_leader(r));
+    tbuf_appendf(t, "triad_commit_index:%llu\r\n", (unsigned long long)raft_commit_index(r));
+    tbuf_appendf(t, "triad_applied_index:%llu\r\n", (unsigned long long)raft_applied_index(r));
+    tbuf_appendf(t, "triad_last_index:%llu\r\n", (unsigned long long)raft_last_index(r));
+    const struct raft_conf *c = raft_conf(r);
+    int k = 0;
+    for (uint32_t i = 0; i < c->n; i++) {
+        const struct raft_member *mb = &c->members[i];
+        if (mb->id == raft_id_of(r))
+            continue;
+        struct raft_progress p;
+        bool have = raft_progress_get(r, mb->id, &p) == 0;
+        tbuf_appendf(t, "triad_peer%d:id=%u,role=%s,connected=%d,match=%llu,lag=%llu\r\n", k++,
+                     (unsigned)mb->id, mb->role == RAFT_VOTER ? "voter" : "learner",
+                     peer_net_connected(cl->pn, mb->id) ? 1 : 0,
+                     (unsigned long long)(have ? p.match : 0),
+                     (unsigned long long)(have && raft_last_index(r) > p.match
+                                              ? raft_last_index(r) - p.match
+                                              : 0));
+    }
+}
+
+struct wal *cluster_wal(struct cluster *cl)
+{
+    return raftlog_wal(cl->rl);
+}
+
+static void cluster__wal_log(void *arg, const char *msg)
+{
+    struct cluster *cl = arg;
+    cl->hooks.log(cl->hooks.arg, LOG_WARNING, msg);
+}
+
+int cluster_open(struct cluster **out, uv_loop_t *loop, const struct config *cfg,
+                 const struct cluster_hooks *hooks, char *errmsg, size_t errlen)
+{
+    struct config_peer peers[CONFIG_PEERS_MAX];
+    int n = config_parse_peers(cfg->peers, peers, CONFIG_PEERS_MAX, errmsg, errlen);
+    if (n < 0)
+        return -1;
+    const struct config_peer *self = NULL;
+    for (int i = 0; i < n; i++)
+        if (peers[i].id == cfg->node_id)
+            self = &peers[i];
+    if (self == NULL) {
+        snprintf(errmsg, errlen, "--peers does not list node %d", cfg->node_id);
+        return -1;
+    }
+    struct cluster *cl = calloc(1, sizeof(*cl));
+    if (cl == NULL) {
+        snprintf(errmsg, errlen, "out of memory");
+        return -1;
+    }
+    cl->cfg = cfg;
+    cl->hooks = *hooks;
+    cl->loop = loop;
+    cl->last_role = RAFT_FOLLOWER;
+
+    if (raftlog_open(&cl->rl, cfg->dir, (uint64_t)cfg->wal_segment_bytes, cluster__wal_log, cl,
+                     errmsg, errlen) != 0)
+        goto err_free;
+    cl->durable_lsn = wal_last_lsn(raftlog_wal(cl->rl));
+
+    uv_timer_init(loop, &cl->timer);
+    cl->timer.data = cl;
+
+    struct peer_net_config pc = {
+        .loop = loop,
+        .self = (raft_id)cfg->node_id,
+        .cluster_id = XXH3_64bits(cfg->cluster_id, strlen(cfg->cluster_id)),
+        .secret = cfg->cluster_secret,
+        .listen_host = self->host,
+        .listen_port = self->port,
+        .cb = {.arg = cl, .on_raft = cluster__on_raft, .on_log = cluster__on_peer_log},
+    };
+    if (peer_net_start(&cl->pn, &pc, errmsg, errlen) != 0)
+        goto err_log;
+    for (int i = 0; i < n; i++)
+        if (peers[i].id != cfg->node_id &&
+            peer_net_set_member(cl->pn, (raft_id)peers[i].id, peers[i].host, peers[i].port) != 0) {
+            snprintf(errmsg, errlen, "bad peer address %s:%d for node %d", peers[i].host,
+                     peers[i].port, peers[i].id);
+            goto err_log;
+        }
+
+    struct node_disk disk;
+    raftlog_disk(cl->rl, &disk.hs, &disk.snapshot, &disk.entries, &disk.n_entries);
+    bool empty = disk.hs.term == 0 && disk.n_entries == 0 && disk.snapshot == NULL;
+    struct raft_conf conf = {.n = 0};
+    for (int i = 0; i < n; i++)
+        conf.members[conf.n++] = (struct raft_member){.id = (raft_id)peers[i].id, .role = RAFT_VOTER};
+    struct node_config ncfg;
+    node_config_default(&ncfg, (raft_id)cfg->node_id);
+    struct node_io io = {
+        .arg = cl,
+        .now_ms = cluster__now_ms,
+        .random = cluster__random,
+        .send = cluster__send,
+        .persist = cluster__persist,
+        .set_timer = cluster__set_timer,
+        .reply = cluster__reply,
+    };
+    cluster__log(cl, LOG_NOTICE, "raft: node %d of %d, %s (term %llu, %zu entries on disk)",
+                 cfg->node_id, n, empty ? "bootstrapping a new cluster" : "restarting",
+                 (unsigned long long)disk.hs.term, disk.n_entries);
+    *out = cl; /* the node may persist from inside node_new */
+    cl->node = node_new(&ncfg, &io, &disk, empty ? &conf : NULL, errmsg, errlen);
+    if (cl->node == NULL)
+        goto err_log;
+    raftlog_release_disk(cl->rl);
+    if (cl->persisting && cfg->fsync == CONFIG_FSYNC_NO) {
+        cl->persisting = false;
+        node_persisted(cl->node);
+    }
+    return 0;
+
+err_log:
+    raftlog_close(cl->rl);
+err_free:
+    free(cl);
+    *out = NULL;
+    return -1;
+}
+
+static void cluster__closed(void *arg)
+{
+    (void)arg;
+}
+
+void cluster_stop(struct cluster *cl)
+{
+    if (cl->stopped)
+        return;
+    cl->stopped = true;
+    uv_timer_stop(&cl->timer);
+    uv_close((uv_handle_t *)&cl->timer, NULL);
+    peer_net_close(cl->pn, cluster__closed, cl);
+}
+
+void cluster_free(struct cluster *cl)
+{
+    if (cl == NULL)
+        return;
+    node_free(cl->node);
+    raftlog_close(cl->rl);
+    free(cl);
+}

@@ -1,0 +1,61 @@
+/* cluster.h - leader mode in the server: one Raft node (src/node) on libuv,
+ * its log on disk (src/store/raftlog.c) and its peers over TCP (peer.c).
+ *
+ * The server hands data commands (reads and writes) to cluster_submit()
+ * and gets each answer through hooks.reply; it makes the WAL durable on its
+ * fsync thread as for a single node and tells the cluster how far with
+ * cluster_durable(). Everything else (connection commands, INFO, CONFIG,
+ * ...) the server still runs itself.
+ */
+#ifndef TRIAD_CLUSTER_H
+#define TRIAD_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../cmd/cmd.h"
+#include "../common/buf.h"
+#include "config.h"
+
+struct cluster;
+struct wal;
+
+struct cluster_hooks {
+    void *arg;
+    /* The answer to req_id (RESP bytes, borrowed for the call). May be
+     * called from inside cluster_submit. */
+    void (*reply)(void *arg, uint64_t req_id, const char *resp, size_t len);
+    /* Records were appended to the WAL: hand them to the fsync thread. */
+    void (*kick_syncer)(void *arg);
+    void (*log)(void *arg, int level, const char *line);
+};
+
+/* Open the node's log in cfg->dir (bootstrapping a new cluster of every
+ * member of cfg->peers when the log is empty), listen for peers at this
+ * node's address in cfg->peers and dial the others. 0, or -1 with errmsg. */
+int cluster_open(struct cluster **out, uv_loop_t *loop, const struct config *cfg,
+                 const struct cluster_hooks *hooks, char *errmsg, size_t errlen);
+/* The WAL the server's fsync thread writes for the cluster. */
+struct wal *cluster_wal(struct cluster *cl);
+/* The WAL is durable up to lsn (or, with fsync no, written). */
+void cluster_durable(struct cluster *cl, uint64_t lsn);
+
+/* Does this command go through the log (writes) or a ReadIndex (reads)? */
+bool cluster_handles(const struct cmd_spec *spec);
+/* Run a data command: the answer comes through hooks.reply(req_id). */
+void cluster_submit(struct cluster *cl, uint64_t req_id, int db, int proto, int argc, char **argv,
+                    size_t *argvlen);
+
+/* INFO replication's lines (Redis's role and Triad's Raft figures). */
+void cluster_info(struct cluster *cl, struct tbuf *t);
+bool cluster_is_leader(const struct cluster *cl);
+/* Keys in each database of the replicated state (INFO keyspace, DBSIZE). */
+size_t cluster_keys(struct cluster *cl, int db, size_t *expires);
+
+/* Stop talking to peers; the log stays open for cluster_free. */
+void cluster_stop(struct cluster *cl);
+void cluster_free(struct cluster *cl);
+
+#endif

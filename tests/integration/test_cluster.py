@@ -1,0 +1,215 @@
+"""Leader mode on real processes: three `triad server --node-id N --peers ...`
+on 127.0.0.1 (ports chosen at run time), real clients, SIGKILL, restarts."""
+import threading
+import time
+
+import pytest
+import redis
+
+from conftest import Server, free_port
+
+pytestmark = pytest.mark.triad_only("leader mode is triad's")
+
+ELECTION_WAIT_S = 15.0
+LOAD_S = 4.0  # the write load runs at most this long
+
+
+class Cluster:
+    def __init__(self, base_dir, n=3):
+        self.peer_ports = [free_port() for _ in range(n)]
+        self.peers = ",".join("%d=127.0.0.1:%d" % (i + 1, p) for i, p in enumerate(self.peer_ports))
+        self.nodes = [Server(base_dir, name="node%d" % (i + 1),
+                             extra_args=["--node-id", str(i + 1), "--peers", self.peers])
+                      for i in range(n)]
+
+    def start(self):
+        for s in self.nodes:
+            s.start()
+        return self
+
+    def stop(self):
+        for s in self.nodes:
+            s.stop()
+
+    def info(self, s):
+        text = s.client().info("replication")
+        return text
+
+    def leader(self, timeout_s=ELECTION_WAIT_S, exclude=()):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for s in self.nodes:
+                if s in exclude or not s.running():
+                    continue
+                try:
+                    if self.info(s).get("triad_raft_role") == "leader":
+                        return s
+                except redis.RedisError:
+                    pass
+            time.sleep(0.05)
+        raise AssertionError("no leader within %.0f s:\n%s" % (
+            timeout_s, "\n".join(s.log_tail(1500) for s in self.nodes)))
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path).start()
+    yield c
+    c.stop()
+
+
+def test_three_nodes_elect_one_leader_and_serve_redis_clients(cluster):
+    leader = cluster.leader()
+    r = leader.client()
+    assert r.set("greeting", "hi") is True
+    assert r.get("greeting") == b"hi"
+    assert r.incr("n") == 1
+    assert r.append("greeting", "!") == 3
+    assert r.dbsize() == 2
+    roles = [cluster.info(s)["triad_raft_role"] for s in cluster.nodes]
+    assert sorted(roles) == ["follower", "follower", "leader"]
+    terms = {cluster.info(s)["triad_term"] for s in cluster.nodes}
+    assert len(terms) == 1
+    assert cluster.info(leader)["role"] == "master"
+
+
+def test_a_follower_names_the_leader(cluster):
+    leader = cluster.leader()
+    leader.client().set("k", "v")
+    follower = next(s for s in cluster.nodes if s is not leader)
+    with pytest.raises(redis.ResponseError) as e:
+        follower.client().get("k")
+    assert str(e.value) == "NOTLEADER %d" % (cluster.nodes.index(leader) + 1)
+    # connection and server commands still run on any node
+    assert follower.client().ping() is True
+
+
+def test_every_node_applies_the_same_writes(cluster):
+    leader = cluster.leader()
+    r = leader.client()
+    for i in range(200):
+        r.set("k%d" % i, "v%d" % i)
+    want = cluster.info(leader)["triad_commit_index"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        applied = [cluster.info(s)["triad_applied_index"] for s in cluster.nodes]
+        if all(a >= want for a in applied):
+            break
+        time.sleep(0.05)
+    assert all(a >= want for a in applied), applied
+    for s in cluster.nodes:
+        assert s.client().info("keyspace")["db0"]["keys"] == 200
+
+
+def _writer(leader_port_box, acked, stop, errors):
+    """SET w<i> <i> against whoever leads; records every acknowledged write."""
+    i = 0
+    deadline = time.monotonic() + LOAD_S
+    while not stop.is_set() and time.monotonic() < deadline:
+        port = leader_port_box[0]
+        try:
+            r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+            while not stop.is_set() and time.monotonic() < deadline:
+                if r.set("w%d" % i, str(i)):
+                    acked.append(i)
+                i += 1
+        except (redis.RedisError, OSError) as e:
+            errors.append(str(e))
+            i += 1
+            time.sleep(0.02)
+
+
+def test_kill_the_leader_under_load_loses_no_acknowledged_write(cluster):
+    leader = cluster.leader()
+    box = [leader.port]
+    acked, errors, stop = [], [], threading.Event()
+    t = threading.Thread(target=_writer, args=(box, acked, stop, errors))
+    t.start()
+    time.sleep(1.0)
+    leader.kill()  # SIGKILL, mid-load
+    new = cluster.leader(exclude=(leader,))
+    assert new is not leader
+    box[0] = new.port
+    t.join(timeout=LOAD_S + 15)
+    stop.set()
+    assert not t.is_alive()
+    assert len(acked) > 0
+    r = new.client()
+    missing = [i for i in acked if r.get("w%d" % i) != str(i).encode()]
+    assert missing == [], "acknowledged writes lost: %s" % missing[:20]
+    # writes flow again under the new leader
+    assert r.set("after", "failover") is True
+    # the killed node restarts from its own log and catches up
+    leader.start()
+    want = cluster.info(new)["triad_commit_index"]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and cluster.info(leader)["triad_applied_index"] < want:
+        time.sleep(0.05)
+    assert cluster.info(leader)["triad_applied_index"] >= want
+    assert cluster.info(leader)["triad_raft_role"] == "follower"
+
+
+def test_sigterm_stops_each_node_cleanly(cluster):
+    cluster.leader().client().set("k", "v")
+    for s in cluster.nodes:
+        assert s.stop() == 0
+
+
+def _free_base():
+    """A base port with base..base+2 and base+10..base+12 free."""
+    import socket
+    for _ in range(50):
+        base = free_port()
+        if base + 12 > 65535:
+            continue
+        ok = True
+        for p in (base, base + 1, base + 2, base + 10, base + 11, base + 12):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return base
+    pytest.skip("no free run of ports for the demo")
+
+
+def test_demo_starts_three_nodes_and_ctrl_c_stops_them(tmp_path):
+    import os
+    import signal
+    import subprocess
+    from conftest import TRIAD_BIN
+    base = _free_base()
+    log = open(tmp_path / "demo.log", "wb")
+    p = subprocess.Popen([TRIAD_BIN, "demo", "--port", str(base)], cwd=str(tmp_path),
+                         stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + ELECTION_WAIT_S
+        leader = None
+        while leader is None and time.monotonic() < deadline:
+            for port in (base, base + 1, base + 2):
+                try:
+                    info = redis.Redis(port=port, socket_timeout=1).info("replication")
+                    if info.get("triad_raft_role") == "leader":
+                        leader = port
+                except redis.RedisError:
+                    pass
+            time.sleep(0.1)
+        assert leader is not None, (tmp_path / "demo.log").read_text(errors="replace")
+        assert redis.Redis(port=leader).set("greeting", "hello") is True
+        text = (tmp_path / "demo.log").read_text(errors="replace")
+        assert "a three-node cluster (leader mode)" in text
+        for i in (1, 2, 3):
+            assert (tmp_path / "data" / ("node%d" % i)).is_dir()
+        os.kill(p.pid, signal.SIGINT)
+        assert p.wait(timeout=20) == 0
+        for port in (base, base + 1, base + 2):
+            with pytest.raises(redis.ConnectionError):
+                redis.Redis(port=port, socket_timeout=1).ping()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        log.close()
