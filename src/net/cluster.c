@@ -17,6 +17,26 @@
 #include "../store/wal.h"
 #include "peer.h"
 
+#define CLUSTER_PROXY_MAX 100000        /* forwarded requests waiting, per node */
+#define CLUSTER_PROXY_TIMEOUT_MS 10000  /* a forwarded request's answer must come by then */
+#define CLUSTER_PROXY_SCAN_MS 200
+/* The leader's own request ids for requests it runs for a follower: the high
+ * bit keeps them apart from the server's (which count up from 1). */
+#define CLUSTER_REMOTE_BIT (1ull << 63)
+
+/* A client request this follower forwarded to the leader. */
+struct cluster__proxy {
+    uint64_t req_id;
+    uint64_t deadline_ms;
+};
+
+/* A request the leader runs for a follower: whom to answer, under which id. */
+struct cluster__remote {
+    uint64_t local_id; /* ours (with CLUSTER_REMOTE_BIT) */
+    raft_id from;
+    uint64_t their_id;
+};
+
 struct cluster {
     const struct config *cfg;
     struct cluster_hooks hooks;
@@ -29,6 +49,12 @@ struct cluster {
     uint64_t persist_lsn;
     uint64_t durable_lsn;
     bool stopped;
+    uv_timer_t proxy_timer;
+    struct cluster__proxy *proxies; /* in req_id order */
+    size_t n_proxies, cap_proxies;
+    struct cluster__remote *remotes;
+    size_t n_remotes, cap_remotes;
+    uint64_t next_remote;
     /* what was last logged, to log each change once */
     enum raft_role last_role;
     raft_term last_term;
@@ -134,7 +160,122 @@ static void cluster__set_timer(void *arg, uint64_t at_ms)
 static void cluster__reply(void *arg, uint64_t req_id, const char *resp, size_t len)
 {
     struct cluster *cl = arg;
-    cl->hooks.reply(cl->hooks.arg, req_id, resp, len);
+    if (!(req_id & CLUSTER_REMOTE_BIT)) {
+        cl->hooks.reply(cl->hooks.arg, req_id, resp, len);
+        return;
+    }
+    /* a follower's request: the answer goes back over the peer link */
+    for (size_t i = 0; i < cl->n_remotes; i++) {
+        struct cluster__remote *rm = &cl->remotes[i];
+        if (rm->local_id != req_id)
+            continue;
+        struct peer_proxy_reply r = {.req_id = rm->their_id, .len = (uint32_t)len,
+                                     .data = (const uint8_t *)resp};
+        if (peer_net_send_proxy_reply(cl->pn, rm->from, &r) != 0)
+            cluster__log(cl, LOG_VERBOSE, "can't answer node %u's forwarded request",
+                         (unsigned)rm->from);
+        cl->remotes[i] = cl->remotes[--cl->n_remotes];
+        return;
+    }
+}
+
+/* ---- forwarding: a follower sends a client's command to the leader ---- */
+
+static void cluster__proxy_done(struct cluster *cl, size_t i)
+{
+    memmove(cl->proxies + i, cl->proxies + i + 1, (cl->n_proxies - i - 1) * sizeof(*cl->proxies));
+    cl->n_proxies--;
+}
+
+static void cluster__on_proxy_reply(void *arg, raft_id from, const struct peer_proxy_reply *r)
+{
+    struct cluster *cl = arg;
+    for (size_t i = 0; i < cl->n_proxies; i++) {
+        if (cl->proxies[i].req_id != r->req_id)
+            continue;
+        cluster__proxy_done(cl, i);
+        cl->hooks.reply(cl->hooks.arg, r->req_id, (const char *)r->data, r->len);
+        return;
+    }
+}
+
+static void cluster__on_proxy_req(void *arg, raft_id from, const struct peer_proxy_req *r)
+{
+    struct cluster *cl = arg;
+    if (cl->stopped)
+        return;
+    if (cl->n_remotes == CLUSTER_PROXY_MAX) {
+        static const char busy[] = "-BUSY too many forwarded requests waiting; retry later\r\n";
+        struct peer_proxy_reply rep = {.req_id = r->req_id, .len = sizeof(busy) - 1,
+                                       .data = (const uint8_t *)busy};
+        peer_net_send_proxy_reply(cl->pn, from, &rep);
+        return;
+    }
+    if (cl->n_remotes == cl->cap_remotes) {
+        cl->cap_remotes = cl->cap_remotes ? cl->cap_remotes * 2 : 64;
+        cl->remotes = realloc(cl->remotes, cl->cap_remotes * sizeof(*cl->remotes));
+        TRIAD_ASSERT(cl->remotes != NULL);
+    }
+    uint64_t local = CLUSTER_REMOTE_BIT | ++cl->next_remote;
+    cl->remotes[cl->n_remotes++] = (struct cluster__remote){local, from, r->req_id};
+    /* the answer may come at once (cluster__reply) */
+    node_submit(cl->node, local, r->client_id, r->seq, (int)r->db, r->proto, (int)r->argc, r->argv,
+                r->argvlen);
+    cluster__note_role(cl);
+}
+
+/* Forwarded requests the leader never answered (it failed, or the link
+ * did): their outcome is unknown to us. */
+static void cluster__on_proxy_timer(uv_timer_t *t)
+{
+    struct cluster *cl = t->data;
+    uint64_t now = cluster__now_ms(NULL);
+    static const char lost[] =
+        "-TRYAGAIN the leader did not answer; the command may or may not have been applied\r\n";
+    for (size_t i = 0; i < cl->n_proxies;) {
+        if (cl->proxies[i].deadline_ms > now) {
+            i++;
+            continue;
+        }
+        uint64_t id = cl->proxies[i].req_id;
+        cluster__proxy_done(cl, i);
+        cl->hooks.reply(cl->hooks.arg, id, lost, sizeof(lost) - 1);
+    }
+}
+
+/* true: forwarded to the leader (or answered with why not) */
+static bool cluster__forward(struct cluster *cl, uint64_t req_id, int db, int proto, int argc,
+                             char **argv, size_t *argvlen)
+{
+    struct raft *r = node_raft(cl->node);
+    if (raft_role(r) == RAFT_LEADER)
+        return false;
+    raft_id leader = raft_leader(r);
+    if (leader == 0 || leader == raft_id_of(r) || !peer_net_connected(cl->pn, leader)) {
+        static const char none[] = "-TRYAGAIN no leader is reachable yet; retry shortly\r\n";
+        cl->hooks.reply(cl->hooks.arg, req_id, none, sizeof(none) - 1);
+        return true;
+    }
+    if (cl->n_proxies == CLUSTER_PROXY_MAX) {
+        static const char busy[] = "-BUSY too many requests waiting for the leader; retry later\r\n";
+        cl->hooks.reply(cl->hooks.arg, req_id, busy, sizeof(busy) - 1);
+        return true;
+    }
+    struct peer_proxy_req pr = {.req_id = req_id, .db = (uint32_t)db, .proto = (uint8_t)proto,
+                                .argc = (uint32_t)argc, .argv = argv, .argvlen = argvlen};
+    if (peer_net_send_proxy_req(cl->pn, leader, &pr) != 0) {
+        static const char fail[] = "-TRYAGAIN the leader is not reachable; retry shortly\r\n";
+        cl->hooks.reply(cl->hooks.arg, req_id, fail, sizeof(fail) - 1);
+        return true;
+    }
+    if (cl->n_proxies == cl->cap_proxies) {
+        cl->cap_proxies = cl->cap_proxies ? cl->cap_proxies * 2 : 64;
+        cl->proxies = realloc(cl->proxies, cl->cap_proxies * sizeof(*cl->proxies));
+        TRIAD_ASSERT(cl->proxies != NULL);
+    }
+    cl->proxies[cl->n_proxies++] =
+        (struct cluster__proxy){req_id, cluster__now_ms(NULL) + CLUSTER_PROXY_TIMEOUT_MS};
+    return true;
 }
 
 /* ---- peers ---- */
@@ -180,6 +321,9 @@ bool cluster_handles(const struct cmd_spec *spec)
 void cluster_submit(struct cluster *cl, uint64_t req_id, int db, int proto, int argc, char **argv,
                     size_t *argvlen)
 {
+    /* a follower forwards to the leader, so any node serves any client */
+    if (cluster__forward(cl, req_id, db, proto, argc, argv, argvlen))
+        return;
     /* no sessions yet: client id 0 (the session protocol comes next) */
     node_submit(cl->node, req_id, 0, 0, db, proto, argc, argv, argvlen);
     cluster__note_role(cl);
@@ -275,6 +419,10 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, const struct config *cfg
 
     uv_timer_init(loop, &cl->timer);
     cl->timer.data = cl;
+    uv_timer_init(loop, &cl->proxy_timer);
+    cl->proxy_timer.data = cl;
+    uv_timer_start(&cl->proxy_timer, cluster__on_proxy_timer, CLUSTER_PROXY_SCAN_MS,
+                   CLUSTER_PROXY_SCAN_MS);
 
     struct peer_net_config pc = {
         .loop = loop,
@@ -283,7 +431,11 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, const struct config *cfg
         .secret = cfg->cluster_secret,
         .listen_host = self->host,
         .listen_port = self->port,
-        .cb = {.arg = cl, .on_raft = cluster__on_raft, .on_log = cluster__on_peer_log},
+        .cb = {.arg = cl,
+               .on_raft = cluster__on_raft,
+               .on_proxy_req = cluster__on_proxy_req,
+               .on_proxy_reply = cluster__on_proxy_reply,
+               .on_log = cluster__on_peer_log},
     };
     if (peer_net_start(&cl->pn, &pc, errmsg, errlen) != 0)
         goto err_log;
@@ -346,6 +498,8 @@ void cluster_stop(struct cluster *cl)
     cl->stopped = true;
     uv_timer_stop(&cl->timer);
     uv_close((uv_handle_t *)&cl->timer, NULL);
+    uv_timer_stop(&cl->proxy_timer);
+    uv_close((uv_handle_t *)&cl->proxy_timer, NULL);
     peer_net_close(cl->pn, cluster__closed, cl);
 }
 
@@ -355,5 +509,7 @@ void cluster_free(struct cluster *cl)
         return;
     node_free(cl->node);
     raftlog_close(cl->rl);
+    free(cl->proxies);
+    free(cl->remotes);
     free(cl);
 }

@@ -100,11 +100,11 @@ int demo_main(int argc, char **argv)
     if (!demo_stop) {
         printf("Triad demo: a three-node cluster (leader mode) on 127.0.0.1, ports %d, %d and %d.\n"
                "  redis-cli -p %d INFO replication     who leads (triad_raft_role)\n"
-               "  redis-cli -p <leader's port> SET greeting hello\n"
+               "  redis-cli -p %d SET greeting hello\n"
                "  build/triad cli -p %d                 interactive\n"
-               "Followers answer NOTLEADER <id>: send writes and reads to the leader.\n"
+               "Any node serves any client (followers forward to the leader).\n"
                "Kill one node (kill -9) and watch another take over. Ctrl-C stops them all.\n",
-               base, base + 1, base + 2, base, base);
+               base, base + 1, base + 2, base, base + 1, base);
         fflush(stdout);
     }
     int alive = DEMO_NODES;

@@ -73,15 +73,22 @@ def test_three_nodes_elect_one_leader_and_serve_redis_clients(cluster):
     assert cluster.info(leader)["role"] == "master"
 
 
-def test_a_follower_names_the_leader(cluster):
+def test_any_node_serves_any_client_by_forwarding_to_the_leader(cluster):
     leader = cluster.leader()
-    leader.client().set("k", "v")
-    follower = next(s for s in cluster.nodes if s is not leader)
+    followers = [s for s in cluster.nodes if s is not leader]
+    f = followers[0].client()
+    assert f.set("k", "v") is True          # forwarded to the leader
+    assert f.get("k") == b"v"                # a linearizable read, through the leader
+    assert followers[1].client().get("k") == b"v"
+    assert leader.client().get("k") == b"v"
+    assert f.incr("n") == 1
+    assert followers[1].client().incr("n") == 2
     with pytest.raises(redis.ResponseError) as e:
-        follower.client().get("k")
-    assert str(e.value) == "NOTLEADER %d" % (cluster.nodes.index(leader) + 1)
-    # connection and server commands still run on any node
-    assert follower.client().ping() is True
+        f.incr("k")
+    assert str(e.value) == "value is not an integer or out of range"
+    # connection and server commands run on the node itself
+    assert f.ping() is True
+    assert cluster.info(followers[0])["triad_raft_role"] == "follower"
 
 
 def test_every_node_applies_the_same_writes(cluster):
