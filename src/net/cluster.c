@@ -244,8 +244,8 @@ static void cluster__on_proxy_timer(uv_timer_t *t)
 }
 
 /* true: forwarded to the leader (or answered with why not) */
-static bool cluster__forward(struct cluster *cl, uint64_t req_id, int db, int proto, int argc,
-                             char **argv, size_t *argvlen)
+static bool cluster__forward(struct cluster *cl, uint64_t req_id, uint64_t client_id, uint64_t seq,
+                             int db, int proto, int argc, char **argv, size_t *argvlen)
 {
     struct raft *r = node_raft(cl->node);
     if (raft_role(r) == RAFT_LEADER)
@@ -261,7 +261,8 @@ static bool cluster__forward(struct cluster *cl, uint64_t req_id, int db, int pr
         cl->hooks.reply(cl->hooks.arg, req_id, busy, sizeof(busy) - 1);
         return true;
     }
-    struct peer_proxy_req pr = {.req_id = req_id, .db = (uint32_t)db, .proto = (uint8_t)proto,
+    struct peer_proxy_req pr = {.req_id = req_id, .client_id = client_id, .seq = seq,
+                                .db = (uint32_t)db, .proto = (uint8_t)proto,
                                 .argc = (uint32_t)argc, .argv = argv, .argvlen = argvlen};
     if (peer_net_send_proxy_req(cl->pn, leader, &pr) != 0) {
         static const char fail[] = "-TRYAGAIN the leader is not reachable; retry shortly\r\n";
@@ -318,15 +319,51 @@ bool cluster_handles(const struct cmd_spec *spec)
     return (spec->flags & (CMD_WRITE | CMD_READONLY)) != 0;
 }
 
-void cluster_submit(struct cluster *cl, uint64_t req_id, int db, int proto, int argc, char **argv,
-                    size_t *argvlen)
+void cluster_submit(struct cluster *cl, uint64_t req_id, uint64_t client_id, uint64_t seq, int db,
+                    int proto, int argc, char **argv, size_t *argvlen)
 {
     /* a follower forwards to the leader, so any node serves any client */
-    if (cluster__forward(cl, req_id, db, proto, argc, argv, argvlen))
+    if (cluster__forward(cl, req_id, client_id, seq, db, proto, argc, argv, argvlen))
         return;
-    /* no sessions yet: client id 0 (the session protocol comes next) */
-    node_submit(cl->node, req_id, 0, 0, db, proto, argc, argv, argvlen);
+    node_submit(cl->node, req_id, client_id, seq, db, proto, argc, argv, argvlen);
     cluster__note_role(cl);
+}
+
+int cluster_transfer(struct cluster *cl, uint32_t id, char *errmsg, size_t errlen)
+{
+    struct raft *r = node_raft(cl->node);
+    if (raft_role(r) != RAFT_LEADER) {
+        snprintf(errmsg, errlen, "NOTLEADER %u", (unsigned)raft_leader(r));
+        return -1;
+    }
+    if (id == raft_id_of(r)) {
+        snprintf(errmsg, errlen, "ERR node %u already leads", (unsigned)id);
+        return -1;
+    }
+    if (raft_transfer(r, id) != 0) {
+        snprintf(errmsg, errlen, "ERR node %u is not a voter of this cluster", (unsigned)id);
+        return -1;
+    }
+    cluster__log(cl, LOG_NOTICE, "raft: transferring leadership to node %u", (unsigned)id);
+    node_tick(cl->node); /* send what the transfer needs now */
+    return 0;
+}
+
+size_t cluster_members(struct cluster *cl, uint32_t *ids, const char **roles, bool *connected,
+                       size_t max)
+{
+    struct raft *r = node_raft(cl->node);
+    const struct raft_conf *c = raft_conf(r);
+    size_t n = 0;
+    for (uint32_t i = 0; i < c->n && n < max; i++, n++) {
+        ids[n] = c->members[i].id;
+        bool self = c->members[i].id == raft_id_of(r);
+        roles[n] = self && raft_role(r) == RAFT_LEADER ? "leader"
+                   : c->members[i].role == RAFT_VOTER  ? "voter"
+                                                       : "learner";
+        connected[n] = self || peer_net_connected(cl->pn, c->members[i].id);
+    }
+    return n;
 }
 
 bool cluster_is_leader(const struct cluster *cl)

@@ -44,9 +44,18 @@ void cluster_durable(struct cluster *cl, uint64_t lsn);
 
 /* Does this command go through the log (writes) or a ReadIndex (reads)? */
 bool cluster_handles(const struct cmd_spec *spec);
-/* Run a data command: the answer comes through hooks.reply(req_id). */
-void cluster_submit(struct cluster *cl, uint64_t req_id, int db, int proto, int argc, char **argv,
-                    size_t *argvlen);
+/* Run a data command: the answer comes through hooks.reply(req_id).
+ * client_id/seq: the client's session and this write's number (0, 0: no
+ * session), so that a retry is applied once (fsm.h). */
+void cluster_submit(struct cluster *cl, uint64_t req_id, uint64_t client_id, uint64_t seq, int db,
+                    int proto, int argc, char **argv, size_t *argvlen);
+
+/* TRIAD.TRANSFER id: hand leadership to a voter. 0, or -1 with errmsg. */
+int cluster_transfer(struct cluster *cl, uint32_t id, char *errmsg, size_t errlen);
+/* TRIAD.MEMBERS: one line per member, "id role state" (RESP array built by
+ * the caller from these). Returns the count written to ids/roles. */
+size_t cluster_members(struct cluster *cl, uint32_t *ids, const char **roles, bool *connected,
+                       size_t max);
 
 /* INFO replication's lines (Redis's role and Triad's Raft figures). */
 void cluster_info(struct cluster *cl, struct tbuf *t);

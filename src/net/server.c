@@ -553,6 +553,63 @@ static void server_cluster_log(void *arg, int level, const char *line)
     srv_log(level, "%s", line);
 }
 
+static bool parse_u64(const char *p, size_t n, uint64_t *out)
+{
+    if (n == 0 || n > 20)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        uint64_t d = (uint64_t)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* Leader mode's own commands: TRIAD.MEMBERS, TRIAD.TRANSFER id. */
+static bool server_cluster_triad_cmd(struct server *srv, struct session *s, int argc, char **argv,
+                                     size_t *argvlen)
+{
+    if (argvlen[0] == 13 && strncasecmp(argv[0], "TRIAD.MEMBERS", 13) == 0) {
+        if (argc != 1) {
+            tbuf_appends(&s->out, "-ERR wrong number of arguments for 'triad.members' command\r\n");
+            return true;
+        }
+        uint32_t ids[16];
+        const char *roles[16];
+        bool conn[16];
+        size_t n = cluster_members(srv->cluster, ids, roles, conn, 16);
+        tbuf_appendf(&s->out, "*%zu\r\n", n);
+        for (size_t i = 0; i < n; i++) {
+            const char *st = conn[i] ? "connected" : "disconnected";
+            tbuf_appendf(&s->out, "*3\r\n:%u\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n", ids[i],
+                         strlen(roles[i]), roles[i], strlen(st), st);
+        }
+        return true;
+    }
+    if (argvlen[0] == 14 && strncasecmp(argv[0], "TRIAD.TRANSFER", 14) == 0) {
+        uint64_t id;
+        if (argc != 2) {
+            tbuf_appends(&s->out, "-ERR wrong number of arguments for 'triad.transfer' command\r\n");
+            return true;
+        }
+        char err[128];
+        if (!parse_u64(argv[1], argvlen[1], &id) || id == 0 || id > UINT32_MAX) {
+            tbuf_appends(&s->out, "-ERR TRIAD.TRANSFER needs a node id\r\n");
+        } else if (cluster_transfer(srv->cluster, (uint32_t)id, err, sizeof(err)) != 0) {
+            tbuf_appendf(&s->out, "-%s\r\n", err);
+        } else {
+            tbuf_appends(&s->out, "+OK\r\n");
+        }
+        return true;
+    }
+    return false;
+}
+
 /* Leader mode: a data command goes to the cluster (true: handled, maybe
  * still waiting); everything else runs here. */
 static bool server_cluster_route(struct server *srv, struct session *s)
@@ -560,6 +617,35 @@ static bool server_cluster_route(struct server *srv, struct session *s)
     int argc = s->parser.argc;
     char **argv = s->parser.argv;
     size_t *argvlen = s->parser.argvlen;
+    bool auth_ok = srv->cfg.requirepass[0] == '\0' || s->cc.authenticated;
+    if (auth_ok && server_cluster_triad_cmd(srv, s, argc, argv, argvlen))
+        return true;
+    uint64_t client_id = 0, seq = 0;
+    if (auth_ok && argvlen[0] == 10 && strncasecmp(argv[0], "TRIAD.EXEC", 10) == 0) {
+        /* TRIAD.EXEC client-id seq command [arg ...]: the write applies once
+         * however often it is sent (docs/operations.md) */
+        if (argc < 4 || !parse_u64(argv[1], argvlen[1], &client_id) ||
+            !parse_u64(argv[2], argvlen[2], &seq) || client_id == 0 || seq == 0) {
+            tbuf_appends(&s->out, argc < 4 ? "-ERR wrong number of arguments for 'triad.exec' command\r\n"
+                                           : "-ERR TRIAD.EXEC needs a client id and a sequence number, both positive integers\r\n");
+            return true;
+        }
+        argc -= 3;
+        argv += 3;
+        argvlen += 3;
+        const struct cmd_spec *inner = cmd_lookup(argv[0], argvlen[0]);
+        if (inner == NULL || !cluster_handles(inner) || !(inner->flags & CMD_WRITE) ||
+            !(inner->arity > 0 ? argc == inner->arity : argc >= -inner->arity)) {
+            tbuf_appendf(&s->out, "-ERR TRIAD.EXEC runs one write command with its arguments, not '%.*s'\r\n",
+                         (int)TRIAD_MIN(argvlen[0], (size_t)64), argv[0]);
+            return true;
+        }
+        s->cluster_req = ++srv->next_req_id;
+        s->cluster_wait = true;
+        cluster_submit(srv->cluster, s->cluster_req, client_id, seq, s->cc.db, s->cc.proto, argc,
+                       argv, argvlen);
+        return true;
+    }
     const struct cmd_spec *spec = cmd_lookup(argv[0], argvlen[0]);
     if (spec == NULL)
         return false;
@@ -570,12 +656,11 @@ static bool server_cluster_route(struct server *srv, struct session *s)
     if (!cluster_handles(spec) || (s->cc.flags & CMD_CLIENT_MULTI))
         return false;
     bool arity_ok = spec->arity > 0 ? argc == spec->arity : argc >= -spec->arity;
-    bool auth_ok = srv->cfg.requirepass[0] == '\0' || s->cc.authenticated;
     if (!arity_ok || !auth_ok)
         return false; /* cmd_exec answers with Redis's error */
     s->cluster_req = ++srv->next_req_id;
     s->cluster_wait = true;
-    cluster_submit(srv->cluster, s->cluster_req, s->cc.db, s->cc.proto, argc, argv, argvlen);
+    cluster_submit(srv->cluster, s->cluster_req, 0, 0, s->cc.db, s->cc.proto, argc, argv, argvlen);
     return true;
 }
 

@@ -220,3 +220,63 @@ def test_demo_starts_three_nodes_and_ctrl_c_stops_them(tmp_path):
             p.kill()
             p.wait()
         log.close()
+
+
+def test_triad_exec_applies_a_retried_write_once(cluster):
+    leader = cluster.leader()
+    follower = next(s for s in cluster.nodes if s is not leader)
+    r = leader.client()
+    assert r.execute_command("TRIAD.EXEC", 42, 1, "INCR", "counter") == 1
+    # the same (client, seq) again, even through another node: the first
+    # answer, and the counter moved once
+    assert r.execute_command("TRIAD.EXEC", 42, 1, "INCR", "counter") == 1
+    assert follower.client().execute_command("TRIAD.EXEC", 42, 1, "INCR", "counter") == 1
+    assert r.get("counter") == b"1"
+    assert r.execute_command("TRIAD.EXEC", 42, 2, "INCR", "counter") == 2
+    with pytest.raises(redis.ResponseError) as e:
+        r.execute_command("TRIAD.EXEC", 42, 1, "INCR", "counter")
+    assert "stale" in str(e.value)
+    assert r.get("counter") == b"2"
+    for bad, why in [((0, 1, "INCR", "x"), "positive integers"), ((1, "x", "INCR", "x"), "positive integers"),
+                     ((1, 1, "GET", "x"), "one write command"), ((1, 1, "INCR"), "one write command")]:
+        with pytest.raises(redis.ResponseError) as e:
+            r.execute_command("TRIAD.EXEC", *bad)
+        assert why in str(e.value)
+
+
+def test_members_and_leadership_transfer(cluster):
+    leader = cluster.leader()
+    lid = cluster.nodes.index(leader) + 1
+    members = leader.client().execute_command("TRIAD.MEMBERS")
+    assert sorted(m[0] for m in members) == [1, 2, 3]
+    assert {m[0]: m[1] for m in members}[lid] == b"leader"
+    assert all(m[2] == b"connected" for m in members)
+    target = 1 if lid != 1 else 2
+    assert leader.client().execute_command("TRIAD.TRANSFER", target) == b"OK"
+    new = cluster.leader(exclude=(leader,))
+    assert cluster.nodes.index(new) + 1 == target
+    assert new.client().set("after", "transfer") is True
+    with pytest.raises(redis.ResponseError) as e:
+        leader.client().execute_command("TRIAD.TRANSFER", 99)
+    assert str(e.value).startswith("NOTLEADER")
+
+
+def test_a_paused_leader_steps_down_and_nothing_diverges(cluster):
+    import os
+    import signal
+    leader = cluster.leader()
+    r = leader.client()
+    assert r.set("before", "pause") is True
+    os.kill(leader.pid, signal.SIGSTOP)
+    try:
+        new = cluster.leader(exclude=(leader,))
+        assert new.client().set("during", "pause") is True
+    finally:
+        os.kill(leader.pid, signal.SIGCONT)
+    # the old leader hears the new term and follows; one history
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and cluster.info(leader)["triad_raft_role"] != "follower":
+        time.sleep(0.05)
+    assert cluster.info(leader)["triad_raft_role"] == "follower"
+    assert leader.client().get("during") == b"pause"   # forwarded to the new leader
+    assert leader.client().get("before") == b"pause"
