@@ -49,6 +49,8 @@ struct cluster {
     uint64_t persist_lsn;
     uint64_t durable_lsn;
     bool stopped;
+    uint32_t blocked[RAFT_NODES_MAX]; /* TRIAD.FAULT: peers cut off */
+    size_t n_blocked;
     uv_timer_t proxy_timer;
     struct cluster__proxy *proxies; /* in req_id order */
     size_t n_proxies, cap_proxies;
@@ -112,10 +114,26 @@ static uint64_t cluster__random(void *arg)
     return v;
 }
 
+static bool cluster__blocked(const struct cluster *cl, raft_id id)
+{
+    for (size_t i = 0; i < cl->n_blocked; i++)
+        if (cl->blocked[i] == id)
+            return true;
+    return false;
+}
+
+void cluster_fault_block(struct cluster *cl, const uint32_t *ids, size_t n)
+{
+    cl->n_blocked = 0;
+    for (size_t i = 0; i < n && i < RAFT_NODES_MAX; i++)
+        cl->blocked[cl->n_blocked++] = ids[i];
+    cluster__log(cl, LOG_WARNING, "fault: %zu peer(s) cut off", cl->n_blocked);
+}
+
 static void cluster__send(void *arg, const struct raft_msg *m)
 {
     struct cluster *cl = arg;
-    if (!cl->stopped)
+    if (!cl->stopped && !cluster__blocked(cl, m->to))
         peer_net_send_raft(cl->pn, m);
 }
 
@@ -251,7 +269,8 @@ static bool cluster__forward(struct cluster *cl, uint64_t req_id, uint64_t clien
     if (raft_role(r) == RAFT_LEADER)
         return false;
     raft_id leader = raft_leader(r);
-    if (leader == 0 || leader == raft_id_of(r) || !peer_net_connected(cl->pn, leader)) {
+    if (leader == 0 || leader == raft_id_of(r) || !peer_net_connected(cl->pn, leader) ||
+        cluster__blocked(cl, leader)) {
         static const char none[] = "-TRYAGAIN no leader is reachable yet; retry shortly\r\n";
         cl->hooks.reply(cl->hooks.arg, req_id, none, sizeof(none) - 1);
         return true;
@@ -284,7 +303,7 @@ static bool cluster__forward(struct cluster *cl, uint64_t req_id, uint64_t clien
 static void cluster__on_raft(void *arg, const struct raft_msg *m)
 {
     struct cluster *cl = arg;
-    if (cl->stopped)
+    if (cl->stopped || cluster__blocked(cl, m->from))
         return;
     node_step(cl->node, m);
     cluster__note_role(cl);

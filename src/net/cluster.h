@@ -50,6 +50,10 @@ bool cluster_handles(const struct cmd_spec *spec);
 void cluster_submit(struct cluster *cl, uint64_t req_id, uint64_t client_id, uint64_t seq, int db,
                     int proto, int argc, char **argv, size_t *argvlen);
 
+/* TRIAD.FAULT: drop everything to and from these peers (a partition the
+ * test drives), or nothing (heal). */
+void cluster_fault_block(struct cluster *cl, const uint32_t *ids, size_t n);
+
 /* TRIAD.TRANSFER id: hand leadership to a voter. 0, or -1 with errmsg. */
 int cluster_transfer(struct cluster *cl, uint32_t id, char *errmsg, size_t errlen);
 /* TRIAD.MEMBERS: one line per member, "id role state" (RESP array built by

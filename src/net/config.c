@@ -29,6 +29,7 @@ struct config_param {
 static const char *const fsync_names[] = {"always", "everysec", "no", NULL};
 static const char *const maxmemory_policy_names[] = {"noeviction", NULL};
 static const char *const loglevel_names[] = {"debug", "verbose", "notice", "warning", NULL};
+static const char *const yesno_names[] = {"no", "yes", NULL};
 
 #define OFF(f) offsetof(struct config, f)
 #define SZ(f) sizeof(((struct config *)0)->f)
@@ -89,6 +90,9 @@ static const struct config_param config_params[] = {
      "a name every member of one cluster shares; peers of another are refused. Default triad."},
     {"cluster-secret", CT_STRING, false, OFF(cluster_secret), SZ(cluster_secret), 0, 0, NULL,
      "a shared secret peers prove with HMAC-SHA256 when they connect. Default none."},
+    {"enable-fault-commands", CT_ENUM, false, OFF(enable_fault_commands),
+     SZ(enable_fault_commands), 0, 0, yesno_names,
+     "allow TRIAD.FAULT (cut this node off from peers, for partition tests). Default no."},
     /* What Redis tools ask for, answered truthfully: Triad has no RDB save
      * points (snapshots follow WAL growth) and always keeps a log. */
     {"save", CT_FIXED, false, 0, 0, 0, 0, NULL, ""},

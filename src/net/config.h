@@ -47,6 +47,7 @@ struct config {
     char peers[CONFIG_STR_MAX];            /* "1=host:port,2=host:port,..." */
     char cluster_id[128];
     char cluster_secret[CONFIG_STR_MAX];   /* "" = peers are not authenticated */
+    int enable_fault_commands;             /* TRIAD.FAULT, for tests of partitions */
 };
 
 #define CONFIG_PEERS_MAX 16 /* as RAFT_NODES_MAX */

@@ -591,6 +591,31 @@ static bool server_cluster_triad_cmd(struct server *srv, struct session *s, int 
         }
         return true;
     }
+    if (argvlen[0] == 11 && strncasecmp(argv[0], "TRIAD.FAULT", 11) == 0) {
+        /* TRIAD.FAULT CUT id [id ...] | TRIAD.FAULT HEAL */
+        if (!srv->cfg.enable_fault_commands) {
+            tbuf_appends(&s->out, "-ERR TRIAD.FAULT is off (enable-fault-commands no)\r\n");
+            return true;
+        }
+        uint32_t ids[16];
+        size_t n = 0;
+        bool cut = argc >= 3 && argvlen[1] == 3 && strncasecmp(argv[1], "CUT", 3) == 0;
+        bool heal = argc == 2 && argvlen[1] == 4 && strncasecmp(argv[1], "HEAL", 4) == 0;
+        for (int i = 2; cut && i < argc; i++) {
+            uint64_t id;
+            if (n == 16 || !parse_u64(argv[i], argvlen[i], &id) || id == 0 || id > UINT32_MAX)
+                cut = false;
+            else
+                ids[n++] = (uint32_t)id;
+        }
+        if (!cut && !heal) {
+            tbuf_appends(&s->out, "-ERR usage: TRIAD.FAULT CUT id [id ...] | TRIAD.FAULT HEAL\r\n");
+            return true;
+        }
+        cluster_fault_block(srv->cluster, ids, heal ? 0 : n);
+        tbuf_appends(&s->out, "+OK\r\n");
+        return true;
+    }
     if (argvlen[0] == 14 && strncasecmp(argv[0], "TRIAD.TRANSFER", 14) == 0) {
         uint64_t id;
         if (argc != 2) {

@@ -15,11 +15,12 @@ LOAD_S = 4.0  # the write load runs at most this long
 
 
 class Cluster:
-    def __init__(self, base_dir, n=3):
+    def __init__(self, base_dir, n=3, extra_args=()):
         self.peer_ports = [free_port() for _ in range(n)]
         self.peers = ",".join("%d=127.0.0.1:%d" % (i + 1, p) for i, p in enumerate(self.peer_ports))
         self.nodes = [Server(base_dir, name="node%d" % (i + 1),
-                             extra_args=["--node-id", str(i + 1), "--peers", self.peers])
+                             extra_args=["--node-id", str(i + 1), "--peers", self.peers,
+                                         *extra_args])
                       for i in range(n)]
 
     def start(self):
@@ -280,3 +281,47 @@ def test_a_paused_leader_steps_down_and_nothing_diverges(cluster):
     assert cluster.info(leader)["triad_raft_role"] == "follower"
     assert leader.client().get("during") == b"pause"   # forwarded to the new leader
     assert leader.client().get("before") == b"pause"
+
+
+def test_an_isolated_leader_acknowledges_nothing_and_one_history_remains(tmp_path):
+    c = Cluster(tmp_path, extra_args=["--enable-fault-commands", "yes"]).start()
+    try:
+        old = c.leader()
+        oid = c.nodes.index(old) + 1
+        others = [s for s in c.nodes if s is not old]
+        ids = [c.nodes.index(s) + 1 for s in others]
+        assert old.client().set("k", "before") is True
+        # a partition the test drives: the leader on one side, the rest on the other
+        assert old.client().execute_command("TRIAD.FAULT", "CUT", *ids) == b"OK"
+        for s in others:
+            assert s.client().execute_command("TRIAD.FAULT", "CUT", oid) == b"OK"
+        minority = redis.Redis(port=old.port, socket_timeout=3)
+        acked = False
+        try:
+            acked = minority.set("k", "minority") is True
+        except (redis.TimeoutError, redis.ResponseError):
+            pass
+        assert not acked, "the isolated leader acknowledged a write"
+        new = c.leader(exclude=(old,))
+        assert new.client().set("k", "majority") is True
+        for s in c.nodes:
+            assert s.client().execute_command("TRIAD.FAULT", "HEAL") == b"OK"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and c.info(old)["triad_raft_role"] != "follower":
+            time.sleep(0.05)
+        assert c.info(old)["triad_raft_role"] == "follower"
+        for s in c.nodes:
+            assert s.client().get("k") == b"majority"
+        want = c.info(new)["triad_commit_index"]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and c.info(old)["triad_applied_index"] < want:
+            time.sleep(0.05)
+        assert c.info(old)["triad_applied_index"] >= want
+    finally:
+        c.stop()
+
+
+def test_fault_commands_are_off_by_default(cluster):
+    with pytest.raises(redis.ResponseError) as e:
+        cluster.leader().client().execute_command("TRIAD.FAULT", "HEAL")
+    assert str(e.value) == "TRIAD.FAULT is off (enable-fault-commands no)"
