@@ -325,3 +325,55 @@ def test_fault_commands_are_off_by_default(cluster):
     with pytest.raises(redis.ResponseError) as e:
         cluster.leader().client().execute_command("TRIAD.FAULT", "HEAL")
     assert str(e.value) == "TRIAD.FAULT is off (enable-fault-commands no)"
+
+
+def test_retries_through_triad_exec_apply_each_write_once_across_a_failover(cluster):
+    """INCR with TRIAD.EXEC, retried with the same sequence number through
+    any node until answered, while the leader is killed: every number is
+    answered once, in order, and the counter counts each write once."""
+    leader = cluster.leader()
+    cid = 7777
+    answers = []
+    unanswered = []
+    retries = [0]
+    stop = threading.Event()
+
+    def run():
+        seq = 1
+        deadline = time.monotonic() + LOAD_S
+        # a new sequence number only before the deadline; the one in hand is
+        # retried (bounded) until answered, since it may already be applied
+        while seq <= 20000 and not stop.is_set() and time.monotonic() < deadline:
+            give_up = time.monotonic() + 20
+            answered = False
+            while not answered and time.monotonic() < give_up:
+                for s in cluster.nodes:
+                    if not s.running():
+                        continue
+                    try:
+                        v = redis.Redis(port=s.port, socket_timeout=2).execute_command(
+                            "TRIAD.EXEC", cid, seq, "INCR", "exactly-once")
+                        answers.append(v)
+                        answered = True
+                        break
+                    except (redis.RedisError, OSError):
+                        retries[0] += 1
+                        time.sleep(0.02)  # same seq, next node
+            if not answered:
+                unanswered.append(seq)
+                return
+            seq += 1
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(0.3)
+    leader.kill()
+    t.join(timeout=LOAD_S + 30)
+    stop.set()
+    assert not t.is_alive()
+    new = cluster.leader(exclude=(leader,))
+    assert unanswered == []
+    assert len(answers) > 0
+    assert retries[0] > 0, "the failover was not exercised"
+    assert answers == list(range(1, len(answers) + 1))
+    assert int(new.client().get("exactly-once")) == len(answers)
