@@ -51,6 +51,21 @@ class Cluster:
         raise AssertionError("no leader within %.0f s:\n%s" % (
             timeout_s, "\n".join(s.log_tail(1500) for s in self.nodes)))
 
+    def settled(self, timeout_s=ELECTION_WAIT_S):
+        """The leader, once every running node follows it (so any node can
+        forward to it)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            leader = self.leader(timeout_s=max(0.1, deadline - time.monotonic()))
+            lid = self.nodes.index(leader) + 1
+            try:
+                if all(self.info(s).get("triad_leader") == lid for s in self.nodes if s.running()):
+                    return leader
+            except redis.RedisError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("the nodes did not settle on one leader")
+
 
 @pytest.fixture
 def cluster(tmp_path):
@@ -60,7 +75,7 @@ def cluster(tmp_path):
 
 
 def test_three_nodes_elect_one_leader_and_serve_redis_clients(cluster):
-    leader = cluster.leader()
+    leader = cluster.settled()
     r = leader.client()
     assert r.set("greeting", "hi") is True
     assert r.get("greeting") == b"hi"
@@ -75,7 +90,7 @@ def test_three_nodes_elect_one_leader_and_serve_redis_clients(cluster):
 
 
 def test_any_node_serves_any_client_by_forwarding_to_the_leader(cluster):
-    leader = cluster.leader()
+    leader = cluster.settled()
     followers = [s for s in cluster.nodes if s is not leader]
     f = followers[0].client()
     assert f.set("k", "v") is True          # forwarded to the leader
@@ -224,7 +239,7 @@ def test_demo_starts_three_nodes_and_ctrl_c_stops_them(tmp_path):
 
 
 def test_triad_exec_applies_a_retried_write_once(cluster):
-    leader = cluster.leader()
+    leader = cluster.settled()
     follower = next(s for s in cluster.nodes if s is not leader)
     r = leader.client()
     assert r.execute_command("TRIAD.EXEC", 42, 1, "INCR", "counter") == 1
@@ -246,12 +261,18 @@ def test_triad_exec_applies_a_retried_write_once(cluster):
 
 
 def test_members_and_leadership_transfer(cluster):
-    leader = cluster.leader()
+    leader = cluster.settled()
     lid = cluster.nodes.index(leader) + 1
-    members = leader.client().execute_command("TRIAD.MEMBERS")
+    # a leader needs only a majority: the last link may still be coming up
+    deadline = time.monotonic() + 10
+    while True:
+        members = leader.client().execute_command("TRIAD.MEMBERS")
+        if all(m[2] == b"connected" for m in members) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert sorted(m[0] for m in members) == [1, 2, 3]
     assert {m[0]: m[1] for m in members}[lid] == b"leader"
-    assert all(m[2] == b"connected" for m in members)
+    assert all(m[2] == b"connected" for m in members), members
     target = 1 if lid != 1 else 2
     assert leader.client().execute_command("TRIAD.TRANSFER", target) == b"OK"
     new = cluster.leader(exclude=(leader,))
@@ -279,6 +300,7 @@ def test_a_paused_leader_steps_down_and_nothing_diverges(cluster):
     while time.monotonic() < deadline and cluster.info(leader)["triad_raft_role"] != "follower":
         time.sleep(0.05)
     assert cluster.info(leader)["triad_raft_role"] == "follower"
+    cluster.settled()
     assert leader.client().get("during") == b"pause"   # forwarded to the new leader
     assert leader.client().get("before") == b"pause"
 
@@ -286,7 +308,7 @@ def test_a_paused_leader_steps_down_and_nothing_diverges(cluster):
 def test_an_isolated_leader_acknowledges_nothing_and_one_history_remains(tmp_path):
     c = Cluster(tmp_path, extra_args=["--enable-fault-commands", "yes"]).start()
     try:
-        old = c.leader()
+        old = c.settled()
         oid = c.nodes.index(old) + 1
         others = [s for s in c.nodes if s is not old]
         ids = [c.nodes.index(s) + 1 for s in others]
@@ -310,6 +332,7 @@ def test_an_isolated_leader_acknowledges_nothing_and_one_history_remains(tmp_pat
         while time.monotonic() < deadline and c.info(old)["triad_raft_role"] != "follower":
             time.sleep(0.05)
         assert c.info(old)["triad_raft_role"] == "follower"
+        c.settled()
         for s in c.nodes:
             assert s.client().get("k") == b"majority"
         want = c.info(new)["triad_commit_index"]
