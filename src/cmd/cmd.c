@@ -571,6 +571,8 @@ static const struct cmd_spec cmd__table[] = {
 #undef LD
 #undef ST
 
+_Static_assert(TRIAD_ARRAY_LEN(cmd__table) <= CMD_TABLE_MAX, "cmdstat_hint is too small");
+
 const struct cmd_spec *cmd_table(size_t *count)
 {
     *count = TRIAD_ARRAY_LEN(cmd__table);
@@ -749,14 +751,28 @@ static struct cmd_cmdstat *cmd__cmdstat(struct cmd_server *s, const struct cmd_s
     }
     name[n] = '\0';
     struct cmd_stats *st = &s->stats;
+    /* a command without subcommands remembers its entry: no search on the
+     * hot path (the hint is checked, RESETSTAT clears the table) */
+    bool plain = !(argc >= 2 && (cmd->flags & CMD_SUBCOMMANDS));
+    size_t ti = (size_t)(cmd - cmd__table);
+    if (plain && ti < TRIAD_ARRAY_LEN(cmd__table)) {
+        int h = st->cmdstat_hint[ti] - 1;
+        if (h >= 0 && h < st->ncmdstats && strcmp(st->cmdstats[h].name, name) == 0)
+            return &st->cmdstats[h];
+    }
     for (int i = 0; i < st->ncmdstats; i++)
-        if (strcmp(st->cmdstats[i].name, name) == 0)
+        if (strcmp(st->cmdstats[i].name, name) == 0) {
+            if (plain && ti < TRIAD_ARRAY_LEN(cmd__table))
+                st->cmdstat_hint[ti] = (uint16_t)(i + 1);
             return &st->cmdstats[i];
+        }
     if (st->ncmdstats == CMD_CMDSTATS_MAX)
         return NULL;
     struct cmd_cmdstat *e = &st->cmdstats[st->ncmdstats++];
     memset(e, 0, sizeof(*e));
     memcpy(e->name, name, n + 1);
+    if (plain && ti < TRIAD_ARRAY_LEN(cmd__table))
+        st->cmdstat_hint[ti] = (uint16_t)st->ncmdstats;
     return e;
 }
 

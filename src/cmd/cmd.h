@@ -144,6 +144,7 @@ struct cmd_errorstat {
 /* INFO commandstats: per command, or per subcommand ("config|get") for the
  * commands that have them, as Redis counts them. */
 #define CMD_CMDSTATS_MAX 256
+#define CMD_TABLE_MAX 128 /* commands in the table (asserted in cmd.c) */
 #define CMD_CMDSTAT_NAME_MAX 48
 struct cmd_cmdstat {
     char name[CMD_CMDSTAT_NAME_MAX]; /* lower case */
@@ -164,6 +165,7 @@ struct cmd_stats {
     int nerrorstats;
     struct cmd_cmdstat cmdstats[CMD_CMDSTATS_MAX];
     int ncmdstats;
+    uint16_t cmdstat_hint[CMD_TABLE_MAX]; /* table position -> cmdstats index + 1 */
 };
 
 struct cmd_server {
