@@ -463,16 +463,23 @@ static bool raft__tally(struct raft *r, raft_id from, bool granted)
  * The term and the vote reach the disk before any vote request leaves (they
  * go out in rd.msgs): a node that crashed and restarted must not vote twice
  * in one term (Raft §5.2, Figure 2 "persistent state"). */
-static void raft__campaign(struct raft *r, bool transfer)
+/* Either kind of election starts alike: no leader, our own vote counted,
+ * a fresh timeout. */
+static void raft__begin_election(struct raft *r, enum raft_role role, bool transfer)
 {
-    r->term++;
-    r->vote = r->id;
-    r->role = RAFT_CANDIDATE;
+    r->role = role;
     r->leader = 0;
     r->transfer_campaign = transfer;
     r->n_granted = r->n_refused = 0;
     raft__tally(r, r->id, true);
     raft__reset_election(r);
+}
+
+static void raft__campaign(struct raft *r, bool transfer)
+{
+    r->term++;
+    r->vote = r->id;
+    raft__begin_election(r, RAFT_CANDIDATE, transfer);
     /* A sole voter has won already, but it leads only once its term and
      * vote are durable (raft_advance): its appends go out before its own
      * persist, and a crash that lost the term would let it lead the same
@@ -489,12 +496,7 @@ static void raft__campaign(struct raft *r, bool transfer)
  * anyone with a higher term. Nothing of ours changes. */
 static void raft__pre_campaign(struct raft *r)
 {
-    r->role = RAFT_PRECANDIDATE;
-    r->leader = 0;
-    r->transfer_campaign = false;
-    r->n_granted = r->n_refused = 0;
-    raft__tally(r, r->id, true);
-    raft__reset_election(r);
+    raft__begin_election(r, RAFT_PRECANDIDATE, false);
     if (r->n_granted >= raft__quorum(r)) {
         raft__campaign(r, false);
         return;

@@ -1359,42 +1359,44 @@ void peer_net_send_raft(struct peer_net *pn, const struct raft_msg *m)
     conn_admit(c, start);
 }
 
-int peer_net_send_proxy_req(struct peer_net *pn, raft_id to, const struct peer_proxy_req *r)
+/* A frame for `to`: the connection to append it to (NULL, counted, if
+ * `to` is not connected), then the outcome of encoding it at `start`. */
+static struct conn *net_send_begin(struct peer_net *pn, raft_id to, size_t *start)
 {
     struct conn *c = net_conn_up(pn, to);
-    size_t start;
-    int rc;
-
     if (c == NULL) {
         pn->stats.dropped_not_connected++;
-        return TRIAD_EAGAIN;
+        return NULL;
     }
-    start = c->out.len;
-    rc = peer_encode_proxy_req(&c->out, r);
-    if (rc != 0) {
+    *start = c->out.len;
+    return c;
+}
+
+static int net_send_end(struct peer_net *pn, struct conn *c, size_t start, int encode_rc)
+{
+    if (encode_rc != 0) {
         pn->stats.dropped_encode_errors++;
-        return rc;
+        return encode_rc;
     }
     return conn_admit(c, start);
 }
 
+int peer_net_send_proxy_req(struct peer_net *pn, raft_id to, const struct peer_proxy_req *r)
+{
+    size_t start;
+    struct conn *c = net_send_begin(pn, to, &start);
+    if (c == NULL)
+        return TRIAD_EAGAIN;
+    return net_send_end(pn, c, start, peer_encode_proxy_req(&c->out, r));
+}
+
 int peer_net_send_proxy_reply(struct peer_net *pn, raft_id to, const struct peer_proxy_reply *r)
 {
-    struct conn *c = net_conn_up(pn, to);
     size_t start;
-    int rc;
-
-    if (c == NULL) {
-        pn->stats.dropped_not_connected++;
+    struct conn *c = net_send_begin(pn, to, &start);
+    if (c == NULL)
         return TRIAD_EAGAIN;
-    }
-    start = c->out.len;
-    rc = peer_encode_proxy_reply(&c->out, r);
-    if (rc != 0) {
-        pn->stats.dropped_encode_errors++;
-        return rc;
-    }
-    return conn_admit(c, start);
+    return net_send_end(pn, c, start, peer_encode_proxy_reply(&c->out, r));
 }
 
 bool peer_net_connected(const struct peer_net *pn, raft_id id)
