@@ -97,6 +97,7 @@ struct peer_net {
     char *secret; /* NULL: none */
     size_t secret_len;
     struct peer_net_callbacks cb;
+    struct peer_announce announce;
     uint64_t send_queue_bytes_max;
     uint64_t ping_interval_ms;
     uint64_t dead_timeout_ms;
@@ -582,6 +583,8 @@ static void conn_up(struct conn *c)
     old = m->conn;
     m->conn = c;
     conn_log(c, LOG_NOTICE, "connected (%s)", c->dialer ? "dialed" : "accepted");
+    if (pn->announce.client_port != 0 && peer_encode_announce(&c->out, &pn->announce) == 0)
+        pn->stats.frames_sent++;
     /* The connector dials again only when it has no connection, so an
      * older one here is dead and does not know it yet (a restarted peer):
      * the newer wins. */
@@ -823,6 +826,21 @@ static void conn_on_proxy_reply(struct conn *c, const struct peer_frame *f)
         pn->cb.on_proxy_reply(pn->cb.arg, c->peer, &r);
 }
 
+static void conn_on_announce(struct conn *c, const struct peer_frame *f)
+{
+    struct peer_net *pn = c->pn;
+    struct peer_announce an;
+    char err[160];
+
+    if (peer_decode_announce(f->payload, f->len, &an, err, sizeof(err)) != 0) {
+        pn->stats.dropped_bad_frames++;
+        conn_fail(c, LOG_WARNING, PEER_ERR_PROTOCOL, "bad ANNOUNCE frame: %s", err);
+        return;
+    }
+    if (pn->cb.on_announce != NULL)
+        pn->cb.on_announce(pn->cb.arg, c->peer, &an);
+}
+
 static void conn_on_ping(struct conn *c, const struct peer_frame *f)
 {
     uint64_t value;
@@ -872,6 +890,9 @@ static void conn_handle_frame(struct conn *c, const struct peer_frame *f)
             return;
         case PEER_MSG_PROXY_REPLY:
             conn_on_proxy_reply(c, f);
+            return;
+        case PEER_MSG_ANNOUNCE:
+            conn_on_announce(c, f);
             return;
         case PEER_MSG_PING:
         case PEER_MSG_PONG:
@@ -1206,6 +1227,7 @@ int peer_net_start(struct peer_net **out, const struct peer_net_config *cfg, cha
         pn->secret_len = secret_len;
     }
     pn->cb = cfg->cb;
+    pn->announce = cfg->announce;
     pn->send_queue_bytes_max = cfg->send_queue_bytes_max ? cfg->send_queue_bytes_max
                                                          : PEER_SEND_QUEUE_BYTES_MAX;
     pn->ping_interval_ms = cfg->ping_interval_ms ? cfg->ping_interval_ms : PEER_PING_INTERVAL_MS;

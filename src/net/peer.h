@@ -80,6 +80,8 @@ struct peer_net_callbacks {
      * up is followed by exactly one down, unless peer_net_close() comes
      * first. Messages sent on a connection that went down may be lost. */
     void (*on_connected)(void *arg, raft_id peer, bool up);
+    /* The peer told where its clients reach it (once per connection). */
+    void (*on_announce)(void *arg, raft_id peer, const struct peer_announce *a);
 };
 
 struct peer_net_config {
@@ -90,6 +92,9 @@ struct peer_net_config {
     const char *listen_host; /* numeric IPv4 or IPv6 address (copied) */
     int listen_port;      /* 0 = an ephemeral port: see peer_net_port() */
     struct peer_net_callbacks cb;
+    /* Where clients reach this node, sent to each peer as its connection
+     * comes up (client_port 0: nothing is announced). */
+    struct peer_announce announce;
 
     /* 0 = the default above. Tests shorten them. */
     uint64_t send_queue_bytes_max;

@@ -54,8 +54,8 @@ _Static_assert(PEER_HELLO_BYTES == PEER_MAGIC_BYTES + 2 + 8 + 4 + 4 + PEER_NONCE
 _Static_assert(PEER_RAFT_FIXED_BYTES == 1 + 1 + 4 + 4 + 14 * 8 + 4 + 4, "raft layout");
 _Static_assert(PEER_RAFT_ENTRY_HEADER_BYTES == 8 + 8 + 1 + 4, "entry header layout");
 /* PROXY_REQ: u64 req_id, u64 client_id, u64 seq, u32 db, u8 proto, u32 argc */
-_Static_assert(PEER_PROXY_REQ_HEADER_BYTES == 8 + 8 + 8 + 4 + 1 + 4, "proxy req layout");
-_Static_assert(PEER_PROXY_REPLY_HEADER_BYTES == 8 + 4, "proxy reply layout");
+_Static_assert(PEER_PROXY_REQ_HEADER_BYTES == 8 + 8 + 8 + 4 + 1 + 1 + 1 + 8 + 4, "proxy req layout");
+_Static_assert(PEER_PROXY_REPLY_HEADER_BYTES == 8 + 8 + 4, "proxy reply layout");
 _Static_assert(PEER_PROXY_ARGC_MAX == RESP_MULTIBULK_MAX, "a proxied command is a RESP request");
 /* The largest entry fits in one RAFT frame with every other field at its
  * largest, and the largest handshake frame within the handshake limit. */
@@ -213,6 +213,7 @@ const char *peer_msg_type_name(uint8_t type)
         [PEER_MSG_ERROR] = "ERROR",         [PEER_MSG_PING] = "PING",
         [PEER_MSG_PONG] = "PONG",           [PEER_MSG_RAFT] = "RAFT",
         [PEER_MSG_PROXY_REQ] = "PROXY_REQ", [PEER_MSG_PROXY_REPLY] = "PROXY_REPLY",
+        [PEER_MSG_ANNOUNCE] = "ANNOUNCE",
     };
     if (type < 1 || type > PEER_MSG_TYPE_MAX)
         return "?";
@@ -858,6 +859,8 @@ int peer_encode_proxy_req(struct tbuf *out, const struct peer_proxy_req *req)
 {
     if (req->proto != 2 && req->proto != 3)
         return TRIAD_EINVAL;
+    if (req->kind > PEER_PROXY_WAIT || req->ack > RAFT_ACK_ALL)
+        return TRIAD_EINVAL;
     if (req->argc == 0 || req->argv == NULL || req->argvlen == NULL)
         return TRIAD_EINVAL;
     if (req->argc > PEER_PROXY_ARGC_MAX)
@@ -880,6 +883,9 @@ int peer_encode_proxy_req(struct tbuf *out, const struct peer_proxy_req *req)
     w = peer__put_u64(w, req->seq);
     w = peer__put_u32(w, req->db);
     w = peer__put_u8(w, req->proto);
+    w = peer__put_u8(w, req->kind);
+    w = peer__put_u8(w, req->ack);
+    w = peer__put_u64(w, req->after);
     w = peer__put_u32(w, req->argc);
     for (uint32_t i = 0; i < req->argc; i++) {
         w = peer__put_u32(w, (uint32_t)req->argvlen[i]);
@@ -902,11 +908,18 @@ int peer_decode_proxy_req(const uint8_t *p, size_t len, struct peer_arena *a,
     q.seq = peer__rd_u64(&r);
     q.db = peer__rd_u32(&r);
     q.proto = peer__rd_u8(&r);
+    q.kind = peer__rd_u8(&r);
+    q.ack = peer__rd_u8(&r);
+    q.after = peer__rd_u64(&r);
     q.argc = peer__rd_u32(&r);
     if (r.short_read)
         return peer__fail(errmsg, errlen, "proxied request of %zu bytes is too short", len);
     if (q.proto != 2 && q.proto != 3)
         return peer__fail(errmsg, errlen, "proxied request with protocol %u", q.proto);
+    if (q.kind > PEER_PROXY_WAIT)
+        return peer__fail(errmsg, errlen, "proxied request of unknown kind %u", q.kind);
+    if (q.ack > RAFT_ACK_ALL)
+        return peer__fail(errmsg, errlen, "proxied request with ack level %u", q.ack);
     if (q.argc == 0)
         return peer__fail(errmsg, errlen, "proxied request with no arguments");
     if (q.argc > PEER_PROXY_ARGC_MAX)
@@ -966,6 +979,7 @@ int peer_encode_proxy_reply(struct tbuf *out, const struct peer_proxy_reply *rep
     uint8_t *w = peer__frame_begin(out, PEER_MSG_PROXY_REPLY,
                                    PEER_PROXY_REPLY_HEADER_BYTES + (size_t)rep->len, &start);
     w = peer__put_u64(w, rep->req_id);
+    w = peer__put_u64(w, rep->index);
     w = peer__put_u32(w, rep->len);
     w = peer__put_bytes(w, rep->data, rep->len);
     peer__frame_end(out, start, w);
@@ -980,16 +994,66 @@ int peer_decode_proxy_reply(const uint8_t *p, size_t len, struct peer_proxy_repl
 
     memset(out, 0, sizeof(*out));
     uint64_t req_id = peer__rd_u64(&r);
+    uint64_t index = peer__rd_u64(&r);
     uint32_t rlen = peer__rd_u32(&r);
     if (r.short_read)
         return peer__fail(errmsg, errlen, "proxied reply of %zu bytes is too short", len);
     if (r.left != rlen)
         return peer__fail(errmsg, errlen, "proxied reply of %u bytes in %zu bytes", rlen, r.left);
     out->req_id = req_id;
+    out->index = index;
     out->len = rlen;
     if (rlen > 0) {
         peer__rd_take(&r, rlen, &data);
         out->data = data;
     }
+    return 0;
+}
+
+/* ---- ANNOUNCE ---- */
+
+static bool peer__host_ok(const char *h, size_t n)
+{
+    if (n == 0 || n > PEER_ANNOUNCE_HOST_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (h[i] <= ' ' || h[i] > '~')
+            return false;
+    return true;
+}
+
+int peer_encode_announce(struct tbuf *out, const struct peer_announce *a)
+{
+    size_t n = strnlen(a->host, sizeof(a->host));
+    if (a->client_port == 0 || !peer__host_ok(a->host, n))
+        return TRIAD_EINVAL;
+    size_t start;
+    uint8_t *w = peer__frame_begin(out, PEER_MSG_ANNOUNCE, 2 + 1 + n, &start);
+    w = peer__put_u16(w, a->client_port);
+    w = peer__put_u8(w, (uint8_t)n);
+    w = peer__put_bytes(w, a->host, n);
+    peer__frame_end(out, start, w);
+    return 0;
+}
+
+int peer_decode_announce(const uint8_t *p, size_t len, struct peer_announce *out, char *errmsg,
+                         size_t errlen)
+{
+    struct peer__rd r = {p, len, false};
+    const uint8_t *host;
+
+    memset(out, 0, sizeof(*out));
+    uint16_t port = peer__rd_u16(&r);
+    uint8_t n = peer__rd_u8(&r);
+    if (r.short_read)
+        return peer__fail(errmsg, errlen, "announce of %zu bytes is too short", len);
+    if (r.left != n)
+        return peer__fail(errmsg, errlen, "announce host of %u bytes in %zu bytes", n, r.left);
+    peer__rd_take(&r, n, &host);
+    if (port == 0 || !peer__host_ok((const char *)host, n))
+        return peer__fail(errmsg, errlen, "announce of a bad client address");
+    out->client_port = port;
+    memcpy(out->host, host, n);
+    out->host[n] = '\0';
     return 0;
 }

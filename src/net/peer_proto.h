@@ -76,7 +76,8 @@ enum peer_msg_type {
     PEER_MSG_RAFT = 8,
     PEER_MSG_PROXY_REQ = 9,
     PEER_MSG_PROXY_REPLY = 10,
-    PEER_MSG_TYPE_MAX = PEER_MSG_PROXY_REPLY,
+    PEER_MSG_ANNOUNCE = 11,
+    PEER_MSG_TYPE_MAX = PEER_MSG_ANNOUNCE,
 };
 
 /* "HELLO", "RAFT", ...; "?" for an unknown type. */
@@ -285,9 +286,15 @@ int peer_decode_raft(const uint8_t *p, size_t len, struct peer_arena *a, struct 
 
 /* ---- PROXY_REQ, PROXY_REPLY ---- */
 
-#define PEER_PROXY_REQ_HEADER_BYTES 33
-#define PEER_PROXY_REPLY_HEADER_BYTES 12
+#define PEER_PROXY_REQ_HEADER_BYTES 43
+#define PEER_PROXY_REPLY_HEADER_BYTES 20
 #define PEER_PROXY_ARGC_MAX (1024 * 1024) /* RESP_MULTIBULK_MAX */
+
+/* What a PROXY_REQ asks the leader to do. */
+enum peer_proxy_kind {
+    PEER_PROXY_COMMAND = 0, /* run argv as the client's command */
+    PEER_PROXY_WAIT = 1,    /* WAIT argv[1] argv[2] for the index `after` */
+};
 
 /* A client's command, forwarded by a follower to the leader. */
 struct peer_proxy_req {
@@ -296,6 +303,9 @@ struct peer_proxy_req {
     uint64_t seq;
     uint32_t db;
     uint8_t proto;      /* 2 or 3 */
+    uint8_t kind;       /* enum peer_proxy_kind */
+    uint8_t ack;        /* a write's enum raft_ack, 0 = the default (QUORUM) */
+    uint64_t after;     /* a read's floor (node_req.after); WAIT's index */
     uint32_t argc;      /* 1 .. PEER_PROXY_ARGC_MAX */
     char **argv;        /* encode: borrowed; decode: copies in the arena,
                          * NUL-terminated at argvlen and writable */
@@ -313,6 +323,7 @@ int peer_decode_proxy_req(const uint8_t *p, size_t len, struct peer_arena *a,
 /* The leader's RESP reply, passed to the client unchanged. */
 struct peer_proxy_reply {
     uint64_t req_id;
+    uint64_t index;     /* the log index the answer reflects (node.h), 0: none */
     uint32_t len;
     const uint8_t *data; /* borrowed (encode) / into the payload (decode); NULL if len 0 */
 };
@@ -323,5 +334,19 @@ struct peer_proxy_reply {
 int peer_encode_proxy_reply(struct tbuf *out, const struct peer_proxy_reply *r);
 int peer_decode_proxy_reply(const uint8_t *p, size_t len, struct peer_proxy_reply *out,
                             char *errmsg, size_t errlen);
+
+/* ---- ANNOUNCE ---- */
+
+/* Where clients reach the sender (ROLE, SENTINEL, --redirect): sent by each
+ * side once its connection is up. [u16 port][u8 host_len][host]. */
+#define PEER_ANNOUNCE_HOST_MAX 255
+struct peer_announce {
+    uint16_t client_port; /* 1 .. 65535 */
+    char host[PEER_ANNOUNCE_HOST_MAX + 1]; /* 1 .. 255 bytes, printable, NUL-terminated */
+};
+/* TRIAD_EINVAL for port 0 or a host empty, too long or not printable. */
+int peer_encode_announce(struct tbuf *out, const struct peer_announce *a);
+int peer_decode_announce(const uint8_t *p, size_t len, struct peer_announce *out, char *errmsg,
+                         size_t errlen);
 
 #endif

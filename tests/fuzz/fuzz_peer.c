@@ -126,6 +126,15 @@ static int fuzz_reencode(uint8_t type, const uint8_t *p, size_t len, struct peer
         TRIAD_ASSERT(rc == 0);
         return 0;
     }
+    case PEER_MSG_ANNOUNCE: {
+        struct peer_announce an;
+        rc = peer_decode_announce(p, len, &an, errmsg, sizeof(errmsg));
+        if (rc != 0)
+            return rc;
+        rc = peer_encode_announce(out, &an);
+        TRIAD_ASSERT(rc == 0);
+        return 0;
+    }
     }
     TRIAD_ASSERT(0 && "no such type");
     return TRIAD_EPROTO;

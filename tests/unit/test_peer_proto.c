@@ -88,6 +88,11 @@ static int reencode(const struct peer_frame *f, struct peer_arena *a, struct tbu
         rc = peer_decode_proxy_reply(f->payload, f->len, &r, errmsg, sizeof(errmsg));
         return rc == 0 ? peer_encode_proxy_reply(out, &r) : rc;
     }
+    case PEER_MSG_ANNOUNCE: {
+        struct peer_announce an;
+        rc = peer_decode_announce(f->payload, f->len, &an, errmsg, sizeof(errmsg));
+        return rc == 0 ? peer_encode_announce(out, &an) : rc;
+    }
     }
     return TRIAD_EPROTO;
 }
@@ -224,7 +229,7 @@ TEST(peer_decoder_refuses_a_bad_header_before_its_payload)
         {8, PEER_MSG_PING, 1, 1, "unknown frame flags 0x0001"},
         {8, PEER_MSG_PING, 1, 0x8000, "unknown frame flags 0x8000"},
         {8, 0, 1, 0, "unknown frame type 0"},
-        {8, PEER_MSG_TYPE_MAX + 1, 1, 0, "unknown frame type 11"},
+        {8, PEER_MSG_TYPE_MAX + 1, 1, 0, "unknown frame type 12"},
         {PEER_PAYLOAD_BYTES_MAX + 1, PEER_MSG_RAFT, 1, 0,
          "RAFT frame of 67112949 bytes exceeds the limit of 67112948 bytes"},
         {UINT32_MAX, PEER_MSG_RAFT, 1, 0,
@@ -325,8 +330,11 @@ static void build_stream(struct tbuf *s)
     struct peer_proxy_req q = {.req_id = 9, .client_id = 8, .seq = 7, .db = 3, .proto = 3,
                                .argc = 3, .argv = argv, .argvlen = argvlen};
     TRIAD_ASSERT(peer_encode_proxy_req(s, &q) == 0);
-    struct peer_proxy_reply r = {.req_id = 9, .len = sizeof(reply), .data = reply};
+    struct peer_proxy_reply r = {.req_id = 9, .index = 77, .len = sizeof(reply), .data = reply};
     TRIAD_ASSERT(peer_encode_proxy_reply(s, &r) == 0);
+    struct peer_announce an = {.client_port = 7379};
+    strcpy(an.host, "127.0.0.1");
+    TRIAD_ASSERT(peer_encode_announce(s, &an) == 0);
     peer_encode_errorf(s, PEER_ERR_SHUTDOWN, "node %d is stopping", 1);
 }
 
@@ -387,7 +395,7 @@ TEST(peer_stream_split_at_every_byte_decodes_identically)
 {
     struct tbuf s = {0}, ref = {0};
     build_stream(&s);
-    CHECK_EQ_INT(reference_log(&s, &ref), 11);
+    CHECK_EQ_INT(reference_log(&s, &ref), 12);
 
     for (size_t split = 0; split <= s.len; split++) {
         struct peer_decoder d;
@@ -426,7 +434,7 @@ TEST(peer_stream_fed_byte_by_byte_or_read_in_place_decodes_identically)
     }
     log_end(&d, &log);
     CHECK(logs_equal(&log, &ref));
-    CHECK_EQ_INT(frames, 11);
+    CHECK_EQ_INT(frames, 12);
     peer_decoder_free(&d);
     tbuf_free(&log);
 
@@ -476,7 +484,7 @@ TEST(peer_every_frame_of_the_stream_reencodes_to_the_same_bytes)
         off += consumed;
         frames++;
     }
-    CHECK_EQ_INT(frames, 11);
+    CHECK_EQ_INT(frames, 12);
     peer_arena_free(&a);
     tbuf_free(&s);
 }
@@ -1322,7 +1330,9 @@ TEST(peer_proxy_req_round_trips_with_nul_terminated_copies)
     char *argv[] = {a0, a1, a2, a3};
     size_t argvlen[] = {3, 4, 0, sizeof(a3)};
     struct peer_proxy_req q = {.req_id = UINT64_MAX, .client_id = 0x1234, .seq = 99, .db = 15,
-                               .proto = 2, .argc = 4, .argv = argv, .argvlen = argvlen};
+                               .proto = 2, .kind = PEER_PROXY_WAIT, .ack = RAFT_ACK_ALL,
+                               .after = 0x0102030405060708ull, .argc = 4, .argv = argv,
+                               .argvlen = argvlen};
     struct tbuf b = {0};
     struct peer_frame f;
     struct peer_arena a = {0};
@@ -1337,6 +1347,9 @@ TEST(peer_proxy_req_round_trips_with_nul_terminated_copies)
     CHECK(back.seq == q.seq);
     CHECK_EQ_INT(back.db, q.db);
     CHECK_EQ_INT(back.proto, q.proto);
+    CHECK_EQ_INT(back.kind, q.kind);
+    CHECK_EQ_INT(back.ack, q.ack);
+    CHECK(back.after == q.after);
     CHECK_EQ_INT(back.argc, q.argc);
     for (uint32_t i = 0; i < q.argc; i++) {
         CHECK_EQ_INT(back.argvlen[i], argvlen[i]);
@@ -1377,7 +1390,7 @@ TEST(peer_proxy_req_argc_at_the_limit_passes_and_one_more_is_refused)
     size_t plen = PEER_PROXY_REQ_HEADER_BYTES + 4 * n;
     uint8_t *p = calloc(1, plen);
     p[28] = 3;
-    tbuf_write_u32le(p + 29, (uint32_t)n);
+    tbuf_write_u32le(p + 39, (uint32_t)n);
     CHECK_EQ_INT(peer_decode_proxy_req(p, plen, &a, &back, errmsg, sizeof(errmsg)), TRIAD_EPROTO);
     CHECK_MEM_STR(errmsg, strlen(errmsg), "proxied request of 1048577 arguments exceeds 1048576");
     CHECK(a.mem == NULL);
@@ -1400,6 +1413,12 @@ TEST(peer_proxy_req_refuses_bad_fields)
     q.proto = 4;
     CHECK_EQ_INT(peer_encode_proxy_req(&b, &q), TRIAD_EINVAL);
     q.proto = 3;
+    q.kind = PEER_PROXY_WAIT + 1;
+    CHECK_EQ_INT(peer_encode_proxy_req(&b, &q), TRIAD_EINVAL);
+    q.kind = PEER_PROXY_COMMAND;
+    q.ack = RAFT_ACK_ALL + 1;
+    CHECK_EQ_INT(peer_encode_proxy_req(&b, &q), TRIAD_EINVAL);
+    q.ack = 0;
     q.argc = 0;
     CHECK_EQ_INT(peer_encode_proxy_req(&b, &q), TRIAD_EINVAL);
     q.argc = 2;
@@ -1422,10 +1441,12 @@ TEST(peer_proxy_req_refuses_bad_fields)
     } while (0)
 
     BAD(p.data[28] = 1, "proxied request with protocol 1");
-    BAD(tbuf_write_u32le(p.data + 29, 0), "proxied request with no arguments");
-    BAD(tbuf_write_u32le(p.data + 29, 3), "argument 2 of 3 is truncated");
-    BAD(tbuf_write_u32le(p.data + 29, 5), "5 arguments cannot fit in 12 bytes");
-    BAD(tbuf_write_u32le(p.data + 33, 100), "argument 0 of 2 is truncated");
+    BAD(p.data[29] = 2, "proxied request of unknown kind 2");
+    BAD(p.data[30] = 5, "proxied request with ack level 5");
+    BAD(tbuf_write_u32le(p.data + 39, 0), "proxied request with no arguments");
+    BAD(tbuf_write_u32le(p.data + 39, 3), "argument 2 of 3 is truncated");
+    BAD(tbuf_write_u32le(p.data + 39, 5), "5 arguments cannot fit in 12 bytes");
+    BAD(tbuf_write_u32le(p.data + 43, 100), "argument 0 of 2 is truncated");
     BAD(tbuf_appendc(&p, 'x'), "1 trailing bytes after a proxied request");
     BAD(p.len = 20, "proxied request of 20 bytes is too short");
 #undef BAD
@@ -1437,8 +1458,8 @@ TEST(peer_proxy_req_refuses_bad_fields)
 TEST(peer_proxy_reply_round_trips)
 {
     const char *resp = "$5\r\nhello\r\n";
-    struct peer_proxy_reply r = {.req_id = 0xfeedull, .len = (uint32_t)strlen(resp),
-                                 .data = (const uint8_t *)resp};
+    struct peer_proxy_reply r = {.req_id = 0xfeedull, .index = 0x1122334455667788ull,
+                                 .len = (uint32_t)strlen(resp), .data = (const uint8_t *)resp};
     struct tbuf b = {0};
     struct peer_frame f;
     struct peer_proxy_reply back;
@@ -1448,6 +1469,7 @@ TEST(peer_proxy_reply_round_trips)
     CHECK_EQ_INT(f.type, PEER_MSG_PROXY_REPLY);
     CHECK_EQ_INT(peer_decode_proxy_reply(f.payload, f.len, &back, errmsg, sizeof(errmsg)), 0);
     CHECK(back.req_id == r.req_id);
+    CHECK(back.index == r.index);
     CHECK_MEM_STR(back.data, back.len, resp);
     CHECK(reencodes_identically(&b));
     CHECK_EQ_INT(peer_decode_proxy_reply(f.payload, f.len - 1, &back, errmsg, sizeof(errmsg)),
@@ -1462,6 +1484,43 @@ TEST(peer_proxy_reply_round_trips)
     CHECK(back.len == 0 && back.data == NULL);
     r.len = 1;
     CHECK_EQ_INT(peer_encode_proxy_reply(&b, &r), TRIAD_EINVAL);
+    tbuf_free(&b);
+}
+
+TEST(peer_announce_round_trips_and_refuses_bad_addresses)
+{
+    struct peer_announce an = {.client_port = 65535}, back;
+    struct tbuf b = {0};
+    struct peer_frame f;
+    strcpy(an.host, "fe80::1");
+    CHECK_EQ_INT(peer_encode_announce(&b, &an), 0);
+    CHECK(parse_whole(&b, &f));
+    CHECK_EQ_INT(f.type, PEER_MSG_ANNOUNCE);
+    CHECK_EQ_INT(peer_decode_announce(f.payload, f.len, &back, errmsg, sizeof(errmsg)), 0);
+    CHECK_EQ_INT(back.client_port, 65535);
+    CHECK_MEM_STR(back.host, strlen(back.host), "fe80::1");
+    CHECK(reencodes_identically(&b));
+
+    tbuf_reset(&b);
+    an.client_port = 0;
+    CHECK_EQ_INT(peer_encode_announce(&b, &an), TRIAD_EINVAL);
+    an.client_port = 1;
+    an.host[0] = '\0';
+    CHECK_EQ_INT(peer_encode_announce(&b, &an), TRIAD_EINVAL);
+    strcpy(an.host, "a b");
+    CHECK_EQ_INT(peer_encode_announce(&b, &an), TRIAD_EINVAL);
+    CHECK_EQ_INT(b.len, 0);
+
+    uint8_t p[8] = {0x00, 0x00, 1, 'x'}; /* port 0 */
+    CHECK_EQ_INT(peer_decode_announce(p, 4, &back, errmsg, sizeof(errmsg)), TRIAD_EPROTO);
+    CHECK_MEM_STR(errmsg, strlen(errmsg), "announce of a bad client address");
+    p[0] = 1;
+    CHECK_EQ_INT(peer_decode_announce(p, 4, &back, errmsg, sizeof(errmsg)), 0);
+    CHECK_EQ_INT(peer_decode_announce(p, 5, &back, errmsg, sizeof(errmsg)), TRIAD_EPROTO);
+    CHECK_MEM_STR(errmsg, strlen(errmsg), "announce host of 1 bytes in 2 bytes");
+    CHECK_EQ_INT(peer_decode_announce(p, 2, &back, errmsg, sizeof(errmsg)), TRIAD_EPROTO);
+    p[3] = 0x7f; /* not printable */
+    CHECK_EQ_INT(peer_decode_announce(p, 4, &back, errmsg, sizeof(errmsg)), TRIAD_EPROTO);
     tbuf_free(&b);
 }
 
@@ -1548,6 +1607,7 @@ int main(void)
     RUN(peer_proxy_req_argc_at_the_limit_passes_and_one_more_is_refused);
     RUN(peer_proxy_req_refuses_bad_fields);
     RUN(peer_proxy_reply_round_trips);
+    RUN(peer_announce_round_trips_and_refuses_bad_addresses);
     RUN(peer_every_payload_cut_short_or_with_a_byte_more_is_refused);
     RUN(peer_type_names_cover_every_type);
     return test_summary("peer_proto");
