@@ -849,8 +849,10 @@ static void sim__io_set_timer(void *arg, uint64_t at_ms)
     sim__push(s, t, EV_TIMER, sn->idx, sn->gen, ++sn->timer_seq, NULL);
 }
 
-static void sim__io_reply(void *arg, uint64_t req_id, const char *resp, size_t len)
+static void sim__io_reply(void *arg, uint64_t req_id, const char *resp, size_t len,
+                          uint64_t index)
 {
+    (void)index;
     struct sim_node *sn = arg;
     struct sim *s = sn->s;
     struct sim_reply *rp = malloc(sizeof(*rp) + len + 1);
@@ -1584,8 +1586,10 @@ static void sim__handle(struct sim *s, const struct sim_ev *ev)
             break;
         }
         if (sn->up) {
-            node_submit(sn->node, rq->req_id, rq->client_id, rq->seq, 0, 2, rq->argc, rq->argv,
-                        rq->argvlen);
+            struct node_req nr = {.id = rq->req_id, .client_id = rq->client_id, .seq = rq->seq,
+                                  .proto = 2, .argc = rq->argc, .argv = rq->argv,
+                                  .argvlen = rq->argvlen};
+            node_submit(sn->node, &nr);
             sim__check_node(s, sn);
         }
         free(rq);

@@ -15,57 +15,10 @@
 #include "../node/node.h"
 #include "../store/raftlog.h"
 #include "../store/wal.h"
+#include "cluster_int.h"
 #include "peer.h"
 
-#define CLUSTER_PROXY_MAX 100000        /* forwarded requests waiting, per node */
-#define CLUSTER_PROXY_TIMEOUT_MS 10000  /* a forwarded request's answer must come by then */
-#define CLUSTER_PROXY_SCAN_MS 200
-/* The leader's own request ids for requests it runs for a follower: the high
- * bit keeps them apart from the server's (which count up from 1). */
-#define CLUSTER_REMOTE_BIT (1ull << 63)
-
-/* A client request this follower forwarded to the leader. */
-struct cluster__proxy {
-    uint64_t req_id;
-    uint64_t deadline_ms;
-};
-
-/* A request the leader runs for a follower: whom to answer, under which id. */
-struct cluster__remote {
-    uint64_t local_id; /* ours (with CLUSTER_REMOTE_BIT) */
-    raft_id from;
-    uint64_t their_id;
-};
-
-struct cluster {
-    const struct config *cfg;
-    struct cluster_hooks hooks;
-    uv_loop_t *loop;
-    uv_timer_t timer;
-    struct raftlog *rl;
-    struct peer_net *pn;
-    struct node *node;
-    bool persisting;     /* a ready is in the WAL, not yet durable */
-    uint64_t persist_lsn;
-    uint64_t durable_lsn;
-    bool stopped;
-    uint32_t blocked[RAFT_NODES_MAX]; /* TRIAD.FAULT: peers cut off */
-    size_t n_blocked;
-    uv_timer_t proxy_timer;
-    struct cluster__proxy *proxies; /* in req_id order */
-    size_t n_proxies, cap_proxies;
-    struct cluster__remote *remotes;
-    size_t n_remotes, cap_remotes;
-    uint64_t next_remote;
-    /* what was last logged, to log each change once */
-    enum raft_role last_role;
-    raft_term last_term;
-    raft_id last_leader;
-};
-
-static void cluster__log(struct cluster *cl, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void cluster__log(struct cluster *cl, int level, const char *fmt, ...)
+void cluster__log(struct cluster *cl, int level, const char *fmt, ...)
 {
     char line[512];
     va_list ap;
@@ -76,7 +29,7 @@ static void cluster__log(struct cluster *cl, int level, const char *fmt, ...)
 }
 
 /* One line per role change, with term and leader. */
-static void cluster__note_role(struct cluster *cl)
+void cluster__note_role(struct cluster *cl)
 {
     struct raft *r = node_raft(cl->node);
     enum raft_role role = raft_role(r);
@@ -97,7 +50,7 @@ static void cluster__note_role(struct cluster *cl)
 
 /* ---- node_io ---- */
 
-static uint64_t cluster__now_ms(void *arg)
+uint64_t cluster__now_ms(void *arg)
 {
     (void)arg;
     struct timespec ts;
@@ -175,11 +128,12 @@ static void cluster__set_timer(void *arg, uint64_t at_ms)
     uv_timer_start(&cl->timer, cluster__on_timer, at_ms > now ? at_ms - now : 0, 0);
 }
 
-static void cluster__reply(void *arg, uint64_t req_id, const char *resp, size_t len)
+static void cluster__reply(void *arg, uint64_t req_id, const char *resp, size_t len,
+                           uint64_t index)
 {
     struct cluster *cl = arg;
     if (!(req_id & CLUSTER_REMOTE_BIT)) {
-        cl->hooks.reply(cl->hooks.arg, req_id, resp, len);
+        cl->hooks.reply(cl->hooks.arg, req_id, resp, len, index);
         return;
     }
     /* a follower's request: the answer goes back over the peer link */
@@ -187,8 +141,8 @@ static void cluster__reply(void *arg, uint64_t req_id, const char *resp, size_t 
         struct cluster__remote *rm = &cl->remotes[i];
         if (rm->local_id != req_id)
             continue;
-        struct peer_proxy_reply r = {.req_id = rm->their_id, .len = (uint32_t)len,
-                                     .data = (const uint8_t *)resp};
+        struct peer_proxy_reply r = {.req_id = rm->their_id, .index = index,
+                                     .len = (uint32_t)len, .data = (const uint8_t *)resp};
         if (peer_net_send_proxy_reply(cl->pn, rm->from, &r) != 0)
             cluster__log(cl, LOG_VERBOSE, "can't answer node %u's forwarded request",
                          (unsigned)rm->from);
@@ -212,7 +166,7 @@ static void cluster__on_proxy_reply(void *arg, raft_id from, const struct peer_p
         if (cl->proxies[i].req_id != r->req_id)
             continue;
         cluster__proxy_done(cl, i);
-        cl->hooks.reply(cl->hooks.arg, r->req_id, (const char *)r->data, r->len);
+        cl->hooks.reply(cl->hooks.arg, r->req_id, (const char *)r->data, r->len, r->index);
         return;
     }
 }
@@ -237,8 +191,22 @@ static void cluster__on_proxy_req(void *arg, raft_id from, const struct peer_pro
     uint64_t local = CLUSTER_REMOTE_BIT | ++cl->next_remote;
     cl->remotes[cl->n_remotes++] = (struct cluster__remote){local, from, r->req_id};
     /* the answer may come at once (cluster__reply) */
-    node_submit(cl->node, local, r->client_id, r->seq, (int)r->db, r->proto, (int)r->argc, r->argv,
-                r->argvlen);
+    if (r->kind == PEER_PROXY_WAIT) {
+        uint64_t replicas = 0, timeout = 0;
+        if (r->argc != 3 || !cluster__parse_u64(r->argv[1], r->argvlen[1], &replicas) ||
+            !cluster__parse_u64(r->argv[2], r->argvlen[2], &timeout) || replicas > UINT32_MAX) {
+            static const char bad[] = "-ERR TRIAD malformed forwarded WAIT\r\n";
+            cluster__reply(cl, local, bad, sizeof(bad) - 1, 0);
+            return;
+        }
+        node_wait(cl->node, local, r->after, (uint32_t)replicas, timeout);
+    } else {
+        struct node_req rq = {.id = local, .client_id = r->client_id, .seq = r->seq,
+                              .db = (int)r->db, .proto = r->proto, .ack = r->ack,
+                              .after = r->after, .argc = (int)r->argc, .argv = r->argv,
+                              .argvlen = r->argvlen};
+        node_submit(cl->node, &rq);
+    }
     cluster__note_role(cl);
 }
 
@@ -257,13 +225,44 @@ static void cluster__on_proxy_timer(uv_timer_t *t)
         }
         uint64_t id = cl->proxies[i].req_id;
         cluster__proxy_done(cl, i);
-        cl->hooks.reply(cl->hooks.arg, id, lost, sizeof(lost) - 1);
+        cl->hooks.reply(cl->hooks.arg, id, lost, sizeof(lost) - 1, 0);
     }
 }
 
-/* true: forwarded to the leader (or answered with why not) */
-static bool cluster__forward(struct cluster *cl, uint64_t req_id, uint64_t client_id, uint64_t seq,
-                             int db, int proto, int argc, char **argv, size_t *argvlen)
+static void cluster__answer(struct cluster *cl, uint64_t req_id, const char *msg)
+{
+    cl->hooks.reply(cl->hooks.arg, req_id, msg, strlen(msg), 0);
+}
+
+/* Redis Cluster's hash slot of a key (CRC16-CCITT of the key, or of the
+ * part inside its first non-empty {...} hash tag, mod 16384), so that a
+ * cluster-aware client (redis-cli -c) follows a -MOVED redirect. */
+static unsigned cluster__slot(const char *key, size_t len)
+{
+    size_t open = 0;
+    while (open < len && key[open] != '{')
+        open++;
+    if (open < len) {
+        size_t close = open + 1;
+        while (close < len && key[close] != '}')
+            close++;
+        if (close < len && close > open + 1) {
+            key += open + 1;
+            len = close - open - 1;
+        }
+    }
+    uint16_t crc = 0;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= (uint16_t)((uint8_t)key[i] << 8);
+        for (int b = 0; b < 8; b++)
+            crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
+    }
+    return crc & 16383u;
+}
+
+/* true: forwarded to the leader (or answered with why not). kind and the
+ * WAIT arguments as in struct peer_proxy_req. */
+static bool cluster__forward(struct cluster *cl, const struct node_req *rq, uint8_t kind)
 {
     struct raft *r = node_raft(cl->node);
     if (raft_role(r) == RAFT_LEADER)
@@ -271,21 +270,32 @@ static bool cluster__forward(struct cluster *cl, uint64_t req_id, uint64_t clien
     raft_id leader = raft_leader(r);
     if (leader == 0 || leader == raft_id_of(r) || !peer_net_connected(cl->pn, leader) ||
         cluster__blocked(cl, leader)) {
-        static const char none[] = "-TRYAGAIN no leader is reachable yet; retry shortly\r\n";
-        cl->hooks.reply(cl->hooks.arg, req_id, none, sizeof(none) - 1);
+        cluster__answer(cl, rq->id, "-TRYAGAIN no leader is reachable yet; retry shortly\r\n");
+        return true;
+    }
+    if (cl->cfg->redirect && kind == PEER_PROXY_COMMAND) {
+        const struct cluster__addr *a = cluster__addr_of(cl, leader);
+        if (a == NULL) {
+            cluster__answer(cl, rq->id, "-TRYAGAIN the leader's address is not known yet; retry shortly\r\n");
+            return true;
+        }
+        char buf[PEER_ANNOUNCE_HOST_MAX + 64];
+        unsigned slot = rq->argc > 1 ? cluster__slot(rq->argv[1], rq->argvlen[1]) : 0;
+        snprintf(buf, sizeof(buf), "-MOVED %u %s:%d\r\n", slot, a->host, a->port);
+        cluster__answer(cl, rq->id, buf);
         return true;
     }
     if (cl->n_proxies == CLUSTER_PROXY_MAX) {
-        static const char busy[] = "-BUSY too many requests waiting for the leader; retry later\r\n";
-        cl->hooks.reply(cl->hooks.arg, req_id, busy, sizeof(busy) - 1);
+        cluster__answer(cl, rq->id, "-BUSY too many requests waiting for the leader; retry later\r\n");
         return true;
     }
-    struct peer_proxy_req pr = {.req_id = req_id, .client_id = client_id, .seq = seq,
-                                .db = (uint32_t)db, .proto = (uint8_t)proto,
-                                .argc = (uint32_t)argc, .argv = argv, .argvlen = argvlen};
+    struct peer_proxy_req pr = {.req_id = rq->id, .client_id = rq->client_id, .seq = rq->seq,
+                                .db = (uint32_t)rq->db, .proto = (uint8_t)rq->proto,
+                                .kind = kind, .ack = (uint8_t)rq->ack, .after = rq->after,
+                                .argc = (uint32_t)rq->argc, .argv = rq->argv,
+                                .argvlen = rq->argvlen};
     if (peer_net_send_proxy_req(cl->pn, leader, &pr) != 0) {
-        static const char fail[] = "-TRYAGAIN the leader is not reachable; retry shortly\r\n";
-        cl->hooks.reply(cl->hooks.arg, req_id, fail, sizeof(fail) - 1);
+        cluster__answer(cl, rq->id, "-TRYAGAIN the leader is not reachable; retry shortly\r\n");
         return true;
     }
     if (cl->n_proxies == cl->cap_proxies) {
@@ -293,9 +303,77 @@ static bool cluster__forward(struct cluster *cl, uint64_t req_id, uint64_t clien
         cl->proxies = realloc(cl->proxies, cl->cap_proxies * sizeof(*cl->proxies));
         TRIAD_ASSERT(cl->proxies != NULL);
     }
-    cl->proxies[cl->n_proxies++] =
-        (struct cluster__proxy){req_id, cluster__now_ms(NULL) + CLUSTER_PROXY_TIMEOUT_MS};
+    uint64_t deadline = cluster__now_ms(NULL) + CLUSTER_PROXY_TIMEOUT_MS;
+    if (kind == PEER_PROXY_WAIT) {
+        /* WAIT's own timeout (argv[2], 0 = none) comes first */
+        uint64_t t = 0;
+        cluster__parse_u64(rq->argv[2], rq->argvlen[2], &t);
+        deadline = t == 0 ? UINT64_MAX : deadline + t;
+    }
+    /* req ids grow, so the list stays in req_id order */
+    cl->proxies[cl->n_proxies++] = (struct cluster__proxy){rq->id, deadline};
     return true;
+}
+
+void cluster__submit(struct cluster *cl, const struct node_req *rq)
+{
+    /* a follower forwards to the leader, so any node serves any client */
+    if (cluster__forward(cl, rq, PEER_PROXY_COMMAND))
+        return;
+    node_submit(cl->node, rq);
+    cluster__note_role(cl);
+}
+
+void cluster__read_local(struct cluster *cl, const struct node_req *rq)
+{
+    if (raft_role(node_raft(cl->node)) != RAFT_LEADER && node_read_local(cl->node, rq))
+        return;
+    cluster__submit(cl, rq);
+}
+
+void cluster__wait(struct cluster *cl, uint64_t req_id, uint64_t index, uint32_t replicas,
+                   uint64_t timeout_ms)
+{
+    char rbuf[24], tbuf_[24];
+    int rl = snprintf(rbuf, sizeof(rbuf), "%u", (unsigned)replicas);
+    int tl = snprintf(tbuf_, sizeof(tbuf_), "%llu", (unsigned long long)timeout_ms);
+    char *argv[3] = {"WAIT", rbuf, tbuf_};
+    size_t argvlen[3] = {4, (size_t)rl, (size_t)tl};
+    struct node_req rq = {.id = req_id, .proto = 2, .after = index, .argc = 3, .argv = argv,
+                          .argvlen = argvlen};
+    if (cluster__forward(cl, &rq, PEER_PROXY_WAIT))
+        return;
+    node_wait(cl->node, req_id, index, replicas, timeout_ms);
+    cluster__note_role(cl);
+}
+
+const struct cluster__addr *cluster__addr_of(const struct cluster *cl, raft_id id)
+{
+    for (size_t i = 0; i < cl->n_addrs; i++)
+        if (cl->addrs[i].id == id && cl->addrs[i].port != 0)
+            return &cl->addrs[i];
+    return NULL;
+}
+
+static void cluster__set_addr(struct cluster *cl, raft_id id, const char *host, int port)
+{
+    size_t i = 0;
+    while (i < cl->n_addrs && cl->addrs[i].id != id)
+        i++;
+    if (i == cl->n_addrs) {
+        if (cl->n_addrs == sizeof(cl->addrs) / sizeof(cl->addrs[0]))
+            return;
+        cl->n_addrs++;
+    }
+    cl->addrs[i].id = id;
+    cl->addrs[i].port = port;
+    snprintf(cl->addrs[i].host, sizeof(cl->addrs[i].host), "%s", host);
+}
+
+static void cluster__on_announce(void *arg, raft_id from, const struct peer_announce *a)
+{
+    struct cluster *cl = arg;
+    cluster__set_addr(cl, from, a->host, a->client_port);
 }
 
 /* ---- peers ---- */
@@ -338,53 +416,6 @@ bool cluster_handles(const struct cmd_spec *spec)
     return (spec->flags & (CMD_WRITE | CMD_READONLY)) != 0;
 }
 
-void cluster_submit(struct cluster *cl, uint64_t req_id, uint64_t client_id, uint64_t seq, int db,
-                    int proto, int argc, char **argv, size_t *argvlen)
-{
-    /* a follower forwards to the leader, so any node serves any client */
-    if (cluster__forward(cl, req_id, client_id, seq, db, proto, argc, argv, argvlen))
-        return;
-    node_submit(cl->node, req_id, client_id, seq, db, proto, argc, argv, argvlen);
-    cluster__note_role(cl);
-}
-
-int cluster_transfer(struct cluster *cl, uint32_t id, char *errmsg, size_t errlen)
-{
-    struct raft *r = node_raft(cl->node);
-    if (raft_role(r) != RAFT_LEADER) {
-        snprintf(errmsg, errlen, "NOTLEADER %u", (unsigned)raft_leader(r));
-        return -1;
-    }
-    if (id == raft_id_of(r)) {
-        snprintf(errmsg, errlen, "ERR node %u already leads", (unsigned)id);
-        return -1;
-    }
-    if (raft_transfer(r, id) != 0) {
-        snprintf(errmsg, errlen, "ERR node %u is not a voter of this cluster", (unsigned)id);
-        return -1;
-    }
-    cluster__log(cl, LOG_NOTICE, "raft: transferring leadership to node %u", (unsigned)id);
-    node_tick(cl->node); /* send what the transfer needs now */
-    return 0;
-}
-
-size_t cluster_members(struct cluster *cl, uint32_t *ids, const char **roles, bool *connected,
-                       size_t max)
-{
-    struct raft *r = node_raft(cl->node);
-    const struct raft_conf *c = raft_conf(r);
-    size_t n = 0;
-    for (uint32_t i = 0; i < c->n && n < max; i++, n++) {
-        ids[n] = c->members[i].id;
-        bool self = c->members[i].id == raft_id_of(r);
-        roles[n] = self && raft_role(r) == RAFT_LEADER ? "leader"
-                   : c->members[i].role == RAFT_VOTER  ? "voter"
-                                                       : "learner";
-        connected[n] = self || peer_net_connected(cl->pn, c->members[i].id);
-    }
-    return n;
-}
-
 bool cluster_is_leader(const struct cluster *cl)
 {
     return raft_role(node_raft(cl->node)) == RAFT_LEADER;
@@ -405,16 +436,53 @@ void cluster_info(struct cluster *cl, struct tbuf *t)
 {
     struct raft *r = node_raft(cl->node);
     bool leader = raft_role(r) == RAFT_LEADER;
+    raft_id lid = raft_leader(r);
+    const struct raft_conf *c = raft_conf(r);
+    uint64_t now = cluster__now_ms(NULL);
+    /* Redis's shape first: a master lists its replicas, a replica its master */
     tbuf_appendf(t, "role:%s\r\n", leader ? "master" : "slave");
+    if (leader) {
+        int k = 0;
+        for (uint32_t i = 0; i < c->n; i++)
+            k += c->members[i].id != raft_id_of(r);
+        tbuf_appendf(t, "connected_slaves:%d\r\n", k);
+        k = 0;
+        for (uint32_t i = 0; i < c->n; i++) {
+            raft_id id = c->members[i].id;
+            struct raft_progress p;
+            if (id == raft_id_of(r) || raft_progress_get(r, id, &p) != 0)
+                continue;
+            const struct cluster__addr *a = cluster__addr_of(cl, id);
+            tbuf_appendf(t, "slave%d:ip=%s,port=%d,state=%s,offset=%llu,lag=%llu\r\n", k++,
+                         a ? a->host : "?", a ? a->port : 0,
+                         peer_net_connected(cl->pn, id) ? "online" : "offline",
+                         (unsigned long long)p.match,
+                         (unsigned long long)(now > p.last_ack_ms ? (now - p.last_ack_ms) / 1000 : 0));
+        }
+    } else {
+        const struct cluster__addr *a = lid ? cluster__addr_of(cl, lid) : NULL;
+        tbuf_appendf(t, "master_host:%s\r\nmaster_port:%d\r\n", a ? a->host : "",
+                     a ? a->port : 0);
+        tbuf_appendf(t, "master_link_status:%s\r\n",
+                     lid != 0 && peer_net_connected(cl->pn, lid) && !cluster__blocked(cl, lid)
+                         ? "up" : "down");
+        tbuf_appendf(t, "slave_repl_offset:%llu\r\nslave_read_only:1\r\n",
+                     (unsigned long long)raft_applied_index(r));
+    }
+    tbuf_appendf(t, "master_repl_offset:%llu\r\n", (unsigned long long)raft_applied_index(r));
     tbuf_appendf(t, "triad_mode:leader\r\n");
     tbuf_appendf(t, "triad_node_id:%u\r\n", (unsigned)raft_id_of(r));
     tbuf_appendf(t, "triad_raft_role:%s\r\n", raft_role_name(raft_role(r)));
     tbuf_appendf(t, "triad_term:%llu\r\n", (unsigned long long)raft_current_term(r));
-    tbuf_appendf(t, "triad_leader:%u\r\n", (unsigned)raft_leader(r));
+    tbuf_appendf(t, "triad_leader:%u\r\n", (unsigned)lid);
     tbuf_appendf(t, "triad_commit_index:%llu\r\n", (unsigned long long)raft_commit_index(r));
     tbuf_appendf(t, "triad_applied_index:%llu\r\n", (unsigned long long)raft_applied_index(r));
     tbuf_appendf(t, "triad_last_index:%llu\r\n", (unsigned long long)raft_last_index(r));
-    const struct raft_conf *c = raft_conf(r);
+    tbuf_appendf(t, "triad_snapshot_index:%llu\r\n", (unsigned long long)raft_snapshot_index(r));
+    const struct node_stats *ns = node_stats(cl->node);
+    tbuf_appendf(t, "triad_snapshots_taken:%llu\r\ntriad_snapshots_installed:%llu\r\n",
+                 (unsigned long long)ns->snapshots_taken,
+                 (unsigned long long)ns->snapshots_installed);
     int k = 0;
     for (uint32_t i = 0; i < c->n; i++) {
         const struct raft_member *mb = &c->members[i];
@@ -422,13 +490,16 @@ void cluster_info(struct cluster *cl, struct tbuf *t)
             continue;
         struct raft_progress p;
         bool have = raft_progress_get(r, mb->id, &p) == 0;
-        tbuf_appendf(t, "triad_peer%d:id=%u,role=%s,connected=%d,match=%llu,lag=%llu\r\n", k++,
-                     (unsigned)mb->id, mb->role == RAFT_VOTER ? "voter" : "learner",
+        /* lag: entries the leader has that it does not; lag_ms: how long
+         * since it last answered the leader (-1: only the leader knows) */
+        tbuf_appendf(t, "triad_peer%d:id=%u,role=%s,connected=%d,match=%llu,lag=%llu,lag_ms=%lld\r\n",
+                     k++, (unsigned)mb->id, mb->role == RAFT_VOTER ? "voter" : "learner",
                      peer_net_connected(cl->pn, mb->id) ? 1 : 0,
                      (unsigned long long)(have ? p.match : 0),
                      (unsigned long long)(have && raft_last_index(r) > p.match
                                               ? raft_last_index(r) - p.match
-                                              : 0));
+                                              : 0),
+                     have ? (long long)(now > p.last_ack_ms ? now - p.last_ack_ms : 0) : -1ll);
     }
 }
 
@@ -487,12 +558,18 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, const struct config *cfg
         .secret = cfg->cluster_secret,
         .listen_host = self->host,
         .listen_port = self->port,
+        .announce = {.client_port = (uint16_t)cfg->port},
         .cb = {.arg = cl,
                .on_raft = cluster__on_raft,
                .on_proxy_req = cluster__on_proxy_req,
                .on_proxy_reply = cluster__on_proxy_reply,
+               .on_announce = cluster__on_announce,
                .on_log = cluster__on_peer_log},
     };
+    /* clients reach this node at its peer host (the address the others
+     * know it by) on its client port */
+    snprintf(pc.announce.host, sizeof(pc.announce.host), "%s", self->host);
+    cluster__set_addr(cl, (raft_id)cfg->node_id, self->host, cfg->port);
     if (peer_net_start(&cl->pn, &pc, errmsg, errlen) != 0)
         goto err_log;
     for (int i = 0; i < n; i++)
@@ -511,6 +588,7 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, const struct config *cfg
         conf.members[conf.n++] = (struct raft_member){.id = (raft_id)peers[i].id, .role = RAFT_VOTER};
     struct node_config ncfg;
     node_config_default(&ncfg, (raft_id)cfg->node_id);
+    ncfg.snapshot_entries = (uint64_t)cfg->raft_snapshot_entries;
     struct node_io io = {
         .arg = cl,
         .now_ms = cluster__now_ms,

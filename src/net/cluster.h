@@ -24,9 +24,10 @@ struct wal;
 
 struct cluster_hooks {
     void *arg;
-    /* The answer to req_id (RESP bytes, borrowed for the call). May be
-     * called from inside cluster_submit. */
-    void (*reply)(void *arg, uint64_t req_id, const char *resp, size_t len);
+    /* The answer to req_id (RESP bytes, borrowed for the call) and the log
+     * index it reflects (node.h): pass it to cluster_session_saw(). May be
+     * called from inside cluster_command. */
+    void (*reply)(void *arg, uint64_t req_id, const char *resp, size_t len, uint64_t index);
     /* Records were appended to the WAL: hand them to the fsync thread. */
     void (*kick_syncer)(void *arg);
     void (*log)(void *arg, int level, const char *line);
@@ -44,22 +45,42 @@ void cluster_durable(struct cluster *cl, uint64_t lsn);
 
 /* Does this command go through the log (writes) or a ReadIndex (reads)? */
 bool cluster_handles(const struct cmd_spec *spec);
-/* Run a data command: the answer comes through hooks.reply(req_id).
- * client_id/seq: the client's session and this write's number (0, 0: no
- * session), so that a retry is applied once (fsm.h). */
-void cluster_submit(struct cluster *cl, uint64_t req_id, uint64_t client_id, uint64_t seq, int db,
-                    int proto, int argc, char **argv, size_t *argvlen);
+
+/* A client connection's leader-mode state; the server keeps one per
+ * connection, zeroed when it opens (and by RESET). */
+struct cluster_session {
+    uint8_t ack;   /* TRIAD.CONSISTENCY W: enum raft_ack, 0 = QUORUM */
+    bool readonly; /* READONLY: reads from this node's own state machine */
+    uint64_t seen; /* the newest log index it wrote or read: its floor */
+};
+
+/* The connection got an answer reflecting `index` (hooks.reply). */
+static inline void cluster_session_saw(struct cluster_session *cs, uint64_t index)
+{
+    if (index > cs->seen)
+        cs->seen = index;
+}
+
+enum cluster_outcome {
+    CLUSTER_LOCAL,   /* not leader mode's: the server runs it (cmd_exec) */
+    CLUSTER_DONE,    /* answered into out */
+    CLUSTER_PENDING, /* the answer comes through hooks.reply(req_id) (it may have already) */
+};
+
+/* Leader mode's part of a client's command (the caller has checked AUTH):
+ * data commands through the log or a ReadIndex (or this node's state after
+ * READONLY), and READONLY, READWRITE, WAIT, ROLE, SENTINEL, TRIAD.EXEC,
+ * TRIAD.CONSISTENCY, TRIAD.TOKEN, TRIAD.AFTER, TRIAD.MEMBERS,
+ * TRIAD.TRANSFER, TRIAD.FAULT. Commands with a wrong argument count are
+ * left to cmd_exec, which answers Redis's error. */
+enum cluster_outcome cluster_command(struct cluster *cl, struct cluster_session *cs,
+                                     uint64_t req_id, int db, int proto, int argc, char **argv,
+                                     size_t *argvlen, struct tbuf *out);
 
 /* TRIAD.FAULT: drop everything to and from these peers (a partition the
  * test drives), or nothing (heal). */
 void cluster_fault_block(struct cluster *cl, const uint32_t *ids, size_t n);
 
-/* TRIAD.TRANSFER id: hand leadership to a voter. 0, or -1 with errmsg. */
-int cluster_transfer(struct cluster *cl, uint32_t id, char *errmsg, size_t errlen);
-/* TRIAD.MEMBERS: one line per member, "id role state" (RESP array built by
- * the caller from these). Returns the count written to ids/roles. */
-size_t cluster_members(struct cluster *cl, uint32_t *ids, const char **roles, bool *connected,
-                       size_t max);
 
 /* INFO replication's lines (Redis's role and Triad's Raft figures). */
 void cluster_info(struct cluster *cl, struct tbuf *t);

@@ -93,6 +93,12 @@ static const struct config_param config_params[] = {
     {"enable-fault-commands", CT_ENUM, false, OFF(enable_fault_commands),
      SZ(enable_fault_commands), 0, 0, yesno_names,
      "allow TRIAD.FAULT (cut this node off from peers, for partition tests). Default no."},
+    {"redirect", CT_ENUM, true, OFF(redirect), SZ(redirect), 0, 0, yesno_names,
+     "a follower answers a command for the leader with -MOVED <slot> <leader's address> instead of "
+     "forwarding it. Default no."},
+    {"raft-snapshot-entries", CT_INT, false, OFF(raft_snapshot_entries),
+     SZ(raft_snapshot_entries), 1, 1000000000, NULL,
+     "compact the Raft log into a snapshot after this many applied entries. Default 100000."},
     /* What Redis tools ask for, answered truthfully: Triad has no RDB save
      * points (snapshots follow WAL growth) and always keeps a log. */
     {"save", CT_FIXED, false, 0, 0, 0, 0, NULL, ""},
@@ -252,6 +258,7 @@ static void config__defaults(struct config *cfg)
     cfg->snapshot_wal_percentage = 100;
     cfg->wal_segment_bytes = 64ll * 1024 * 1024;
     strcpy(cfg->cluster_id, "triad");
+    cfg->raft_snapshot_entries = 100000;
 }
 
 /* Split a config file line into words, honouring "double" and 'single'

@@ -48,6 +48,8 @@ struct config {
     char cluster_id[128];
     char cluster_secret[CONFIG_STR_MAX];   /* "" = peers are not authenticated */
     int enable_fault_commands;             /* TRIAD.FAULT, for tests of partitions */
+    int redirect;                          /* followers answer -MOVED instead of forwarding */
+    int raft_snapshot_entries;             /* compact the Raft log after this many entries */
 };
 
 #define CONFIG_PEERS_MAX 16 /* as RAFT_NODES_MAX */

@@ -94,7 +94,15 @@ struct session {
      * so that its replies stay in order and a read sees its own writes) */
     uint64_t cluster_req;
     bool cluster_wait;
+    struct cluster_session cs;
+    uint32_t slot; /* in srv->slots: how an answer finds its session */
 };
+
+/* A leader-mode request id names its session's slot (low bits) and is
+ * never reused (high bits count up), so a late answer for a closed session
+ * finds nobody, or a session waiting for another id. */
+#define SERVER_SLOT_BITS 24
+#define SERVER_SLOT_MASK ((1u << SERVER_SLOT_BITS) - 1)
 
 /* The fsync thread and what it shares with the loop (under mu). */
 struct syncer {
@@ -147,6 +155,9 @@ struct server {
 
     struct cluster *cluster; /* leader mode, or NULL for a single node */
     uint64_t next_req_id;
+    struct session **slots;  /* by session slot; NULL: free */
+    uint32_t *free_slots;
+    uint32_t nslots, nfree;
     bool syncer_started;
 
     bool shutting_down;
@@ -422,6 +433,8 @@ static void session_close(struct session *s)
     if (s->next)
         s->next->prev = s->prev;
     srv->nsessions--;
+    srv->slots[s->slot] = NULL;
+    srv->free_slots[srv->nfree++] = s->slot;
     uv_close((uv_handle_t *)&s->tcp, on_session_closed);
 }
 
@@ -523,16 +536,17 @@ static void session_flush(struct session *s)
 /* Leader mode: the answer to a session's data command. The session may be
  * gone (its answer is dropped) or still inside session_process (the answer
  * came at once: it just goes out with the rest). */
-static void server_cluster_reply(void *arg, uint64_t req_id, const char *resp, size_t len)
+static void server_cluster_reply(void *arg, uint64_t req_id, const char *resp, size_t len,
+                                 uint64_t index)
 {
     struct server *srv = arg;
-    struct session *s = srv->sessions;
-    while (s != NULL && !(s->cluster_wait && s->cluster_req == req_id))
-        s = s->next;
-    if (s == NULL)
+    uint32_t slot = (uint32_t)(req_id & SERVER_SLOT_MASK);
+    struct session *s = slot < srv->nslots ? srv->slots[slot] : NULL;
+    if (s == NULL || !s->cluster_wait || s->cluster_req != req_id)
         return;
     tbuf_append(&s->out, resp, len);
     s->cluster_wait = false;
+    cluster_session_saw(&s->cs, index);
     if (srv->current == s)
         return;
     session_flush(s);
@@ -553,140 +567,29 @@ static void server_cluster_log(void *arg, int level, const char *line)
     srv_log(level, "%s", line);
 }
 
-static bool parse_u64(const char *p, size_t n, uint64_t *out)
-{
-    if (n == 0 || n > 20)
-        return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        uint64_t d = (uint64_t)(p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
-}
-
-/* Leader mode's own commands: TRIAD.MEMBERS, TRIAD.TRANSFER id. */
-static bool server_cluster_triad_cmd(struct server *srv, struct session *s, int argc, char **argv,
-                                     size_t *argvlen)
-{
-    if (argvlen[0] == 13 && strncasecmp(argv[0], "TRIAD.MEMBERS", 13) == 0) {
-        if (argc != 1) {
-            tbuf_appends(&s->out, "-ERR wrong number of arguments for 'triad.members' command\r\n");
-            return true;
-        }
-        uint32_t ids[16];
-        const char *roles[16];
-        bool conn[16];
-        size_t n = cluster_members(srv->cluster, ids, roles, conn, 16);
-        tbuf_appendf(&s->out, "*%zu\r\n", n);
-        for (size_t i = 0; i < n; i++) {
-            const char *st = conn[i] ? "connected" : "disconnected";
-            tbuf_appendf(&s->out, "*3\r\n:%u\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n", ids[i],
-                         strlen(roles[i]), roles[i], strlen(st), st);
-        }
-        return true;
-    }
-    if (argvlen[0] == 11 && strncasecmp(argv[0], "TRIAD.FAULT", 11) == 0) {
-        /* TRIAD.FAULT CUT id [id ...] | TRIAD.FAULT HEAL */
-        if (!srv->cfg.enable_fault_commands) {
-            tbuf_appends(&s->out, "-ERR TRIAD.FAULT is off (enable-fault-commands no)\r\n");
-            return true;
-        }
-        uint32_t ids[16];
-        size_t n = 0;
-        bool cut = argc >= 3 && argvlen[1] == 3 && strncasecmp(argv[1], "CUT", 3) == 0;
-        bool heal = argc == 2 && argvlen[1] == 4 && strncasecmp(argv[1], "HEAL", 4) == 0;
-        for (int i = 2; cut && i < argc; i++) {
-            uint64_t id;
-            if (n == 16 || !parse_u64(argv[i], argvlen[i], &id) || id == 0 || id > UINT32_MAX)
-                cut = false;
-            else
-                ids[n++] = (uint32_t)id;
-        }
-        if (!cut && !heal) {
-            tbuf_appends(&s->out, "-ERR usage: TRIAD.FAULT CUT id [id ...] | TRIAD.FAULT HEAL\r\n");
-            return true;
-        }
-        cluster_fault_block(srv->cluster, ids, heal ? 0 : n);
-        tbuf_appends(&s->out, "+OK\r\n");
-        return true;
-    }
-    if (argvlen[0] == 14 && strncasecmp(argv[0], "TRIAD.TRANSFER", 14) == 0) {
-        uint64_t id;
-        if (argc != 2) {
-            tbuf_appends(&s->out, "-ERR wrong number of arguments for 'triad.transfer' command\r\n");
-            return true;
-        }
-        char err[128];
-        if (!parse_u64(argv[1], argvlen[1], &id) || id == 0 || id > UINT32_MAX) {
-            tbuf_appends(&s->out, "-ERR TRIAD.TRANSFER needs a node id\r\n");
-        } else if (cluster_transfer(srv->cluster, (uint32_t)id, err, sizeof(err)) != 0) {
-            tbuf_appendf(&s->out, "-%s\r\n", err);
-        } else {
-            tbuf_appends(&s->out, "+OK\r\n");
-        }
-        return true;
-    }
-    return false;
-}
-
-/* Leader mode: a data command goes to the cluster (true: handled, maybe
- * still waiting); everything else runs here. */
+/* Leader mode: the cluster's commands and the data commands go to the
+ * cluster (true: handled, maybe still waiting); everything else runs here. */
 static bool server_cluster_route(struct server *srv, struct session *s)
 {
-    int argc = s->parser.argc;
+    bool auth_ok = srv->cfg.requirepass[0] == '\0' || s->cc.authenticated;
+    if (!auth_ok || (s->cc.flags & CMD_CLIENT_MULTI))
+        return false; /* cmd_exec answers NOAUTH, or queues */
     char **argv = s->parser.argv;
     size_t *argvlen = s->parser.argvlen;
-    bool auth_ok = srv->cfg.requirepass[0] == '\0' || s->cc.authenticated;
-    if (auth_ok && server_cluster_triad_cmd(srv, s, argc, argv, argvlen))
-        return true;
-    uint64_t client_id = 0, seq = 0;
-    if (auth_ok && argvlen[0] == 10 && strncasecmp(argv[0], "TRIAD.EXEC", 10) == 0) {
-        /* TRIAD.EXEC client-id seq command [arg ...]: the write applies once
-         * however often it is sent (docs/operations.md) */
-        if (argc < 4 || !parse_u64(argv[1], argvlen[1], &client_id) ||
-            !parse_u64(argv[2], argvlen[2], &seq) || client_id == 0 || seq == 0) {
-            tbuf_appends(&s->out, argc < 4 ? "-ERR wrong number of arguments for 'triad.exec' command\r\n"
-                                           : "-ERR TRIAD.EXEC needs a client id and a sequence number, both positive integers\r\n");
-            return true;
-        }
-        argc -= 3;
-        argv += 3;
-        argvlen += 3;
-        const struct cmd_spec *inner = cmd_lookup(argv[0], argvlen[0]);
-        if (inner == NULL || !cluster_handles(inner) || !(inner->flags & CMD_WRITE) ||
-            !(inner->arity > 0 ? argc == inner->arity : argc >= -inner->arity)) {
-            tbuf_appendf(&s->out, "-ERR TRIAD.EXEC runs one write command with its arguments, not '%.*s'\r\n",
-                         (int)TRIAD_MIN(argvlen[0], (size_t)64), argv[0]);
-            return true;
-        }
-        s->cluster_req = ++srv->next_req_id;
-        s->cluster_wait = true;
-        cluster_submit(srv->cluster, s->cluster_req, client_id, seq, s->cc.db, s->cc.proto, argc,
-                       argv, argvlen);
-        return true;
-    }
-    const struct cmd_spec *spec = cmd_lookup(argv[0], argvlen[0]);
-    if (spec == NULL)
+    if (argvlen[0] == 5 && strncasecmp(argv[0], "RESET", 5) == 0) {
+        /* back to the defaults (the floor stays: it only ever helps) */
+        s->cs.ack = 0;
+        s->cs.readonly = false;
         return false;
-    if (strcmp(spec->name, "MULTI") == 0 || strcmp(spec->name, "WATCH") == 0) {
-        tbuf_appends(&s->out, "-ERR MULTI and WATCH are not available in leader mode yet\r\n");
-        return true;
     }
-    if (!cluster_handles(spec) || (s->cc.flags & CMD_CLIENT_MULTI))
-        return false;
-    bool arity_ok = spec->arity > 0 ? argc == spec->arity : argc >= -spec->arity;
-    if (!arity_ok || !auth_ok)
-        return false; /* cmd_exec answers with Redis's error */
-    s->cluster_req = ++srv->next_req_id;
+    uint64_t req_id = (++srv->next_req_id << SERVER_SLOT_BITS) | s->slot;
+    s->cluster_req = req_id;
     s->cluster_wait = true;
-    cluster_submit(srv->cluster, s->cluster_req, 0, 0, s->cc.db, s->cc.proto, argc, argv, argvlen);
-    return true;
+    enum cluster_outcome o = cluster_command(srv->cluster, &s->cs, req_id, s->cc.db, s->cc.proto,
+                                             s->parser.argc, argv, argvlen, &s->out);
+    if (o != CLUSTER_PENDING)
+        s->cluster_wait = false;
+    return o != CLUSTER_LOCAL;
 }
 
 static void session_process(struct session *s)
@@ -827,6 +730,23 @@ static void on_reject_closed(uv_handle_t *h)
     tfree(h);
 }
 
+static void session_take_slot(struct server *srv, struct session *s)
+{
+    if (srv->nfree == 0) {
+        uint32_t n = srv->nslots ? srv->nslots * 2 : 1024;
+        TRIAD_ASSERT(n <= SERVER_SLOT_MASK + 1u);
+        srv->slots = trealloc(srv->slots, n * sizeof(*srv->slots));
+        srv->free_slots = trealloc(srv->free_slots, n * sizeof(*srv->free_slots));
+        for (uint32_t i = n; i > srv->nslots; i--) {
+            srv->slots[i - 1] = NULL;
+            srv->free_slots[srv->nfree++] = i - 1;
+        }
+        srv->nslots = n;
+    }
+    s->slot = srv->free_slots[--srv->nfree];
+    srv->slots[s->slot] = s;
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     struct server *srv = listener->data;
@@ -850,9 +770,12 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     struct session *s = tcalloc(1, sizeof(*s));
     s->srv = srv;
+    session_take_slot(srv, s);
     uv_tcp_init(srv->loop, &s->tcp);
     s->tcp.data = s;
     if (uv_accept(listener, (uv_stream_t *)&s->tcp) != 0) {
+        srv->slots[s->slot] = NULL;
+        srv->free_slots[srv->nfree++] = s->slot;
         uv_close((uv_handle_t *)&s->tcp, on_reject_closed);
         return;
     }
@@ -1813,6 +1736,8 @@ hooks:;
     }
     srv->wal = NULL;
     cmd_server_free(&srv->cmd);
+    tfree(srv->slots);
+    tfree(srv->free_slots);
     uv_loop_close(srv->loop);
     if (srv->cfg.pidfile[0])
         unlink(srv->cfg.pidfile);

@@ -16,6 +16,29 @@ struct node__write {
     raft_index index;
     raft_term term;
     uint64_t req_id;
+    uint8_t ack;   /* enum raft_ack */
+    bool early;    /* its answer is "+OK" whatever the state: may leave once
+                      durable at `ack`, before it commits (ONE, TWO) */
+    bool answered; /* it did */
+};
+
+/* A write applied (its answer known) that waits for the further copies
+ * its ack level asks for. */
+struct node__held {
+    raft_index index;
+    uint64_t req_id;
+    uint8_t ack;
+    uint64_t deadline_ms;
+    char *reply;
+    size_t len;
+};
+
+/* WAIT: until `want` other members hold `index`, or the deadline. */
+struct node__wait {
+    uint64_t req_id;
+    raft_index index;
+    uint32_t want;
+    uint64_t deadline_ms; /* UINT64_MAX: none */
 };
 
 /* A read waiting for its ReadIndex, then for the state machine to get
@@ -24,6 +47,7 @@ struct node__read {
     uint64_t ctx;
     uint64_t req_id;
     raft_index index; /* 0 until the ReadIndex is known */
+    raft_index after; /* the session's floor: serve at this index or later */
     int db, proto, argc;
     char **argv;
     size_t *argvlen;
@@ -38,6 +62,11 @@ struct node {
 
     struct node__write *writes;
     size_t n_writes, cap_writes;
+    size_t n_early; /* writes with early && !answered */
+    struct node__held *held;
+    size_t n_held, cap_held;
+    struct node__wait *waits;
+    size_t n_waits, cap_waits;
     struct node__read *reads;
     size_t n_reads, cap_reads;
     uint64_t next_ctx;
@@ -59,24 +88,35 @@ void node_config_default(struct node_config *c, raft_id id)
     c->snapshot_entries = 100000;
     c->snapshot_bytes_min = 0;
     c->clock_tick_ms = 100;
+    c->ack_timeout_ms = 5000;
 }
 
-static void node__reply(struct node *n, uint64_t req_id, const char *s, size_t len)
+static void node__reply_at(struct node *n, uint64_t req_id, const char *s, size_t len,
+                           raft_index index)
 {
-    n->io.reply(n->io.arg, req_id, s, len);
+    n->io.reply(n->io.arg, req_id, s, len, index);
 }
 
 static void node__reply_str(struct node *n, uint64_t req_id, const char *s)
 {
-    node__reply(n, req_id, s, strlen(s));
+    node__reply_at(n, req_id, s, strlen(s), 0);
 }
+
+#define NODE__GROW(arr, n, cap)                                                                    \
+    do {                                                                                           \
+        if ((n) == (cap)) {                                                                        \
+            (cap) = (cap) ? (cap) * 2 : 64;                                                        \
+            (arr) = realloc((arr), (cap) * sizeof(*(arr)));                                        \
+            TRIAD_ASSERT((arr) != NULL);                                                           \
+        }                                                                                          \
+    } while (0)
 
 static void node__redirect(struct node *n, uint64_t req_id)
 {
     char buf[64];
     int len = snprintf(buf, sizeof(buf), "-NOTLEADER %u\r\n", (unsigned)raft_leader(n->raft));
     n->stats.redirected++;
-    node__reply(n, req_id, buf, (size_t)len);
+    node__reply_at(n, req_id, buf, (size_t)len, 0);
 }
 
 /* The write's outcome is unknown to this node: its entry may still commit
@@ -96,7 +136,7 @@ static void node__serve_read(struct node *n, struct node__read *rd)
     tbuf_reset(&n->reply);
     fsm_read(&n->fsm, rd->db, rd->proto, rd->argc, rd->argv, rd->argvlen, &n->reply);
     n->stats.reads_answered++;
-    node__reply(n, rd->req_id, n->reply.data, n->reply.len);
+    node__reply_at(n, rd->req_id, n->reply.data, n->reply.len, n->fsm.applied_index);
 }
 
 /* Reads whose index has been applied are answered, in arrival order. */
@@ -129,10 +169,136 @@ static void node__read_index_done(struct node *n, const struct raft_read *r)
             memmove(n->reads + i, n->reads + i + 1, (n->n_reads - i - 1) * sizeof(*n->reads));
             n->n_reads--;
         } else {
-            rd->index = r->index;
+            rd->index = TRIAD_MAX(r->index, rd->after);
         }
         return;
     }
+}
+
+/* Committed and applied, but not yet on as many copies as asked. */
+static void node__hold(struct node *n, const struct node__write *w, const char *reply, size_t len)
+{
+    NODE__GROW(n->held, n->n_held, n->cap_held);
+    char *copy = malloc(len ? len : 1);
+    TRIAD_ASSERT(copy != NULL);
+    memcpy(copy, reply, len);
+    n->held[n->n_held++] = (struct node__held){
+        .index = w->index,
+        .req_id = w->req_id,
+        .ack = w->ack,
+        .deadline_ms = n->io.now_ms(n->io.arg) + n->cfg.ack_timeout_ms,
+        .reply = copy,
+        .len = len,
+    };
+}
+
+/* Writes no longer waiting (at or below a snapshot, or in an overwritten
+ * suffix) that were never answered learn that their outcome is unknown. */
+static void node__write_uncertain(struct node *n, struct node__write *w)
+{
+    if (w->answered)
+        return;
+    if (w->early)
+        n->n_early--;
+    n->stats.failed++;
+    node__reply_str(n, w->req_id, node__uncertain);
+}
+
+/* Other members whose durable log holds index (WAIT's count). Index 0: the
+ * ones that answered the leader within an election timeout. */
+static uint32_t node__replicas_at(struct node *n, raft_index index)
+{
+    struct raft *r = n->raft;
+    if (raft_role(r) != RAFT_LEADER)
+        return 0;
+    const struct raft_conf *c = raft_conf(r);
+    uint64_t now = n->io.now_ms(n->io.arg);
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < c->n; i++) {
+        struct raft_progress p;
+        if (c->members[i].id == raft_id_of(r) || raft_progress_get(r, c->members[i].id, &p) != 0)
+            continue;
+        if (index > 0 ? p.match >= index
+                      : p.last_ack_ms + n->cfg.raft.election_timeout_ms_min >= now)
+            count++;
+    }
+    return count;
+}
+
+static void node__wait_done(struct node *n, size_t i, uint32_t count)
+{
+    char buf[32];
+    int len = snprintf(buf, sizeof(buf), ":%u\r\n", (unsigned)count);
+    node__reply_at(n, n->waits[i].req_id, buf, (size_t)len, n->waits[i].index);
+    n->waits[i] = n->waits[--n->n_waits];
+}
+
+/* Answers that wait for copies rather than for the state machine: early
+ * writes, held writes, WAIT. Runs after every batch of readies. */
+static void node__check_acks(struct node *n)
+{
+    struct raft *r = n->raft;
+    bool leader = raft_role(r) == RAFT_LEADER;
+    uint64_t now = n->io.now_ms(n->io.arg);
+    if (leader && n->n_early > 0) {
+        raft_index at[RAFT_ACK_ALL + 1] = {0};
+        at[RAFT_ACK_ONE] = raft_ack_index(r, RAFT_ACK_ONE);
+        at[RAFT_ACK_TWO] = raft_ack_index(r, RAFT_ACK_TWO);
+        raft_term term = raft_current_term(r);
+        for (size_t i = 0; i < n->n_writes && n->writes[i].index <= at[RAFT_ACK_ONE]; i++) {
+            struct node__write *w = &n->writes[i];
+            if (!w->early || w->answered || w->term != term || at[w->ack] < w->index)
+                continue;
+            w->answered = true;
+            n->n_early--;
+            n->stats.writes_answered++;
+            node__reply_at(n, w->req_id, "+OK\r\n", 5, w->index);
+        }
+    }
+    for (size_t i = 0; i < n->n_held;) {
+        struct node__held *h = &n->held[i];
+        bool done = leader && raft_ack_index(r, (enum raft_ack)h->ack) >= h->index;
+        if (!done && now < h->deadline_ms) {
+            i++;
+            continue;
+        }
+        if (done) {
+            n->stats.writes_answered++;
+            node__reply_at(n, h->req_id, h->reply, h->len, h->index);
+        } else {
+            n->stats.failed++;
+            node__reply_str(n, h->req_id,
+                            "-NOREPLICAS the write was applied, but not every voter confirmed "
+                            "its copy in time\r\n");
+        }
+        free(h->reply);
+        n->held[i] = n->held[--n->n_held];
+    }
+    for (size_t i = 0; i < n->n_waits;) {
+        struct node__wait *w = &n->waits[i];
+        if (!leader) {
+            uint64_t id = w->req_id;
+            n->waits[i] = n->waits[--n->n_waits];
+            node__redirect(n, id);
+            continue;
+        }
+        uint32_t count = node__replicas_at(n, w->index);
+        if (count >= w->want || now >= w->deadline_ms)
+            node__wait_done(n, i, count);
+        else
+            i++;
+    }
+}
+
+/* The earliest deadline among held writes and WAITs. */
+static uint64_t node__next_deadline(const struct node *n)
+{
+    uint64_t at = UINT64_MAX;
+    for (size_t i = 0; i < n->n_held; i++)
+        at = TRIAD_MIN(at, n->held[i].deadline_ms);
+    for (size_t i = 0; i < n->n_waits; i++)
+        at = TRIAD_MIN(at, n->waits[i].deadline_ms);
+    return at;
 }
 
 static void node__apply(struct node *n, const struct raft_entry *e)
@@ -147,12 +313,20 @@ static void node__apply(struct node *n, const struct raft_entry *e)
     size_t k = 0;
     while (k < n->n_writes && n->writes[k].index <= e->index) {
         struct node__write *w = &n->writes[k++];
-        if (w->index == e->index && w->term == e->term) {
-            n->stats.writes_answered++;
-            node__reply(n, w->req_id, n->reply.data, n->reply.len);
-        } else {
+        if (w->answered) {
+            /* answered early (ONE, TWO): if its entry lost, so did the write */
+            continue;
+        }
+        if (w->early)
+            n->n_early--;
+        if (w->index != e->index || w->term != e->term) {
             n->stats.failed++;
             node__reply_str(n, w->req_id, node__uncertain);
+        } else if (w->ack == RAFT_ACK_ALL && raft_ack_index(n->raft, RAFT_ACK_ALL) < e->index) {
+            node__hold(n, w, n->reply.data, n->reply.len);
+        } else {
+            n->stats.writes_answered++;
+            node__reply_at(n, w->req_id, n->reply.data, n->reply.len, e->index);
         }
     }
     if (k > 0) {
@@ -178,10 +352,8 @@ static void node__install(struct node *n, const struct raft_snapshot *s)
     n->stats.snapshots_installed++;
     /* writes at or below the snapshot: their outcome is unknown here */
     size_t k = 0;
-    while (k < n->n_writes && n->writes[k].index <= s->index) {
-        n->stats.failed++;
-        node__reply_str(n, n->writes[k++].req_id, node__uncertain);
-    }
+    while (k < n->n_writes && n->writes[k].index <= s->index)
+        node__write_uncertain(n, &n->writes[k++]);
     if (k > 0) {
         memmove(n->writes, n->writes + k, (n->n_writes - k) * sizeof(*n->writes));
         n->n_writes -= k;
@@ -281,10 +453,12 @@ static void node__process(struct node *n)
         }
         node__maybe_compact(n);
     }
+    node__check_acks(n);
     n->in_process = false;
     uint64_t at = raft_next_tick_ms(n->raft);
-    uint64_t tick = node__next_clock_tick(n);
-    n->io.set_timer(n->io.arg, tick < at ? tick : at);
+    at = TRIAD_MIN(at, node__next_clock_tick(n));
+    at = TRIAD_MIN(at, node__next_deadline(n));
+    n->io.set_timer(n->io.arg, at);
 }
 
 struct node *node_new(const struct node_config *cfg, const struct node_io *io,
@@ -346,6 +520,10 @@ void node_free(struct node *n)
         raft_advance(n->raft, &n->inflight); /* frees what it holds */
     for (size_t i = 0; i < n->n_reads; i++)
         node__read_free(&n->reads[i]);
+    for (size_t i = 0; i < n->n_held; i++)
+        free(n->held[i].reply);
+    free(n->held);
+    free(n->waits);
     free(n->reads);
     free(n->writes);
     raft_free(n->raft);
@@ -387,101 +565,160 @@ static bool node__is_write(const struct cmd_spec *spec)
     return spec != NULL && (spec->flags & CMD_WRITE) != 0;
 }
 
-void node_submit(struct node *n, uint64_t req_id, uint64_t client_id, uint64_t seq, int db,
-                 int proto, int argc, char **argv, size_t *argvlen)
+/* Writes whose answer is "+OK" whatever the state holds: a plain SET and a
+ * well-formed MSET (the state machine has no maxmemory: fsm.c). */
+static bool node__blind(const struct cmd_spec *spec, int argc)
+{
+    return (strcmp(spec->name, "SET") == 0 && argc == 3) ||
+           (strcmp(spec->name, "MSET") == 0 && argc >= 3 && argc % 2 == 1);
+}
+
+/* A copy of a read, parked until the state machine gets to its index. */
+static struct node__read *node__park_read(struct node *n, const struct node_req *rq)
+{
+    size_t bytes = (size_t)rq->argc * (sizeof(char *) + sizeof(size_t));
+    for (int i = 0; i < rq->argc; i++)
+        bytes += rq->argvlen[i] + 1;
+    char **av = malloc(bytes);
+    TRIAD_ASSERT(av != NULL);
+    size_t *al = (size_t *)(av + rq->argc);
+    char *p = (char *)(al + rq->argc);
+    for (int i = 0; i < rq->argc; i++) {
+        memcpy(p, rq->argv[i], rq->argvlen[i]);
+        p[rq->argvlen[i]] = '\0';
+        av[i] = p;
+        al[i] = rq->argvlen[i];
+        p += rq->argvlen[i] + 1;
+    }
+    NODE__GROW(n->reads, n->n_reads, n->cap_reads);
+    struct node__read *rd = &n->reads[n->n_reads++];
+    *rd = (struct node__read){.req_id = rq->id, .db = rq->db, .proto = rq->proto,
+                              .argc = rq->argc, .argv = av, .argvlen = al};
+    return rd;
+}
+
+static void node__submit_write(struct node *n, const struct node_req *rq,
+                               const struct cmd_spec *spec)
+{
+    struct raft *r = n->raft;
+    struct fsm_command c = {
+        .proto = rq->proto,
+        .client_id = rq->client_id,
+        .seq = rq->client_id ? rq->seq : 0,
+        .now_ms = n->io.now_ms(n->io.arg),
+        .db = rq->db,
+        .argc = rq->argc,
+        .argv = rq->argv,
+        .argvlen = rq->argvlen,
+    };
+    tbuf_reset(&n->scratch);
+    int rc = fsm_encode_command(&c, &n->scratch);
+    if (rc != 0) {
+        node__reply_str(n, rq->id, rc == TRIAD_ELIMIT ? "-ERR TRIAD command too large for one log entry\r\n"
+                                                      : "-ERR TRIAD invalid session, sequence or database\r\n");
+        return;
+    }
+    raft_index index;
+    rc = raft_propose(r, RAFT_ENTRY_NORMAL, n->scratch.data, n->scratch.len, &index);
+    if (rc != 0) {
+        /* a leader refuses proposals while it hands leadership over */
+        n->stats.failed++;
+        node__reply_str(n, rq->id, "-TRYAGAIN leadership is being transferred; retry shortly\r\n");
+        return;
+    }
+    n->last_proposed_ms = c.now_ms;
+    /* Waiting writes at or above this index were in a log suffix that
+     * another leader overwrote while we were away: keep the list in index
+     * order and tell them now. */
+    while (n->n_writes > 0 && n->writes[n->n_writes - 1].index >= index)
+        node__write_uncertain(n, &n->writes[--n->n_writes]);
+    NODE__GROW(n->writes, n->n_writes, n->cap_writes);
+    enum raft_ack ack = rq->ack ? rq->ack : RAFT_ACK_QUORUM;
+    bool early = ack < RAFT_ACK_QUORUM && node__blind(spec, rq->argc);
+    n->writes[n->n_writes++] = (struct node__write){
+        .index = index, .term = raft_current_term(r), .req_id = rq->id, .ack = (uint8_t)ack,
+        .early = early};
+    n->n_early += early;
+    n->stats.writes_proposed++;
+}
+
+void node_submit(struct node *n, const struct node_req *rq)
 {
     struct raft *r = n->raft;
     raft_tick(r, n->io.now_ms(n->io.arg));
-    if (argc < 1) {
+    if (rq->argc < 1) {
         n->stats.failed++;
-        node__reply_str(n, req_id, "-ERR empty command\r\n");
+        node__reply_str(n, rq->id, "-ERR empty command\r\n");
         return;
     }
+    if (raft_role(r) != RAFT_LEADER) {
+        node__redirect(n, rq->id);
+        return;
+    }
+    if (n->n_writes + n->n_reads + n->n_held + n->n_waits >= NODE_PENDING_MAX) {
+        n->stats.failed++;
+        node__reply_str(n, rq->id, "-BUSY too many requests waiting for the log; retry later\r\n");
+        return;
+    }
+    const struct cmd_spec *spec = cmd_lookup(rq->argv[0], rq->argvlen[0]);
+    if (node__is_write(spec)) {
+        node__submit_write(n, rq, spec);
+    } else {
+        /* a read (or an unknown command, answered by fsm_read's error) at a
+         * ReadIndex: linearizable (Raft §6.4), and never older than the
+         * session's floor. A floor past our log is a write lost with an
+         * old leader (ONE) or another cluster's token: our log's end is
+         * the most any read can see. */
+        uint64_t ctx = ++n->next_ctx;
+        struct node__read *rd = node__park_read(n, rq);
+        rd->ctx = ctx;
+        rd->after = TRIAD_MIN(rq->after, raft_last_index(r));
+        if (raft_read_index(r, ctx) != 0) {
+            node__read_free(rd);
+            n->n_reads--;
+            node__redirect(n, rq->id);
+            return;
+        }
+    }
+    if (!n->in_process)
+        node__process(n);
+}
+
+bool node_read_local(struct node *n, const struct node_req *rq)
+{
+    if (rq->argc < 1)
+        return false;
+    if (rq->after <= n->fsm.applied_index) {
+        struct node__read rd = {.req_id = rq->id, .db = rq->db, .proto = rq->proto,
+                                .argc = rq->argc, .argv = rq->argv, .argvlen = rq->argvlen};
+        node__serve_read(n, &rd);
+        return true;
+    }
+    if (rq->after > raft_commit_index(n->raft) ||
+        n->n_writes + n->n_reads + n->n_held + n->n_waits >= NODE_PENDING_MAX)
+        return false;
+    /* committed here already: applied within this round of readies */
+    node__park_read(n, rq)->index = rq->after;
+    return true;
+}
+
+void node_wait(struct node *n, uint64_t req_id, uint64_t index, uint32_t replicas,
+               uint64_t timeout_ms)
+{
+    struct raft *r = n->raft;
+    raft_tick(r, n->io.now_ms(n->io.arg));
     if (raft_role(r) != RAFT_LEADER) {
         node__redirect(n, req_id);
         return;
     }
-    if (n->n_writes + n->n_reads >= NODE_PENDING_MAX) {
-        n->stats.failed++;
-        node__reply_str(n, req_id, "-BUSY too many requests waiting for the log; retry later\r\n");
-        return;
-    }
-    const struct cmd_spec *spec = cmd_lookup(argv[0], argvlen[0]);
-    if (node__is_write(spec)) {
-        struct fsm_command c = {
-            .proto = proto,
-            .client_id = client_id,
-            .seq = client_id ? seq : 0,
-            .now_ms = n->io.now_ms(n->io.arg),
-            .db = db,
-            .argc = argc,
-            .argv = argv,
-            .argvlen = argvlen,
-        };
-        tbuf_reset(&n->scratch);
-        int rc = fsm_encode_command(&c, &n->scratch);
-        if (rc != 0) {
-            node__reply_str(n, req_id, rc == TRIAD_ELIMIT ? "-ERR TRIAD command too large for one log entry\r\n"
-                                                          : "-ERR TRIAD invalid session, sequence or database\r\n");
-            return;
-        }
-        raft_index index;
-        rc = raft_propose(r, RAFT_ENTRY_NORMAL, n->scratch.data, n->scratch.len, &index);
-        if (rc == 0)
-            n->last_proposed_ms = c.now_ms;
-        if (rc != 0) {
-            /* a leader refuses proposals while it hands leadership over */
-            n->stats.failed++;
-            node__reply_str(n, req_id, "-TRYAGAIN leadership is being transferred; retry shortly\r\n");
-            return;
-        }
-        /* Waiting writes at or above this index were in a log suffix that
-         * another leader overwrote while we were away: keep the list in
-         * index order and tell them now. */
-        while (n->n_writes > 0 && n->writes[n->n_writes - 1].index >= index) {
-            n->stats.failed++;
-            node__reply_str(n, n->writes[--n->n_writes].req_id, node__uncertain);
-        }
-        if (n->n_writes == n->cap_writes) {
-            n->cap_writes = n->cap_writes ? n->cap_writes * 2 : 64;
-            n->writes = realloc(n->writes, n->cap_writes * sizeof(*n->writes));
-            TRIAD_ASSERT(n->writes != NULL);
-        }
-        n->writes[n->n_writes++] =
-            (struct node__write){.index = index, .term = raft_current_term(r), .req_id = req_id};
-        n->stats.writes_proposed++;
-    } else {
-        /* a read (or an unknown command, answered by fsm_read's error) at a
-         * ReadIndex: linearizable (Raft §6.4) */
-        size_t bytes = (size_t)argc * (sizeof(char *) + sizeof(size_t));
-        for (int i = 0; i < argc; i++)
-            bytes += argvlen[i] + 1;
-        char **av = malloc(bytes);
-        TRIAD_ASSERT(av != NULL);
-        size_t *al = (size_t *)(av + argc);
-        char *p = (char *)(al + argc);
-        for (int i = 0; i < argc; i++) {
-            memcpy(p, argv[i], argvlen[i]);
-            p[argvlen[i]] = '\0';
-            av[i] = p;
-            al[i] = argvlen[i];
-            p += argvlen[i] + 1;
-        }
-        if (n->n_reads == n->cap_reads) {
-            n->cap_reads = n->cap_reads ? n->cap_reads * 2 : 64;
-            n->reads = realloc(n->reads, n->cap_reads * sizeof(*n->reads));
-            TRIAD_ASSERT(n->reads != NULL);
-        }
-        uint64_t ctx = ++n->next_ctx;
-        n->reads[n->n_reads++] = (struct node__read){
-            .ctx = ctx, .req_id = req_id, .db = db, .proto = proto, .argc = argc, .argv = av, .argvlen = al};
-        if (raft_read_index(r, ctx) != 0) {
-            node__read_free(&n->reads[n->n_reads - 1]);
-            n->n_reads--;
-            node__redirect(n, req_id);
-            return;
-        }
-    }
+    NODE__GROW(n->waits, n->n_waits, n->cap_waits);
+    uint64_t now = n->io.now_ms(n->io.arg);
+    n->waits[n->n_waits++] = (struct node__wait){
+        .req_id = req_id,
+        .index = TRIAD_MIN(index, raft_last_index(r)),
+        .want = replicas,
+        .deadline_ms = timeout_ms == 0 ? UINT64_MAX : now + timeout_ms,
+    };
     if (!n->in_process)
         node__process(n);
 }

@@ -47,8 +47,12 @@ struct node_io {
     void (*persist)(void *arg, const struct raft_ready *rd);
     /* Call node_tick() at (or soon after) at_ms; replaces earlier requests. */
     void (*set_timer)(void *arg, uint64_t at_ms);
-    /* The answer to request req_id (RESP bytes, borrowed for the call). */
-    void (*reply)(void *arg, uint64_t req_id, const char *resp, size_t len);
+    /* The answer to request req_id (RESP bytes, borrowed for the call).
+     * index: the log index the answer reflects (a write's entry; the
+     * applied index a read was served at; WAIT's floor), 0 for an error.
+     * A session keeps the largest it has seen (read-your-writes,
+     * monotonic reads, TRIAD.TOKEN). */
+    void (*reply)(void *arg, uint64_t req_id, const char *resp, size_t len, uint64_t index);
     /* Optional observer (the simulator's checks): an entry was applied;
      * digest is the state machine's digest after it. */
     void (*applied)(void *arg, const struct raft_entry *e, uint64_t digest);
@@ -62,6 +66,9 @@ struct node_config {
      * (which only entries advance) at least this often, so keys expire in a
      * cluster that receives no writes. 0: never. */
     uint64_t clock_tick_ms;
+    /* How long a write applied at QUORUM may wait for the further copies
+     * its ack level asks for (W ALL), before it is answered -NOREPLICAS. */
+    uint64_t ack_timeout_ms;
 };
 
 void node_config_default(struct node_config *c, raft_id id);
@@ -80,10 +87,41 @@ void node_step(struct node *n, const struct raft_msg *m);
 void node_tick(struct node *n);
 void node_persisted(struct node *n);
 
-/* A client command: argv[0] is its name. client_id 0 = no session (no
- * retry protection); otherwise seq numbers the session's writes from 1. */
-void node_submit(struct node *n, uint64_t req_id, uint64_t client_id, uint64_t seq, int db,
-                 int proto, int argc, char **argv, size_t *argvlen);
+/* A client command: argv[0] is its name (borrowed for the call). */
+struct node_req {
+    uint64_t id;           /* echoed by io.reply */
+    uint64_t client_id;    /* 0: no session (no retry protection) */
+    uint64_t seq;          /* the session's write number, from 1 */
+    int db, proto;
+    /* Writes: when the answer may leave (DESIGN.md §4); 0 = QUORUM. A
+     * write whose answer does not depend on the state (plain SET, MSET) is
+     * answered "+OK" once it is durable on that many copies, at ONE and
+     * TWO possibly before it commits (it may then be lost on failover); any
+     * other write once applied, and at ALL once every voter has it too. */
+    enum raft_ack ack;
+    /* Reads: never from a state older than this index (the session's
+     * writes and what it has read: read-your-writes, monotonic reads). */
+    uint64_t after;
+    int argc;
+    char **argv;
+    size_t *argvlen;
+};
+
+/* Run a command on the leader (writes through the log, reads at a
+ * ReadIndex); elsewhere the answer is -NOTLEADER <id>. */
+void node_submit(struct node *n, const struct node_req *rq);
+
+/* A read served by this node's own state machine (a follower after
+ * READONLY): at once when it has applied rq->after, or as soon as it has
+ * when its commit index is there already. false: it is further behind (the
+ * caller asks the leader instead). */
+bool node_read_local(struct node *n, const struct node_req *rq);
+
+/* WAIT numreplicas timeout (Redis's semantics, on the leader): answered
+ * with the number of other members whose durable log holds `index`, once
+ * that reaches `replicas` or timeout_ms has passed (0: no timeout). */
+void node_wait(struct node *n, uint64_t req_id, uint64_t index, uint32_t replicas,
+               uint64_t timeout_ms);
 
 /* Counters, for INFO and the simulator's report. */
 struct node_stats {

@@ -57,6 +57,7 @@ struct t_reply {
     uint64_t req_id;
     char *data; /* NUL-terminated past len */
     size_t len;
+    uint64_t index; /* what io.reply said the answer reflects */
 };
 
 struct t_applied {
@@ -291,7 +292,7 @@ static void t_io_set_timer(void *arg, uint64_t at_ms)
     tn->timer_at_ms = at_ms;
 }
 
-static void t_io_reply(void *arg, uint64_t req_id, const char *resp, size_t len)
+static void t_io_reply(void *arg, uint64_t req_id, const char *resp, size_t len, uint64_t index)
 {
     struct t_node *tn = arg;
     if (tn->n_replies == tn->cap_replies) {
@@ -303,7 +304,8 @@ static void t_io_reply(void *arg, uint64_t req_id, const char *resp, size_t len)
     TRIAD_ASSERT(data != NULL);
     memcpy(data, resp, len);
     data[len] = '\0';
-    tn->replies[tn->n_replies++] = (struct t_reply){.req_id = req_id, .data = data, .len = len};
+    tn->replies[tn->n_replies++] =
+        (struct t_reply){.req_id = req_id, .data = data, .len = len, .index = index};
 }
 
 static void t_io_applied(void *arg, const struct raft_entry *e, uint64_t digest)
@@ -565,6 +567,10 @@ static raft_id t_await_leader_other_than(raft_id not_id)
 /* Submit `line` (words as test_words.h splits them; NULL: no words) to
  * node id. The words are scribbled over after the call: the node may keep
  * nothing of them. */
+/* The ack level and read floor of the next submits (0: the defaults). */
+static enum raft_ack t_ack;
+static uint64_t t_after;
+
 static void t_submit_full(raft_id id, uint64_t req_id, uint64_t client_id, uint64_t seq, int db,
                           int proto, const char *line)
 {
@@ -572,8 +578,25 @@ static void t_submit_full(raft_id id, uint64_t req_id, uint64_t client_id, uint6
     char *argv[T_ARGS_MAX];
     size_t argvlen[T_ARGS_MAX];
     int argc = line != NULL ? t_split(line, words, argv, argvlen) : 0;
-    node_submit(t_n(id), req_id, client_id, seq, db, proto, argc, argv, argvlen);
+    struct node_req rq = {.id = req_id, .client_id = client_id, .seq = seq, .db = db,
+                          .proto = proto, .ack = t_ack, .after = t_after, .argc = argc,
+                          .argv = argv, .argvlen = argvlen};
+    node_submit(t_n(id), &rq);
     memset(words, 'X', sizeof(words));
+}
+
+/* A READONLY read on node id's own state machine; false: too far behind. */
+static bool t_read_local(raft_id id, uint64_t req_id, const char *line)
+{
+    char words[T_LINE_MAX];
+    char *argv[T_ARGS_MAX];
+    size_t argvlen[T_ARGS_MAX];
+    int argc = t_split(line, words, argv, argvlen);
+    struct node_req rq = {.id = req_id, .proto = 2, .after = t_after, .argc = argc,
+                          .argv = argv, .argvlen = argvlen};
+    bool ok = node_read_local(t_n(id), &rq);
+    memset(words, 'X', sizeof(words));
+    return ok;
 }
 
 static void t_submit(raft_id id, uint64_t req_id, const char *line)
@@ -1039,6 +1062,158 @@ TEST(node_leader_replies_only_after_its_own_persist_even_when_followers_acked)
     t_world_free();
 }
 
+/* Complete node id's manual persists, and what they lead to, until none
+ * is left. */
+static void t_persist_until_idle(raft_id id)
+{
+    for (int i = 0; i < 100 && t_node(id)->w.pending; i++) {
+        t_persist(id);
+        t_settle();
+    }
+}
+
+TEST(node_ack_one_answers_a_plain_set_once_the_leaders_disk_has_it)
+{
+    t_world_init(3, T_PERSIST_AUTO);
+    t_start_all();
+    t_elect(1);
+    t_node(2)->mode = T_PERSIST_MANUAL;
+    t_node(3)->mode = T_PERSIST_MANUAL;
+    raft_index commit = raft_commit_index(t_r(1));
+    t_ack = RAFT_ACK_ONE;
+    t_submit(1, 1, "SET k v");
+    t_submit(1, 2, "INCR n");     /* its answer needs the state: waits to apply */
+    t_submit(1, 3, "SET k v NX"); /* so does this one's */
+    t_ack = 0;
+    t_settle();
+    CHECK_EQ_INT(raft_commit_index(t_r(1)), commit);
+    EXPECT_REPLY(1, 1, "+OK\r\n");
+    CHECK_EQ_INT(t_reply_of(1, 1)->index, commit + 1);
+    EXPECT_NO_REPLY(1, 2);
+    EXPECT_NO_REPLY(1, 3);
+    /* not visible to readers before it commits */
+    t_submit(1, 4, "GET k");
+    t_settle();
+    EXPECT_REPLY(1, 4, "$-1\r\n");
+    t_persist_until_idle(2);
+    EXPECT_REPLY(1, 2, ":1\r\n");
+    EXPECT_REPLY(1, 3, "$-1\r\n");
+    CHECK_EQ_INT(t_reply_of(1, 3)->index, commit + 3);
+    EXPECT_READ(1, 5, "GET k", "$1\r\nv\r\n");
+    CHECK_EQ_INT(t_replies_to(1, 1), 1); /* applying it does not answer again */
+    t_world_free();
+}
+
+TEST(node_ack_two_waits_for_one_follower_and_all_for_every_voter)
+{
+    t_world_init(3, T_PERSIST_AUTO);
+    t_start_all();
+    t_elect(1);
+    t_node(2)->mode = T_PERSIST_MANUAL;
+    t_node(3)->mode = T_PERSIST_MANUAL;
+    t_ack = RAFT_ACK_TWO;
+    t_submit(1, 1, "MSET a 1 b 2");
+    t_ack = RAFT_ACK_ALL;
+    t_submit(1, 2, "SET c 3");
+    t_ack = 0;
+    t_settle();
+    EXPECT_NO_REPLY(1, 1);
+    EXPECT_NO_REPLY(1, 2);
+    t_persist_until_idle(2);
+    EXPECT_REPLY(1, 1, "+OK\r\n");
+    EXPECT_NO_REPLY(1, 2); /* committed and applied, but node 3 lacks it */
+    t_persist_until_idle(3);
+    EXPECT_REPLY(1, 2, "+OK\r\n");
+    t_world_free();
+}
+
+TEST(node_ack_all_with_a_voter_down_times_out_with_noreplicas)
+{
+    t_world_init(3, T_PERSIST_AUTO);
+    t_start_all();
+    t_elect(1);
+    t_isolate(3, true);
+    t_ack = RAFT_ACK_ALL;
+    t_submit(1, 1, "INCR n");
+    t_ack = 0;
+    t_run(100);
+    EXPECT_NO_REPLY(1, 1);
+    t_run(t_node(1)->cfg.ack_timeout_ms);
+    const struct t_reply *r = t_reply_of(1, 1);
+    CHECK(r != NULL && strncmp(r->data, "-NOREPLICAS ", 12) == 0);
+    EXPECT_READ(1, 2, "GET n", "$1\r\n1\r\n"); /* it did apply */
+    t_world_free();
+}
+
+TEST(node_wait_counts_followers_holding_the_index)
+{
+    t_world_init(3, T_PERSIST_AUTO);
+    t_start_all();
+    t_elect(1);
+    t_submit(1, 1, "SET k v");
+    t_run(10);
+    raft_index at = t_reply_of(1, 1)->index;
+    CHECK(at > 0);
+    node_wait(t_n(1), 2, at, 2, 0);
+    t_settle();
+    EXPECT_REPLY(1, 2, ":2\r\n");
+    /* one follower cut off: WAIT 2 gives up at its timeout with the count */
+    t_isolate(3, true);
+    t_submit(1, 3, "SET k w");
+    t_run(10);
+    node_wait(t_n(1), 4, t_reply_of(1, 3)->index, 2, 200);
+    t_run(100);
+    EXPECT_NO_REPLY(1, 4);
+    t_run(150);
+    EXPECT_REPLY(1, 4, ":1\r\n");
+    /* a follower answers WAIT with the leader's id */
+    node_wait(t_n(2), 5, at, 1, 0);
+    EXPECT_REPLY(2, 5, "-NOTLEADER 1\r\n");
+    t_world_free();
+}
+
+TEST(node_reads_respect_the_session_floor)
+{
+    t_world_init(3, T_PERSIST_AUTO);
+    t_start_all();
+    t_elect(1);
+    t_submit(1, 1, "SET k v");
+    t_run(10);
+    raft_index at = t_reply_of(1, 1)->index;
+    /* a follower's own state, at once once it has applied the floor */
+    t_after = at;
+    CHECK(t_read_local(2, 2, "GET k"));
+    EXPECT_REPLY(2, 2, "$1\r\nv\r\n");
+    CHECK(t_reply_of(2, 2)->index >= at);
+    /* a floor beyond what it knows is committed: the caller asks the leader */
+    t_after = at + 5;
+    CHECK(!t_read_local(2, 3, "GET k"));
+    EXPECT_NO_REPLY(2, 3);
+    /* on the leader, a floor past its log (a token from elsewhere) is
+     * capped at the log's end */
+    t_submit(1, 4, "GET k");
+    t_settle();
+    EXPECT_REPLY(1, 4, "$1\r\nv\r\n");
+    /* a write at ONE ahead of the commit index: the same session's read
+     * waits for it to apply (read-your-writes) */
+    t_node(2)->mode = T_PERSIST_MANUAL;
+    t_node(3)->mode = T_PERSIST_MANUAL;
+    t_ack = RAFT_ACK_ONE;
+    t_after = 0;
+    t_submit(1, 5, "SET k mine");
+    t_ack = 0;
+    t_settle();
+    EXPECT_REPLY(1, 5, "+OK\r\n");
+    t_after = t_reply_of(1, 5)->index;
+    t_submit(1, 6, "GET k");
+    t_settle();
+    EXPECT_NO_REPLY(1, 6);
+    t_persist_until_idle(2);
+    EXPECT_REPLY(1, 6, "$4\r\nmine\r\n");
+    t_after = 0;
+    t_world_free();
+}
+
 TEST(node_retried_write_with_same_seq_is_applied_once)
 {
     t_world_init(3, T_PERSIST_AUTO);
@@ -1486,6 +1661,11 @@ int main(void)
     RUN(node_three_nodes_replicate_and_apply_in_order_with_synchronous_persists);
     RUN(node_write_commits_only_after_a_follower_persist_completes);
     RUN(node_leader_replies_only_after_its_own_persist_even_when_followers_acked);
+    RUN(node_ack_one_answers_a_plain_set_once_the_leaders_disk_has_it);
+    RUN(node_ack_two_waits_for_one_follower_and_all_for_every_voter);
+    RUN(node_ack_all_with_a_voter_down_times_out_with_noreplicas);
+    RUN(node_wait_counts_followers_holding_the_index);
+    RUN(node_reads_respect_the_session_floor);
     RUN(node_retried_write_with_same_seq_is_applied_once);
     RUN(node_write_overwritten_by_new_leader_gets_tryagain);
     RUN(node_write_proposed_below_an_older_waiting_write_is_answered_when_applied);

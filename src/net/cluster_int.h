@@ -1,0 +1,86 @@
+/* cluster_int.h - what cluster.c (the node on libuv: its I/O, peers and
+ * forwarding) and cluster_cmd.c (the client commands of leader mode) share.
+ * Nothing outside those two files includes it.
+ */
+#ifndef TRIAD_CLUSTER_INT_H
+#define TRIAD_CLUSTER_INT_H
+
+#include "../core/raft.h"
+#include "../node/node.h"
+#include "cluster.h"
+#include "peer.h"
+
+#define CLUSTER_PROXY_MAX 100000        /* forwarded requests waiting, per node */
+#define CLUSTER_PROXY_TIMEOUT_MS 10000  /* a forwarded request's answer must come by then */
+#define CLUSTER_PROXY_SCAN_MS 200
+/* The leader's own request ids for requests it runs for a follower: the high
+ * bit keeps them apart from the server's (which stay below it). */
+#define CLUSTER_REMOTE_BIT (1ull << 63)
+
+/* A client request this follower forwarded to the leader. */
+struct cluster__proxy {
+    uint64_t req_id;
+    uint64_t deadline_ms; /* UINT64_MAX: none (WAIT 0) */
+};
+
+/* A request the leader runs for a follower: whom to answer, under which id. */
+struct cluster__remote {
+    uint64_t local_id; /* ours (with CLUSTER_REMOTE_BIT) */
+    raft_id from;
+    uint64_t their_id;
+};
+
+/* Where a member's clients connect, as it announced (or, for this node,
+ * as configured). port 0: not known yet. */
+struct cluster__addr {
+    raft_id id;
+    int port;
+    char host[PEER_ANNOUNCE_HOST_MAX + 1];
+};
+
+struct cluster {
+    const struct config *cfg;
+    struct cluster_hooks hooks;
+    uv_loop_t *loop;
+    uv_timer_t timer;
+    struct raftlog *rl;
+    struct peer_net *pn;
+    struct node *node;
+    bool persisting;     /* a ready is in the WAL, not yet durable */
+    uint64_t persist_lsn;
+    uint64_t durable_lsn;
+    bool stopped;
+    uint32_t blocked[RAFT_NODES_MAX]; /* TRIAD.FAULT: peers cut off */
+    size_t n_blocked;
+    uv_timer_t proxy_timer;
+    struct cluster__proxy *proxies; /* in req_id order */
+    size_t n_proxies, cap_proxies;
+    struct cluster__remote *remotes;
+    size_t n_remotes, cap_remotes;
+    uint64_t next_remote;
+    struct cluster__addr addrs[PEER_MEMBERS_MAX + 1];
+    size_t n_addrs;
+    /* what was last logged, to log each change once */
+    enum raft_role last_role;
+    raft_term last_term;
+    raft_id last_leader;
+};
+
+void cluster__log(struct cluster *cl, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void cluster__note_role(struct cluster *cl);
+uint64_t cluster__now_ms(void *arg);
+bool cluster__parse_u64(const char *p, size_t n, uint64_t *out);
+
+/* Run rq here if this node leads, else forward it to the leader (or, with
+ * --redirect, answer where the leader is). */
+void cluster__submit(struct cluster *cl, const struct node_req *rq);
+/* A read from this node's own state (READONLY), else as cluster__submit. */
+void cluster__read_local(struct cluster *cl, const struct node_req *rq);
+/* WAIT on the leader, wherever the client is. */
+void cluster__wait(struct cluster *cl, uint64_t req_id, uint64_t index, uint32_t replicas,
+                   uint64_t timeout_ms);
+/* A member's client address; NULL if not known. */
+const struct cluster__addr *cluster__addr_of(const struct cluster *cl, raft_id id);
+
+#endif

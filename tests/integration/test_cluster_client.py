@@ -1,0 +1,285 @@
+"""Leader mode as clients see it: acknowledgement levels, WAIT, follower
+reads with session floors (READONLY, TRIAD.TOKEN / TRIAD.AFTER), ROLE and
+INFO replication in Redis's shapes, SENTINEL for redis-py's Sentinel, and
+--redirect for redis-cli -c. Real processes on 127.0.0.1."""
+import subprocess
+import time
+
+import pytest
+import redis
+from redis.sentinel import Sentinel
+
+from conftest import REDIS_CLI_BIN
+from test_cluster import Cluster
+
+pytestmark = pytest.mark.triad_only("leader mode is triad's")
+
+
+@pytest.fixture
+def fcluster(tmp_path):
+    """A cluster whose nodes take TRIAD.FAULT (partitions the test drives)."""
+    c = Cluster(tmp_path, extra_args=["--enable-fault-commands", "yes"]).start()
+    yield c
+    for s in c.nodes:
+        if s.running():
+            try:
+                s.client().execute_command("TRIAD.FAULT", "HEAL")
+            except redis.RedisError:
+                pass
+    c.stop()
+
+
+def node_id(cluster, s):
+    return cluster.nodes.index(s) + 1
+
+
+def cut(cluster, s, others):
+    """s drops everything to and from `others` (one side of a partition)."""
+    ids = [node_id(cluster, o) for o in others]
+    assert s.client().execute_command("TRIAD.FAULT", "CUT", *ids) == b"OK"
+
+
+def heal(cluster):
+    for s in cluster.nodes:
+        assert s.client().execute_command("TRIAD.FAULT", "HEAL") == b"OK"
+
+
+def wait_for(pred, timeout_s=10.0, what="condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def test_consistency_levels_are_per_connection_and_validated(fcluster):
+    leader = fcluster.settled()
+    r = leader.client()
+    assert r.execute_command("TRIAD.CONSISTENCY") == [b"W", b"QUORUM"]
+    assert r.execute_command("TRIAD.CONSISTENCY", "W", "one") == b"OK"
+    assert r.execute_command("TRIAD.CONSISTENCY") == [b"W", b"ONE"]
+    assert leader.client().execute_command("TRIAD.CONSISTENCY") == [b"W", b"QUORUM"]
+    for bad, msg in ((("W", "THREE"), "invalid W level: use ONE, TWO, QUORUM or ALL"),
+                     (("W",), "syntax error"),
+                     (("X", "ONE"), "syntax error")):
+        with pytest.raises(redis.ResponseError) as e:
+            r.execute_command("TRIAD.CONSISTENCY", *bad)
+        assert str(e.value) == msg
+    with pytest.raises(redis.ResponseError) as e:
+        r.execute_command("TRIAD.CONSISTENCY", "R", "ONE")
+    assert "no read level" in str(e.value)
+    r.execute_command("RESET")
+    assert r.execute_command("TRIAD.CONSISTENCY") == [b"W", b"QUORUM"]
+
+
+def test_w_one_answers_from_the_leaders_disk_alone_and_quorum_does_not(fcluster):
+    leader = fcluster.settled()
+    followers = [s for s in fcluster.nodes if s is not leader]
+    one = leader.client(socket_timeout=5)
+    assert one.execute_command("TRIAD.CONSISTENCY", "W", "ONE") == b"OK"
+    quorum = leader.client(socket_timeout=1)
+    assert one.set("warm", "up") is True
+    cut(fcluster, leader, followers)
+    try:
+        # nobody else can have it: only W ONE may answer
+        assert one.set("async", "1") is True
+        with pytest.raises(redis.TimeoutError):
+            quorum.set("sync", "1")
+    finally:
+        heal(fcluster)
+    # afterwards there is one history: each write is everywhere or nowhere
+    new = fcluster.settled()
+    wait_for(lambda: len({fcluster.info(s)["triad_applied_index"] for s in fcluster.nodes}) == 1,
+             what="every node to apply the same log")
+    for s in fcluster.nodes:
+        rs = s.client()
+        rs.execute_command("READONLY")
+        for key in ("async", "sync"):
+            assert rs.get(key) == new.client().get(key)
+
+
+def test_w_all_waits_for_every_voter_and_says_so_when_one_is_missing(fcluster):
+    leader = fcluster.settled()
+    followers = [s for s in fcluster.nodes if s is not leader]
+    r = leader.client(socket_timeout=15)
+    assert r.execute_command("TRIAD.CONSISTENCY", "W", "ALL") == b"OK"
+    assert r.set("all", "1") is True
+    assert r.incr("counter") == 1
+    cut(fcluster, leader, followers[:1])
+    try:
+        with pytest.raises(redis.ResponseError) as e:
+            r.incr("counter")
+        assert str(e.value).startswith("NOREPLICAS the write was applied")
+        # a majority still commits: the write is there, on two copies
+        q = leader.client()
+        assert q.get("counter") == b"2"
+        assert q.execute_command("TRIAD.CONSISTENCY", "W", "TWO") == b"OK"
+        assert q.set("two", "copies") is True
+    finally:
+        heal(fcluster)
+
+
+def test_wait_counts_the_replicas_that_have_the_connections_writes(fcluster):
+    leader = fcluster.settled()
+    followers = [s for s in fcluster.nodes if s is not leader]
+    r = leader.client(socket_timeout=10)
+    assert r.set("k", "v") is True
+    assert r.execute_command("WAIT", 2, 5000) == 2
+    # through a follower too: WAIT runs on the leader for this connection
+    f = followers[0].client(socket_timeout=10)
+    assert f.set("k2", "v") is True
+    assert f.execute_command("WAIT", 2, 5000) == 2
+    cut(fcluster, leader, followers[:1])
+    try:
+        assert r.set("k3", "v") is True
+        t0 = time.monotonic()
+        assert r.execute_command("WAIT", 2, 300) == 1
+        assert time.monotonic() - t0 >= 0.25
+        assert r.execute_command("WAIT", 1, 0) == 1
+    finally:
+        heal(fcluster)
+    for bad, msg in (((1, -1), "timeout is negative"),
+                     (("x", 0), "value is not an integer or out of range"),
+                     ((1, "y"), "timeout is not an integer or out of range")):
+        with pytest.raises(redis.ResponseError) as e:
+            r.execute_command("WAIT", *bad)
+        assert str(e.value) == msg
+
+
+def test_readonly_reads_a_followers_own_copy_within_the_sessions_floor(fcluster):
+    leader = fcluster.settled()
+    lagging, other = [s for s in fcluster.nodes if s is not leader]
+    w = leader.client()
+    assert w.set("x", "old") is True
+    wait_for(lambda: fcluster.info(lagging)["triad_applied_index"] >=
+             fcluster.info(leader)["triad_applied_index"], what="the follower to catch up")
+    cut(fcluster, lagging, [leader, other])
+    try:
+        assert w.set("x", "new") is True
+        token = w.execute_command("TRIAD.TOKEN")
+        assert token.startswith(b"v1:")
+        plain = lagging.client(socket_timeout=3)
+        assert plain.execute_command("READONLY") is True
+        assert plain.get("x") == b"old"          # its own copy: local, and behind
+        floor = lagging.client(socket_timeout=3)
+        floor.execute_command("READONLY")
+        assert floor.execute_command("TRIAD.AFTER", token) == b"OK"
+        try:
+            value = floor.get("x")
+        except redis.ResponseError as e:            # too far behind, and the leader is cut off
+            assert str(e).startswith("TRYAGAIN"), str(e)
+        else:
+            assert value == b"new"               # never older than the token
+        with pytest.raises(redis.ResponseError) as e:
+            floor.execute_command("TRIAD.AFTER", "garbage")
+        assert str(e.value) == "invalid token: pass what TRIAD.TOKEN returned"
+    finally:
+        heal(fcluster)
+    wait_for(lambda: floor.get("x") == b"new", what="the follower to catch up after healing")
+    # read-your-writes on one connection: a write through the follower,
+    # then a local read there, sees it
+    s = other.client()
+    s.execute_command("READONLY")
+    for i in range(20):
+        assert s.set("ryw", str(i)) is True
+        assert s.get("ryw") == str(i).encode()
+    assert s.execute_command("READWRITE") is True
+
+
+def test_role_and_info_replication_have_redis_shapes(fcluster):
+    leader = fcluster.settled()
+    followers = [s for s in fcluster.nodes if s is not leader]
+    leader.client().set("k", "v")
+    role = leader.client().execute_command("ROLE")
+    assert role[0] == b"master"
+    assert isinstance(role[1], int) and role[1] > 0
+    assert sorted(int(rep[1]) for rep in role[2]) == sorted(s.port for s in followers)
+    for rep in role[2]:
+        assert rep[0] == b"127.0.0.1"
+    for f in followers:
+        frole = f.client().execute_command("ROLE")
+        assert frole[0] == b"slave"
+        assert frole[1] == b"127.0.0.1" and frole[2] == leader.port
+        assert frole[3] == b"connected"
+        info = fcluster.info(f)
+        assert info["role"] == "slave"
+        assert info["master_port"] == leader.port
+        assert info["master_link_status"] == "up"
+    info = fcluster.info(leader)
+    assert info["role"] == "master"
+    assert info["connected_slaves"] == 2
+    assert {info["slave0"]["port"], info["slave1"]["port"]} == {s.port for s in followers}
+    peers = [info["triad_peer0"], info["triad_peer1"]]
+    for p in peers:
+        assert p["lag_ms"] >= 0 and p["lag"] >= 0 and p["match"] > 0
+
+
+def test_redis_py_sentinel_finds_the_leader_and_follows_a_failover(fcluster):
+    leader = fcluster.settled()
+    sentinel = Sentinel([("127.0.0.1", s.port) for s in fcluster.nodes], socket_timeout=1)
+    assert sentinel.discover_master("triad") == ("127.0.0.1", leader.port)
+    replicas = sentinel.discover_slaves("triad")
+    assert sorted(p for _, p in replicas) == sorted(s.port for s in fcluster.nodes
+                                                     if s is not leader)
+    with pytest.raises(redis.sentinel.MasterNotFoundError):
+        sentinel.discover_master("no-such-cluster")
+    master = sentinel.master_for("triad", socket_timeout=2)
+    assert master.set("via", "sentinel") is True
+    r = leader.client()
+    assert r.execute_command("SENTINEL", "get-master-addr-by-name", "triad") == \
+        [b"127.0.0.1", str(leader.port).encode()]
+    assert r.execute_command("SENTINEL", "get-master-addr-by-name", "nope") is None
+    with pytest.raises(redis.ResponseError) as e:
+        r.execute_command("SENTINEL", "bogus")
+    assert "Try SENTINEL HELP" in str(e.value)
+
+    leader.kill()
+    new = fcluster.leader(exclude=(leader,))
+    deadline = time.monotonic() + 15
+    found = None
+    while time.monotonic() < deadline:
+        try:
+            found = sentinel.discover_master("triad")
+            if found == ("127.0.0.1", new.port):
+                break
+        except redis.sentinel.MasterNotFoundError:
+            pass
+        time.sleep(0.1)
+    assert found == ("127.0.0.1", new.port)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            assert master.set("after", "failover") is True
+            break
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    assert new.client().get("via") == b"sentinel"
+    assert new.client().get("after") == b"failover"
+
+
+def test_redirect_answers_moved_and_redis_cli_follows_it(tmp_path):
+    c = Cluster(tmp_path, extra_args=["--redirect", "yes"]).start()
+    try:
+        leader = c.settled()
+        follower = next(s for s in c.nodes if s is not leader)
+        with pytest.raises(redis.ResponseError) as e:
+            follower.client().set("foo", "bar")
+        # Redis Cluster's shape: the key's hash slot, then the leader
+        assert str(e.value) == "MOVED 12182 127.0.0.1:%d" % leader.port
+        with pytest.raises(redis.ResponseError) as e:
+            follower.client().get("{user1000}.following")
+        assert str(e.value) == "MOVED 3443 127.0.0.1:%d" % leader.port
+        p = subprocess.run([REDIS_CLI_BIN, "-c", "-h", "127.0.0.1", "-p", str(follower.port),
+                            "SET", "foo", "bar"], capture_output=True, text=True, timeout=20)
+        assert p.stdout.strip() == "OK", p.stdout + p.stderr
+        assert leader.client().get("foo") == b"bar"
+        # a READONLY connection still reads the follower's own copy
+        f = follower.client()
+        f.execute_command("READONLY")
+        wait_for(lambda: f.get("foo") == b"bar", what="the follower to apply the write")
+        assert follower.client().config_get("redirect") == {"redirect": "yes"}
+    finally:
+        c.stop()
