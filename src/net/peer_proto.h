@@ -163,7 +163,7 @@ void peer_arena_free(struct peer_arena *a);
 
 #define PEER_MAGIC "TRIADPR1"
 #define PEER_MAGIC_BYTES 8
-#define PEER_PROTOCOL_VERSION 1
+#define PEER_PROTOCOL_VERSION 2 /* 2: PROXY frames carry ack, floor and index; ANNOUNCE */
 #define PEER_NONCE_BYTES 16
 #define PEER_MAC_BYTES 32 /* HMAC-SHA256 */
 #define PEER_HELLO_BYTES 43

@@ -627,11 +627,11 @@ TEST(peer_hello_refuses_bad_magic_version_length_and_flag)
     CHECK_EQ_INT(code, PEER_ERR_PROTOCOL);
 
     /* another version is told apart before the length: its hello may be longer */
-    h.version = 2;
+    h.version = 3;
     CHECK_EQ_INT(decode_patched_hello(&h, PEER_HELLO_BYTES + 20, -1, 0, &code), TRIAD_EPROTO);
     CHECK_EQ_INT(code, PEER_ERR_VERSION);
     CHECK_MEM_STR(errmsg, strlen(errmsg),
-                  "protocol version mismatch: this node speaks version 1, the peer version 2");
+                  "protocol version mismatch: this node speaks version 2, the peer version 3");
     h.version = 0;
     CHECK_EQ_INT(decode_patched_hello(&h, PEER_HELLO_BYTES, -1, 0, &code), TRIAD_EPROTO);
     CHECK_EQ_INT(code, PEER_ERR_VERSION);
