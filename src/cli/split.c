@@ -12,17 +12,6 @@
 #include "../common/mem.h"
 #include "cli_int.h"
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 void cli_split_free(int argc, char **argv, size_t *lens)
 {
     for (int i = 0; i < argc; i++)
@@ -41,8 +30,8 @@ static int split_one(const char **pp, struct tbuf *arg)
         if (in_dq) {
             if (*p == '\0')
                 return TRIAD_EINVAL; /* unterminated quotes */
-            if (p[0] == '\\' && p[1] == 'x' && hex_value(p[2]) >= 0 && hex_value(p[3]) >= 0) {
-                tbuf_appendc(arg, (char)(hex_value(p[2]) * 16 + hex_value(p[3])));
+            if (p[0] == '\\' && p[1] == 'x' && triad_hex_digit(p[2]) >= 0 && triad_hex_digit(p[3]) >= 0) {
+                tbuf_appendc(arg, (char)(triad_hex_digit(p[2]) * 16 + triad_hex_digit(p[3])));
                 p += 4;
             } else if (p[0] == '\\' && p[1] != '\0') {
                 char c = p[1];

@@ -51,6 +51,18 @@ triad__assert_fail(const char *expr, const char *file, int line)
 
 #define TRIAD_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define TRIAD_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* The value of a hex digit, or -1. */
+static inline int triad_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
 #define TRIAD_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

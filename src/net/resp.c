@@ -191,17 +191,6 @@ static inline bool resp__isspace(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 
-static inline int resp__hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Split one inline line into arguments in the arena, as Redis's
  * sdssplitargs does. sdssplitargs works on a C string, so the line ends at
  * its first NUL byte, as it does in Redis. Returns false on unbalanced
@@ -231,9 +220,9 @@ static bool resp__split_inline(struct resp_parser *p, const char *s, size_t n)
         while (!done) {
             char c = q < end ? *q : '\0';
             if (inq) {
-                if (c == '\\' && end - q >= 4 && q[1] == 'x' && resp__hexval(q[2]) >= 0 &&
-                    resp__hexval(q[3]) >= 0) {
-                    *out++ = (char)(resp__hexval(q[2]) * 16 + resp__hexval(q[3]));
+                if (c == '\\' && end - q >= 4 && q[1] == 'x' && triad_hex_digit(q[2]) >= 0 &&
+                    triad_hex_digit(q[3]) >= 0) {
+                    *out++ = (char)(triad_hex_digit(q[2]) * 16 + triad_hex_digit(q[3]));
                     q += 3;
                 } else if (c == '\\' && end - q >= 2) {
                     q++;
