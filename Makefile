@@ -108,7 +108,7 @@ build/libsyncgate.so: tests/integration/syncgate.c
 integration: $(BUILD)/triad build/libsyncgate.so
 	TRIAD_SYNCGATE=$(CURDIR)/build/libsyncgate.so TRIAD_BIN=$(CURDIR)/$(BUILD)/triad $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
-FUZZ_TARGETS = resp wal fsm peer
+FUZZ_TARGETS = resp wal fsm peer lincheck_json
 FUZZ_SECONDS ?= 30
 build-fuzz/fuzz_resp: tests/fuzz/fuzz_resp.c $(COMMON_SRC) $(RESP_SRC) $(HEADERS)
 	@mkdir -p build-fuzz
@@ -121,6 +121,10 @@ build-fuzz/fuzz_wal: tests/fuzz/fuzz_wal.c $(COMMON_SRC) $(WAL_SRC) $(HEADERS)
 build-fuzz/fuzz_fsm: tests/fuzz/fuzz_fsm.c $(COMMON_SRC) $(KV_SRC) $(CMD_SRC) $(RESP_SRC) src/node/fsm.c $(CORE_SRC) $(HEADERS)
 	@mkdir -p build-fuzz
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -o $@ tests/fuzz/fuzz_fsm.c $(COMMON_SRC) $(KV_SRC) $(CMD_SRC) $(RESP_SRC) src/node/fsm.c $(CORE_SRC) -lxxhash -lm
+
+build-fuzz/fuzz_lincheck_json: tests/fuzz/fuzz_lincheck_json.c $(COMMON_SRC) sim/lincheck.c $(HEADERS)
+	@mkdir -p build-fuzz
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -o $@ tests/fuzz/fuzz_lincheck_json.c $(COMMON_SRC) sim/lincheck.c -lxxhash -lm
 
 build-fuzz/fuzz_peer: tests/fuzz/fuzz_peer.c $(COMMON_SRC) src/net/peer_proto.c $(CORE_SRC) $(HEADERS)
 	@mkdir -p build-fuzz

@@ -41,6 +41,7 @@
 #include <xxhash.h>
 
 #include "../src/common/defs.h"
+#include "../src/common/err.h"
 #include "../src/common/mem.h"
 
 /* ---- the recorded history ---- */
@@ -1315,4 +1316,576 @@ void lin_dump_json(const struct lin_history *h, struct tbuf *out)
         else
             tbuf_appends(out, "null}\n");
     }
+}
+
+/* ---- loading JSON lines: the inverse of lin_dump_json ----
+ *
+ * A small strict reader for exactly the dump's shape, not a general JSON
+ * parser: one flat object per line whose values are strings, integers,
+ * null, true or false. Every byte of the input is looked at once, no
+ * recursion, and nothing from the input reaches an assertion: each check
+ * that lin_invoke and the completions assert is made here first, as an
+ * error. */
+
+enum lin__jkind { LIN__J_ABSENT, LIN__J_NULL, LIN__J_BOOL, LIN__J_INT, LIN__J_STR };
+
+struct lin__jval {
+    uint8_t kind;    /* enum lin__jkind */
+    bool b;          /* J_BOOL */
+    bool neg;        /* J_INT: below zero */
+    uint64_t mag;    /* J_INT: the magnitude (so -2^63 fits) */
+    size_t off, len; /* J_STR: the decoded bytes, in lin__reader.scratch */
+    size_t col;      /* where the value starts (1-based), for errors */
+};
+
+enum lin__field {
+    LIN__F_ID,
+    LIN__F_CLIENT,
+    LIN__F_OP,
+    LIN__F_KEY,
+    LIN__F_VALUE,
+    LIN__F_EXPECTED,
+    LIN__F_OK,
+    LIN__F_OUTPUT,
+    LIN__F_CALL,
+    LIN__F_RETURN,
+    LIN__F_COUNT,
+};
+
+static const char *const lin__field_names[LIN__F_COUNT] = {
+    "id", "client", "op", "key", "value", "expected", "ok", "output", "call", "return",
+};
+
+/* one line of input, and the bytes its strings decode to */
+struct lin__reader {
+    const char *p;
+    size_t len, pos;
+    size_t line; /* 1-based */
+    struct tbuf scratch;
+    struct lin__jval vals[LIN__F_COUNT];
+    char *errmsg;
+    size_t errlen;
+};
+
+/* "line L, column C: <what>" into the caller's errmsg; returns rc */
+static int lin__vrerr(struct lin__reader *rd, int rc, size_t col, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static int lin__vrerr(struct lin__reader *rd, int rc, size_t col, const char *fmt, va_list ap)
+{
+    char what[256];
+    vsnprintf(what, sizeof(what), fmt, ap);
+    triad_errf(rd->errmsg, rd->errlen, "line %zu, column %zu: %s", rd->line, col, what);
+    return rc;
+}
+
+/* an error at column col (1-based) */
+static int lin__rerr_at(struct lin__reader *rd, int rc, size_t col, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int lin__rerr_at(struct lin__reader *rd, int rc, size_t col, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    rc = lin__vrerr(rd, rc, col, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* a malformed line, at the reader's position */
+static int lin__rerr(struct lin__reader *rd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int lin__rerr(struct lin__reader *rd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = lin__vrerr(rd, TRIAD_EPROTO, rd->pos + 1, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* what stands at the reader's position, for "expected X, found Y" */
+static const char *lin__found(const struct lin__reader *rd, char *buf, size_t size)
+{
+    if (rd->pos >= rd->len)
+        return "the end of the line";
+    unsigned char c = (unsigned char)rd->p[rd->pos];
+    if (c > 0x20 && c < 0x7f)
+        snprintf(buf, size, "'%c'", c);
+    else
+        snprintf(buf, size, "byte 0x%02x", c);
+    return buf;
+}
+
+static int lin__expected(struct lin__reader *rd, const char *what)
+{
+    char buf[16];
+    return lin__rerr(rd, "expected %s, found %s", what, lin__found(rd, buf, sizeof(buf)));
+}
+
+/* JSON's insignificant whitespace (a '\r' before the '\n' included) */
+static void lin__skip_ws(struct lin__reader *rd)
+{
+    while (rd->pos < rd->len &&
+           (rd->p[rd->pos] == ' ' || rd->p[rd->pos] == '\t' || rd->p[rd->pos] == '\r'))
+        rd->pos++;
+}
+
+/* A string at rd->pos (its opening quote), decoded into scratch. Strings
+ * hold bytes: \u0000-\u00ff are the bytes 0-255 and nothing above is
+ * allowed; raw bytes must be printable ASCII (0x20-0x7f, not '"' or '\').
+ * A raw byte >= 0x80 is refused rather than guessed at: in JSON it would
+ * start a UTF-8 character, which is not what the dump means by a byte. */
+static int lin__read_string(struct lin__reader *rd, size_t *off, size_t *len)
+{
+    TRIAD_ASSERT(rd->pos < rd->len && rd->p[rd->pos] == '"');
+    size_t open_col = rd->pos + 1;
+    rd->pos++;
+    *off = rd->scratch.len;
+    for (;;) {
+        if (rd->pos >= rd->len)
+            return lin__rerr_at(rd, TRIAD_EPROTO, open_col,
+                                "the string that starts here is not closed before the end of "
+                                "the line");
+        unsigned char c = (unsigned char)rd->p[rd->pos];
+        if (c == '"') {
+            rd->pos++;
+            break;
+        }
+        if (c < 0x20)
+            return lin__rerr(rd, "raw control byte 0x%02x in a string (write it \\u%04x)", c, c);
+        if (c >= 0x80)
+            return lin__rerr(rd, "raw byte 0x%02x in a string: bytes above 0x7f are written "
+                                 "\\u0080-\\u00ff", c);
+        if (c != '\\') {
+            tbuf_appendc(&rd->scratch, (char)c);
+            rd->pos++;
+            continue;
+        }
+        if (rd->pos + 1 >= rd->len)
+            return lin__rerr(rd, "the line ends inside an escape");
+        char e = rd->p[rd->pos + 1], byte;
+        switch (e) {
+        case '"':
+        case '\\':
+        case '/':
+            byte = e;
+            break;
+        case 'b':
+            byte = '\b';
+            break;
+        case 'f':
+            byte = '\f';
+            break;
+        case 'n':
+            byte = '\n';
+            break;
+        case 'r':
+            byte = '\r';
+            break;
+        case 't':
+            byte = '\t';
+            break;
+        case 'u': {
+            unsigned v = 0;
+            for (size_t i = 0; i < 4; i++) {
+                int d = rd->pos + 2 + i < rd->len ? triad_hex_digit(rd->p[rd->pos + 2 + i]) : -1;
+                if (d < 0)
+                    return lin__rerr(rd, "bad \\u escape: it takes four hex digits");
+                v = v * 16 + (unsigned)d;
+            }
+            if (v > 0xff)
+                return lin__rerr(rd, "\\u%04x is not a byte: strings here hold bytes, "
+                                     "\\u0000-\\u00ff", v);
+            tbuf_appendc(&rd->scratch, (char)(unsigned char)v);
+            rd->pos += 6;
+            continue;
+        }
+        default: {
+            char buf[16];
+            rd->pos++;
+            return lin__rerr(rd, "bad escape: '\\' then %s", lin__found(rd, buf, sizeof(buf)));
+        }
+        }
+        tbuf_appendc(&rd->scratch, byte);
+        rd->pos += 2;
+    }
+    *len = rd->scratch.len - *off;
+    return 0;
+}
+
+/* an integer: JSON's syntax (no leading zeros, no '+'), no fraction or
+ * exponent, magnitude at most UINT64_MAX */
+static int lin__read_int(struct lin__reader *rd, struct lin__jval *v)
+{
+    v->kind = LIN__J_INT;
+    v->neg = false;
+    v->mag = 0;
+    if (rd->p[rd->pos] == '-') {
+        v->neg = true;
+        rd->pos++;
+    }
+    size_t first = rd->pos;
+    while (rd->pos < rd->len && rd->p[rd->pos] >= '0' && rd->p[rd->pos] <= '9') {
+        unsigned d = (unsigned)(rd->p[rd->pos] - '0');
+        if (v->mag > (UINT64_MAX - d) / 10)
+            return lin__rerr_at(rd, TRIAD_EPROTO, v->col, "integer out of range");
+        v->mag = v->mag * 10 + d;
+        rd->pos++;
+    }
+    if (rd->pos == first)
+        return lin__expected(rd, "a digit");
+    if (rd->pos - first > 1 && rd->p[first] == '0')
+        return lin__rerr_at(rd, TRIAD_EPROTO, first + 1, "a number with a leading zero");
+    if (rd->pos < rd->len &&
+        (rd->p[rd->pos] == '.' || rd->p[rd->pos] == 'e' || rd->p[rd->pos] == 'E'))
+        return lin__rerr_at(rd, TRIAD_EPROTO, v->col, "not an integer: every number here is one");
+    if (v->neg && v->mag == 0)
+        v->neg = false; /* -0 is 0 */
+    return 0;
+}
+
+static bool lin__read_literal(struct lin__reader *rd, const char *word)
+{
+    size_t n = strlen(word);
+    if (rd->len - rd->pos < n || memcmp(rd->p + rd->pos, word, n) != 0)
+        return false;
+    rd->pos += n;
+    return true;
+}
+
+static int lin__read_value(struct lin__reader *rd, struct lin__jval *v)
+{
+    v->col = rd->pos + 1;
+    if (rd->pos >= rd->len)
+        return lin__expected(rd, "a value");
+    char c = rd->p[rd->pos];
+    if (c == '"') {
+        v->kind = LIN__J_STR;
+        return lin__read_string(rd, &v->off, &v->len);
+    }
+    if (c == '-' || (c >= '0' && c <= '9'))
+        return lin__read_int(rd, v);
+    if (c == '{' || c == '[')
+        return lin__rerr(rd, "a nested %s: values here are strings, integers, null, true or false",
+                         c == '{' ? "object" : "array");
+    if (lin__read_literal(rd, "null")) {
+        v->kind = LIN__J_NULL;
+        return 0;
+    }
+    if (lin__read_literal(rd, "true") || lin__read_literal(rd, "false")) {
+        v->kind = LIN__J_BOOL;
+        v->b = c == 't';
+        return 0;
+    }
+    return lin__expected(rd, "a value (a string, an integer, null, true or false)");
+}
+
+/* The line's object into rd->vals; fields in any order, each at most once. */
+static int lin__read_object(struct lin__reader *rd)
+{
+    int rc;
+    for (size_t f = 0; f < LIN__F_COUNT; f++)
+        rd->vals[f].kind = LIN__J_ABSENT;
+    tbuf_reset(&rd->scratch);
+    lin__skip_ws(rd);
+    if (rd->pos >= rd->len || rd->p[rd->pos] != '{')
+        return lin__expected(rd, "'{' (one object per line)");
+    rd->pos++;
+    lin__skip_ws(rd);
+    if (rd->pos < rd->len && rd->p[rd->pos] == '}') {
+        rd->pos++;
+    } else {
+        for (;;) {
+            if (rd->pos >= rd->len || rd->p[rd->pos] != '"')
+                return lin__expected(rd, "a field name");
+            size_t name_col = rd->pos + 1, name_off, name_len;
+            rc = lin__read_string(rd, &name_off, &name_len);
+            if (rc != 0)
+                return rc;
+            const char *name = lin__at(&rd->scratch, name_off);
+            size_t f = 0;
+            while (f < LIN__F_COUNT && !lin__mem_eq(name, name_len, lin__field_names[f],
+                                                    strlen(lin__field_names[f])))
+                f++;
+            if (f == LIN__F_COUNT) {
+                struct tbuf q = {0};
+                lin__json_escape(&q, name, TRIAD_MIN(name_len, (size_t)LIN__QUOTE_MAX));
+                rc = lin__rerr_at(rd, TRIAD_EPROTO, name_col,
+                                  "unknown field \"%.*s\"%s (fields: id, client, op, key, value, "
+                                  "expected, ok, output, call, return)",
+                                  (int)q.len, lin__at(&q, 0),
+                                  name_len > LIN__QUOTE_MAX ? "..." : "");
+                tbuf_free(&q);
+                return rc;
+            }
+            if (rd->vals[f].kind != LIN__J_ABSENT)
+                return lin__rerr_at(rd, TRIAD_EPROTO, name_col, "field \"%s\" given twice",
+                                    lin__field_names[f]);
+            lin__skip_ws(rd);
+            if (rd->pos >= rd->len || rd->p[rd->pos] != ':')
+                return lin__expected(rd, "':' after a field name");
+            rd->pos++;
+            lin__skip_ws(rd);
+            rc = lin__read_value(rd, &rd->vals[f]);
+            if (rc != 0)
+                return rc;
+            lin__skip_ws(rd);
+            if (rd->pos < rd->len && rd->p[rd->pos] == ',') {
+                rd->pos++;
+                lin__skip_ws(rd);
+                continue;
+            }
+            if (rd->pos < rd->len && rd->p[rd->pos] == '}') {
+                rd->pos++;
+                break;
+            }
+            return lin__expected(rd, "',' or '}'");
+        }
+    }
+    lin__skip_ws(rd);
+    if (rd->pos < rd->len)
+        return lin__expected(rd, "the end of the line after the object");
+    return 0;
+}
+
+static const char *lin__jkind_name(uint8_t kind)
+{
+    switch (kind) {
+    case LIN__J_ABSENT:
+        return "absent";
+    case LIN__J_NULL:
+        return "null";
+    case LIN__J_BOOL:
+        return "a boolean";
+    case LIN__J_INT:
+        return "an integer";
+    case LIN__J_STR:
+        return "a string";
+    }
+    return "?";
+}
+
+/* a short rendering of a value for an error: an integer or a string
+ * itself, else its kind */
+static void lin__jval_show(const struct lin__reader *rd, const struct lin__jval *v, struct tbuf *t)
+{
+    if (v->kind == LIN__J_INT) {
+        tbuf_appendf(t, "%s%" PRIu64, v->neg ? "-" : "", v->mag);
+    } else if (v->kind == LIN__J_STR) {
+        tbuf_appendc(t, '"');
+        lin__json_escape(t, lin__at(&rd->scratch, v->off), TRIAD_MIN(v->len, (size_t)LIN__QUOTE_MAX));
+        tbuf_appends(t, v->len > LIN__QUOTE_MAX ? "\"..." : "\"");
+    } else if (v->kind == LIN__J_BOOL) {
+        tbuf_appends(t, v->b ? "true" : "false");
+    } else {
+        tbuf_appends(t, lin__jkind_name(v->kind));
+    }
+}
+
+/* an error about field f's value */
+static int lin__field_err(struct lin__reader *rd, enum lin__field f, const char *want)
+{
+    const struct lin__jval *v = &rd->vals[f];
+    struct tbuf t = {0};
+    lin__jval_show(rd, v, &t);
+    int rc = lin__rerr_at(rd, TRIAD_EPROTO, v->col, "\"%s\" must be %s, not %.*s",
+                          lin__field_names[f], want, (int)t.len, lin__at(&t, 0));
+    tbuf_free(&t);
+    return rc;
+}
+
+static bool lin__jstr_is(const struct lin__reader *rd, const struct lin__jval *v, const char *s)
+{
+    return v->kind == LIN__J_STR &&
+           lin__mem_eq(lin__at(&rd->scratch, v->off), v->len, s, strlen(s));
+}
+
+static bool lin__ju64(const struct lin__jval *v, uint64_t max, uint64_t *out)
+{
+    if (v->kind != LIN__J_INT || v->neg || v->mag > max)
+        return false;
+    *out = v->mag;
+    return true;
+}
+
+/* Check the object read from one line and add its op to h. */
+static int lin__load_op(struct lin_history *h, struct lin__reader *rd)
+{
+    const struct lin__jval *v = rd->vals;
+    for (size_t f = 0; f < LIN__F_COUNT; f++)
+        if (f != LIN__F_ID && v[f].kind == LIN__J_ABSENT)
+            return lin__rerr_at(rd, TRIAD_EPROTO, 1, "missing field \"%s\"", lin__field_names[f]);
+    if (h->ops_count >= LIN_OPS_MAX)
+        return lin__rerr_at(rd, TRIAD_ELIMIT, 1, "more than %u ops", (unsigned)LIN_OPS_MAX);
+
+    uint64_t id = h->ops_count, client, call, ret = 0;
+    if (v[LIN__F_ID].kind != LIN__J_ABSENT) {
+        if (!lin__ju64(&v[LIN__F_ID], UINT64_MAX, &id))
+            return lin__field_err(rd, LIN__F_ID, "an integer >= 0");
+        if (id != h->ops_count)
+            return lin__rerr_at(rd, TRIAD_EPROTO, v[LIN__F_ID].col,
+                                "\"id\" is %" PRIu64 " but this is op %zu of the history (ids "
+                                "count 0, 1, 2, ... in file order)",
+                                id, h->ops_count);
+    }
+    if (!lin__ju64(&v[LIN__F_CLIENT], UINT32_MAX, &client))
+        return lin__field_err(rd, LIN__F_CLIENT, "an integer 0..4294967295");
+
+    enum lin_op op = LIN_GET;
+    size_t k = 0;
+    while (k < TRIAD_ARRAY_LEN(lin__op_names) && !lin__jstr_is(rd, &v[LIN__F_OP], lin__op_names[k]))
+        k++;
+    if (k == TRIAD_ARRAY_LEN(lin__op_names))
+        return lin__field_err(rd, LIN__F_OP, "one of get, set, set_ifeq, append, incr");
+    op = (enum lin_op)k;
+
+    if (v[LIN__F_KEY].kind != LIN__J_STR)
+        return lin__field_err(rd, LIN__F_KEY, "a string");
+    bool takes_value = op == LIN_SET || op == LIN_SET_IFEQ || op == LIN_APPEND;
+    if (v[LIN__F_VALUE].kind != (takes_value ? LIN__J_STR : LIN__J_NULL))
+        return lin__field_err(rd, LIN__F_VALUE,
+                              takes_value ? "a string for this op" : "null for this op");
+    if (v[LIN__F_EXPECTED].kind != (op == LIN_SET_IFEQ ? LIN__J_STR : LIN__J_NULL))
+        return lin__field_err(rd, LIN__F_EXPECTED,
+                              op == LIN_SET_IFEQ ? "a string for set_ifeq" : "null for this op");
+
+    enum lin_status status;
+    if (lin__jstr_is(rd, &v[LIN__F_OK], "ok"))
+        status = LIN_OK;
+    else if (lin__jstr_is(rd, &v[LIN__F_OK], "fail"))
+        status = LIN_FAIL;
+    else if (lin__jstr_is(rd, &v[LIN__F_OK], "unknown"))
+        status = LIN_UNKNOWN;
+    else
+        return lin__field_err(rd, LIN__F_OK, "\"ok\", \"fail\" or \"unknown\"");
+
+    if (!lin__ju64(&v[LIN__F_CALL], UINT64_MAX, &call))
+        return lin__field_err(rd, LIN__F_CALL, "an integer >= 0");
+    if (status == LIN_UNKNOWN) {
+        if (v[LIN__F_RETURN].kind != LIN__J_NULL)
+            return lin__field_err(rd, LIN__F_RETURN, "null for an unknown op");
+    } else {
+        if (!lin__ju64(&v[LIN__F_RETURN], UINT64_MAX, &ret))
+            return lin__field_err(rd, LIN__F_RETURN, "an integer >= 0 for an ok or failed op");
+        if (ret < call)
+            return lin__rerr_at(rd, TRIAD_EPROTO, v[LIN__F_RETURN].col,
+                                "\"return\" %" PRIu64 " is before \"call\" %" PRIu64, ret, call);
+    }
+
+    /* the output, checked before anything is recorded */
+    const struct lin__jval *out = &v[LIN__F_OUTPUT];
+    uint64_t out_u = 0;
+    int64_t out_i = 0;
+    bool incr_err = false;
+    if (status != LIN_OK) {
+        if (out->kind != LIN__J_NULL)
+            return lin__field_err(rd, LIN__F_OUTPUT, "null for an op that is not ok");
+    } else {
+        switch (op) {
+        case LIN_GET:
+            if (out->kind != LIN__J_STR && out->kind != LIN__J_NULL)
+                return lin__field_err(rd, LIN__F_OUTPUT, "a string or null for get");
+            break;
+        case LIN_SET:
+            if (!lin__jstr_is(rd, out, "OK"))
+                return lin__field_err(rd, LIN__F_OUTPUT, "\"OK\" for an ok set");
+            break;
+        case LIN_SET_IFEQ:
+            if (out->kind != LIN__J_BOOL)
+                return lin__field_err(rd, LIN__F_OUTPUT, "true or false for set_ifeq");
+            break;
+        case LIN_APPEND:
+            if (!lin__ju64(out, INT64_MAX, &out_u))
+                return lin__field_err(rd, LIN__F_OUTPUT, "an integer 0..2^63-1 for append");
+            break;
+        case LIN_INCR:
+            if (lin__jstr_is(rd, out, "ERR")) {
+                incr_err = true;
+            } else if (out->kind == LIN__J_INT && !out->neg && out->mag <= INT64_MAX) {
+                out_i = (int64_t)out->mag;
+            } else if (out->kind == LIN__J_INT && out->neg && out->mag <= (uint64_t)INT64_MAX + 1) {
+                out_i = out->mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)out->mag;
+            } else {
+                return lin__field_err(rd, LIN__F_OUTPUT, "a 64-bit integer or \"ERR\" for incr");
+            }
+            break;
+        }
+    }
+
+    const struct lin__jval *key = &v[LIN__F_KEY], *val = &v[LIN__F_VALUE],
+                           *exp = &v[LIN__F_EXPECTED];
+    size_t got = lin_invoke(
+        h, (uint32_t)client, op, lin__at(&rd->scratch, key->off), key->len,
+        takes_value ? lin__at(&rd->scratch, val->off) : NULL, takes_value ? val->len : 0,
+        op == LIN_SET_IFEQ ? lin__at(&rd->scratch, exp->off) : NULL,
+        op == LIN_SET_IFEQ ? exp->len : 0, call);
+    TRIAD_ASSERT(got == id);
+    if (status == LIN_UNKNOWN) {
+        lin_unknown(h, got);
+        return 0;
+    }
+    if (status == LIN_FAIL) {
+        lin_fail(h, got, ret);
+        return 0;
+    }
+    switch (op) {
+    case LIN_GET:
+        if (out->kind == LIN__J_NULL)
+            lin_complete_get_nil(h, got, ret);
+        else
+            lin_complete_get(h, got, lin__at(&rd->scratch, out->off), out->len, ret);
+        break;
+    case LIN_SET:
+        lin_complete_set(h, got, ret);
+        break;
+    case LIN_SET_IFEQ:
+        lin_complete_ifeq(h, got, out->b, ret);
+        break;
+    case LIN_APPEND:
+        lin_complete_append(h, got, out_u, ret);
+        break;
+    case LIN_INCR:
+        if (incr_err)
+            lin_complete_incr_error(h, got, ret);
+        else
+            lin_complete_incr(h, got, out_i, ret);
+        break;
+    }
+    return 0;
+}
+
+int lin_load_json(struct lin_history *h, const char *text, size_t len, char *errmsg,
+                  size_t errlen)
+{
+    TRIAD_ASSERT(text != NULL || len == 0);
+    size_t ops_before = h->ops_count, bytes_before = h->bytes.len;
+    struct lin__reader rd;
+    memset(&rd, 0, sizeof(rd));
+    rd.errmsg = errmsg;
+    rd.errlen = errlen;
+    triad_errf(errmsg, errlen, "%s", "");
+    int rc = 0;
+    size_t start = 0;
+    for (size_t line = 1; start < len && rc == 0; line++) {
+        const char *nl = memchr(text + start, '\n', len - start);
+        size_t end = nl != NULL ? (size_t)(nl - text) : len;
+        rd.p = text + start;
+        rd.len = end - start;
+        rd.pos = 0;
+        rd.line = line;
+        lin__skip_ws(&rd);
+        if (rd.pos < rd.len) { /* blank lines are skipped */
+            rc = lin__read_object(&rd);
+            if (rc == 0)
+                rc = lin__load_op(h, &rd);
+        }
+        start = end + 1;
+    }
+    tbuf_free(&rd.scratch);
+    if (rc != 0) {
+        /* all or nothing: the ops of the lines before the bad one go too */
+        h->ops_count = ops_before;
+        h->bytes.len = bytes_before;
+    }
+    TRIAD_ASSERT(rc != 0 || h->ops_count >= ops_before);
+    return rc;
 }

@@ -173,4 +173,27 @@ const char *lin_result_name(enum lin_result r); /* "ok", "violation", "unknown" 
  * gets the bytes back as code points 0..255). */
 void lin_dump_json(const struct lin_history *h, struct tbuf *out);
 
+/* The inverse of lin_dump_json: append the ops of len bytes of JSON lines
+ * (text need not be NUL-terminated) to h, in file order. Returns 0, or
+ * TRIAD_EPROTO for malformed input and TRIAD_ELIMIT past LIN_OPS_MAX ops,
+ * with "line L, column C: what" in errmsg (errlen bytes, NUL-terminated;
+ * NULL/0 allowed). On error h is as it was before the call.
+ *
+ * Strict, for exactly the dump's shape: one object per line (lines of
+ * whitespace only are skipped; '\r' before '\n' is whitespace); its
+ * fields in any order, each at most once, no others. Every field but
+ * "id" is required, with the types the dump gives them for the op and
+ * status ("value" null unless the op takes one, "output" null unless ok,
+ * "return" null exactly when unknown and >= "call" otherwise). "id" may be
+ * left out; when present it must equal the id the op gets in h (its
+ * position in the file, 0, 1, 2, ..., when h starts empty), so the op ids
+ * lin_check reports are the file's ids.
+ * Numbers are JSON integers (no fraction or exponent). Strings are bytes:
+ * the escapes \" \\ \/ \b \f \n \r \t and \u0000-\u00ff (one byte
+ * each; anything above \u00ff is refused), and raw bytes 0x20-0x7f; raw
+ * control bytes and raw bytes >= 0x80 (UTF-8 in JSON) are refused. Any input, however
+ * malformed, gives an error, never an assertion. */
+int lin_load_json(struct lin_history *h, const char *text, size_t len, char *errmsg,
+                  size_t errlen);
+
 #endif

@@ -55,6 +55,11 @@ int sim_run(const struct sim_options *opt, struct sim_result *res);
 /* `triad sim ...`: returns the process exit code. */
 int sim_main(int argc, char **argv);
 
+/* `triad lincheck FILE [--steps N]` (lincheck_cli.c): check a history file
+ * (JSON lines, lin_load_json); returns 0 linearizable, 1 not, 2 unknown or
+ * bad input. */
+int lin_main(int argc, char **argv);
+
 /* Planted bug names, for --bug: 0 if unknown. */
 uint32_t sim_bug_by_name(const char *name);
 

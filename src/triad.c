@@ -20,6 +20,7 @@ static void usage(FILE *f)
             "  demo [--port BASE]                        a local three-node cluster (Ctrl-C stops it)\n"
             "  cli [-h host] [-p port] [cmd args ...]    talk to a node (triad cli --help)\n"
             "  sim [--seed N] [--seeds COUNT] ...        the deterministic simulator (triad sim --help)\n"
+            "  lincheck FILE [--steps N]                 check a history (JSON lines) for linearizability\n"
             "  version                                   print the version\n",
             TRIAD_VERSION);
 }
@@ -39,6 +40,8 @@ int main(int argc, char **argv)
         return demo_main(argc - 1, argv + 1);
     if (strcmp(sub, "sim") == 0)
         return sim_main(argc - 1, argv + 1);
+    if (strcmp(sub, "lincheck") == 0)
+        return lin_main(argc - 1, argv + 1);
     if (strcmp(sub, "version") == 0 || strcmp(sub, "--version") == 0 || strcmp(sub, "-v") == 0) {
         printf("triad %s\n", TRIAD_VERSION);
         return 0;

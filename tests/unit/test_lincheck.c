@@ -1127,6 +1127,419 @@ TEST(lin_agrees_with_brute_force_on_small_random_histories)
     CHECK(bad > 2000);
 }
 
+/* ---- loading JSON lines (lin_load_json) ---- */
+
+static int load_str(struct lin_history *h, const char *text, char *err, size_t errlen)
+{
+    return lin_load_json(h, text, strlen(text), err, errlen);
+}
+
+/* dump a, load it into b, dump b: the same bytes */
+static bool round_trips(const struct lin_history *a, struct lin_history *b)
+{
+    struct tbuf d1 = {0}, d2 = {0};
+    char err[256];
+    lin_dump_json(a, &d1);
+    lin_history_init(b);
+    int rc = lin_load_json(b, d1.data, d1.len, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "  load failed: %s\n", err);
+    lin_dump_json(b, &d2);
+    bool same = rc == 0 && d1.len == d2.len && (d1.len == 0 || memcmp(d1.data, d2.data, d1.len) == 0);
+    tbuf_free(&d1);
+    tbuf_free(&d2);
+    return same;
+}
+
+/* every kind of op, output and status, escaped bytes, extreme integers */
+static void every_kind(struct lin_history *h)
+{
+    lin_history_init(h);
+    h_set(h, 1, "a", "x", 10, 20);
+    h_get(h, 2, "a", "x", 15, 25);
+    h_ifeq(h, 1, "a", "y", "x", true, 30, 40);
+    size_t id = lin_invoke(h, 2, LIN_APPEND, "a\n\"", 3, "\x01\xff\\\x7f/", 5, NULL, 0, 50);
+    lin_unknown(h, id);
+    h_incr_err(h, 3, "n", 60, 70);
+    h_incr(h, 3, "n", -5, 80, 90);
+    h_incr(h, 3, "n", INT64_MIN, 91, 92);
+    h_incr(h, 3, "n", INT64_MAX, 93, 94);
+    h_get(h, 4, "b", NULL, 1, 2);
+    id = h_invoke(h, 4, LIN_SET, "b", "z", NULL, 3);
+    lin_fail(h, id, 4);
+    h_append(h, 5, "c", "ab", 2, 5, 6);
+    h_invoke(h, 5, LIN_GET, "c", NULL, NULL, 7); /* pending: dumped as unknown */
+    h_ifeq(h, 6, "c", "q", "zz", false, 8, 9);
+    h_set(h, UINT32_MAX, "", "", 0, UINT64_MAX); /* empty key and value, extreme times */
+    id = lin_invoke(h, 7, LIN_GET, "k\0k", 3, NULL, 0, NULL, 0, 100);
+    lin_complete_get(h, id, "\0\t\r", 3, 101);
+}
+
+TEST(lin_load_json_round_trips_every_op_output_and_escape)
+{
+    struct lin_history a, b;
+    struct lin_report ra, rb;
+    every_kind(&a);
+    CHECK(round_trips(&a, &b));
+    CHECK_EQ_INT(b.ops_count, a.ops_count);
+    CHECK_EQ_INT(check(&a, &ra), check(&b, &rb));
+    CHECK_EQ_INT(ra.ops_unknown_count, rb.ops_unknown_count);
+    CHECK_EQ_INT(ra.ops_failed_count, rb.ops_failed_count);
+    CHECK_EQ_INT(ra.keys_count, rb.keys_count);
+    CHECK(strcmp(ra.msg, rb.msg) == 0);
+    lin_history_free(&a);
+    lin_history_free(&b);
+}
+
+TEST(lin_load_json_round_trips_random_histories_with_the_same_verdict)
+{
+    struct gen g = {.clients = 6, .keys = 3, .ops = 80, .unknown_per_mille = 50,
+                    .fail_per_mille = 50, .dur_max = 30};
+    int same = 0, violations = 0, ok = 0;
+    for (uint64_t seed = 1; seed <= 200; seed++) {
+        g.unique_values = seed % 2 == 0;
+        struct gop *ops = gen_history(seed * 13, &g);
+        uint64_t cseed = seed;
+        if (seed % 3 == 0)
+            corrupt_a_read(ops, g.ops, &cseed);
+        struct lin_history a, b;
+        struct lin_report ra, rb;
+        record(&a, ops, g.ops);
+        bool trip = round_trips(&a, &b);
+        enum lin_result r1 = check(&a, &ra), r2 = check(&b, &rb);
+        same += trip && r1 == r2 && ra.bad_op == rb.bad_op && strcmp(ra.msg, rb.msg) == 0;
+        violations += r1 == LIN_RESULT_VIOLATION;
+        ok += r1 == LIN_RESULT_OK;
+        lin_history_free(&a);
+        lin_history_free(&b);
+        gen_free(ops, g.ops);
+    }
+    CHECK_EQ_INT(same, 200);
+    CHECK(violations >= 30); /* both verdicts were round-tripped */
+    CHECK(ok >= 130);
+}
+
+TEST(lin_load_json_takes_any_field_order_spaces_crlf_blank_lines_and_json_escapes)
+{
+    /* as Python's json.dumps writes it: ", " and ": ", fields in any order,
+     * \n and \t and \/ escapes, upper-case hex, no "id" */
+    const char *text =
+        "\n"
+        "{\"op\": \"set\", \"key\": \"k\\/1\", \"value\": \"a\\n\\t\\u00E9\\b\\f\\r\", "
+        "\"expected\": null, \"ok\": \"ok\", \"output\": \"OK\", \"call\": 1, \"return\": 2, "
+        "\"client\": 0}\r\n"
+        "   \t\r\n"
+        "  { \"client\" : 3 , \"op\" : \"get\" , \"key\" : \"k/1\" , \"value\" : null , "
+        "\"expected\" : null , \"ok\" : \"ok\" , \"output\" : \"a\\n\\t\\u00e9\\u0008\\u000c\\u000d\" , "
+        "\"call\" : 3 , \"return\" : 4 , \"id\" : 1 }  \n"
+        "{\"client\":1,\"op\":\"incr\",\"key\":\"n\",\"value\":null,\"expected\":null,"
+        "\"ok\":\"ok\",\"output\":-0,\"call\":-0,\"return\":0}"; /* no final newline */
+    struct lin_history h;
+    struct lin_report rep;
+    char err[256];
+    lin_history_init(&h);
+    CHECK_EQ_INT(load_str(&h, text, err, sizeof(err)), 0);
+    CHECK_EQ_INT(h.ops_count, 3);
+    CHECK_EQ_INT(err[0], '\0');
+    struct tbuf out = {0};
+    lin_dump_json(&h, &out);
+    const char *want =
+        "{\"id\":0,\"client\":0,\"op\":\"set\",\"key\":\"k/1\",\"value\":"
+        "\"a\\u000a\\u0009\\u00e9\\u0008\\u000c\\u000d\",\"expected\":null,\"ok\":\"ok\","
+        "\"output\":\"OK\",\"call\":1,\"return\":2}\n"
+        "{\"id\":1,\"client\":3,\"op\":\"get\",\"key\":\"k/1\",\"value\":null,\"expected\":null,"
+        "\"ok\":\"ok\",\"output\":\"a\\u000a\\u0009\\u00e9\\u0008\\u000c\\u000d\",\"call\":3,"
+        "\"return\":4}\n"
+        "{\"id\":2,\"client\":1,\"op\":\"incr\",\"key\":\"n\",\"value\":null,\"expected\":null,"
+        "\"ok\":\"ok\",\"output\":0,\"call\":0,\"return\":0}\n";
+    CHECK_MEM_STR(out.data, out.len, want);
+    /* INCR of a missing key giving 0 is wrong: the file is checked as read */
+    CHECK_EQ_INT(check(&h, &rep), LIN_RESULT_VIOLATION);
+    CHECK(key_is(&rep, "n"));
+    tbuf_free(&out);
+    lin_history_free(&h);
+
+    /* an empty text is an empty history */
+    lin_history_init(&h);
+    CHECK_EQ_INT(lin_load_json(&h, NULL, 0, err, sizeof(err)), 0);
+    CHECK_EQ_INT(load_str(&h, "\n\n \r\n", err, sizeof(err)), 0);
+    CHECK_EQ_INT(h.ops_count, 0);
+    lin_history_free(&h);
+}
+
+#define GOOD_LINE                                                                             \
+    "{\"id\":0,\"client\":1,\"op\":\"set\",\"key\":\"a\",\"value\":\"1\",\"expected\":null,"   \
+    "\"ok\":\"ok\",\"output\":\"OK\",\"call\":1,\"return\":2}\n"
+/* the start of line 2 (op 1) of a case whose error comes before the rest */
+#define L_HEAD "{\"id\":1,\"client\":2,"
+
+static const struct {
+    const char *line; /* line 2 of the input, after GOOD_LINE */
+    const char *want; /* in the error message, after "line 2, column " */
+} bad_lines[] = {
+    /* truncated lines */
+    {"{", "expected a field name, found the end of the line"},
+    {L_HEAD "\"op\":\"get\",\"key\":\"a\"", "expected ',' or '}', found the end of the line"},
+    {L_HEAD "\"op\":\"get\",\"key\":\"a", "not closed before the end of the line"},
+    {L_HEAD "\"op\":\"get\",\"key\":", "expected a value"},
+    {L_HEAD "\"op\":\"get\",\"key\"", "expected ':' after a field name"},
+    {L_HEAD "\"op\":\"get\",\"key\":\"a\\", "the line ends inside an escape"},
+    {L_HEAD "\"op\":\"get\",\"key\":\"a\\u00", "four hex digits"},
+    {L_HEAD "\"call\":-", "expected a digit"},
+    {L_HEAD "\"op\":\"get\",\"key\":nul", "expected a value"},
+    /* bad escapes and raw bytes */
+    {L_HEAD "\"op\":\"get\",\"key\":\"a\\q\"}", "bad escape: '\\' then 'q'"},
+    {L_HEAD "\"op\":\"get\",\"key\":\"a\\u00g1\"}", "four hex digits"},
+    {L_HEAD "\"op\":\"get\",\"key\":\"a\\u0100\"}", "\\u0100 is not a byte"},
+    {L_HEAD "\"op\":\"get\",\"key\":\"a\\ud83d\\ude00\"}", "is not a byte"},
+    {L_HEAD "\"op\":\"get\",\"key\":\"\xc3\xa9\"}", "raw byte 0xc3 in a string"},
+    {L_HEAD "\"op\":\"get\",\"key\":\"a\tb\"}", "raw control byte 0x09"},
+    /* not JSON of this shape */
+    {"[1,2]", "expected '{' (one object per line)"},
+    {"\"id\"", "expected '{'"},
+    {GOOD_LINE, "\"id\" is 0 but this is op 1"},
+    {L_HEAD "\"op\":\"get\",\"value\":{}}", "a nested object"},
+    {L_HEAD "\"op\":\"get\",\"value\":[]}", "a nested array"},
+    {L_HEAD "\"op\":\"get\"} x", "expected the end of the line after the object"},
+    {L_HEAD "\"op\":\"get\"}{}", "expected the end of the line after the object"},
+    {L_HEAD "\"op\":\"get\",}", "expected a field name, found '}'"},
+    {L_HEAD "\"op\" \"get\"}", "expected ':' after a field name, found '\"'"},
+    {L_HEAD "op:\"get\"}", "expected a field name, found 'o'"},
+    {L_HEAD "\"op\":'get'}", "expected a value"},
+    {L_HEAD "\"op\":\"get\",\"node\":3}", "unknown field \"node\""},
+    {L_HEAD "\"op\":\"get\",\"op\":\"set\"}", "field \"op\" given twice"},
+    {L_HEAD "\"call\":1.5}", "not an integer"},
+    {L_HEAD "\"call\":1e3}", "not an integer"},
+    {L_HEAD "\"call\":01}", "a number with a leading zero"},
+    {L_HEAD "\"call\":18446744073709551616}", "integer out of range"},
+    {L_HEAD "\"call\":+1}", "expected a value"},
+    /* missing fields, wrong types, wrong values */
+    {"{}", "missing field \"client\""},
+    {"{\"id\":1,\"client\":2,\"op\":\"get\",\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":null,\"return\":5}",
+     "missing field \"call\""},
+    {"{\"id\":5,\"client\":2,\"op\":\"get\",\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":null,\"call\":3,\"return\":5}",
+     "\"id\" is 5 but this is op 1"},
+    {"{\"id\":\"1\",\"client\":2,\"op\":\"get\",\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":null,\"call\":3,\"return\":5}",
+     "\"id\" must be an integer >= 0, not \"1\""},
+    {"{\"id\":1,\"client\":\"2\",\"op\":\"get\",\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":null,\"call\":3,\"return\":5}",
+     "\"client\" must be an integer 0..4294967295, not \"2\""},
+    {"{\"id\":1,\"client\":4294967296,\"op\":\"get\",\"key\":\"a\",\"value\":null,"
+     "\"expected\":null,\"ok\":\"ok\",\"output\":null,\"call\":3,\"return\":5}",
+     "\"client\" must be an integer 0..4294967295, not 4294967296"},
+    {"{\"id\":1,\"client\":2,\"op\":\"del\",\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":null,\"call\":3,\"return\":5}",
+     "\"op\" must be one of get, set, set_ifeq, append, incr, not \"del\""},
+    {"{\"id\":1,\"client\":2,\"op\":\"GET\",\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":null,\"call\":3,\"return\":5}",
+     "not \"GET\""},
+    {"{\"id\":1,\"client\":2,\"op\":7,\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":null,\"call\":3,\"return\":5}",
+     "\"op\" must be one of get, set, set_ifeq, append, incr, not 7"},
+    {"{\"id\":1,\"client\":2,\"op\":\"get\",\"key\":null,\"value\":null,\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":null,\"call\":3,\"return\":5}",
+     "\"key\" must be a string, not null"},
+    {"{\"id\":1,\"client\":2,\"op\":\"get\",\"key\":\"a\",\"value\":\"v\",\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":null,\"call\":3,\"return\":5}",
+     "\"value\" must be null for this op, not \"v\""},
+    {"{\"id\":1,\"client\":2,\"op\":\"set\",\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":\"OK\",\"call\":3,\"return\":5}",
+     "\"value\" must be a string for this op, not null"},
+    {"{\"id\":1,\"client\":2,\"op\":\"append\",\"key\":\"a\",\"value\":3,\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":3,\"call\":3,\"return\":5}",
+     "\"value\" must be a string for this op, not 3"},
+    {"{\"id\":1,\"client\":2,\"op\":\"set_ifeq\",\"key\":\"a\",\"value\":\"v\",\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":true,\"call\":3,\"return\":5}",
+     "\"expected\" must be a string for set_ifeq, not null"},
+    {"{\"id\":1,\"client\":2,\"op\":\"set\",\"key\":\"a\",\"value\":\"v\",\"expected\":\"w\","
+     "\"ok\":\"ok\",\"output\":\"OK\",\"call\":3,\"return\":5}",
+     "\"expected\" must be null for this op, not \"w\""},
+    {"{\"id\":1,\"client\":2,\"op\":\"get\",\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":\"maybe\",\"output\":null,\"call\":3,\"return\":5}",
+     "\"ok\" must be \"ok\", \"fail\" or \"unknown\", not \"maybe\""},
+    {"{\"id\":1,\"client\":2,\"op\":\"get\",\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":true,\"output\":null,\"call\":3,\"return\":5}",
+     "\"ok\" must be \"ok\", \"fail\" or \"unknown\", not true"},
+    {"{\"id\":1,\"client\":2,\"op\":\"get\",\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":null,\"call\":-3,\"return\":5}",
+     "\"call\" must be an integer >= 0, not -3"},
+    {"{\"id\":1,\"client\":2,\"op\":\"get\",\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":null,\"call\":6,\"return\":5}",
+     "\"return\" 5 is before \"call\" 6"},
+    {"{\"id\":1,\"client\":2,\"op\":\"get\",\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":null,\"call\":3,\"return\":null}",
+     "\"return\" must be an integer >= 0 for an ok or failed op, not null"},
+    {"{\"id\":1,\"client\":2,\"op\":\"get\",\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":\"fail\",\"output\":null,\"call\":3,\"return\":null}",
+     "\"return\" must be an integer >= 0 for an ok or failed op"},
+    {"{\"id\":1,\"client\":2,\"op\":\"get\",\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":\"unknown\",\"output\":null,\"call\":3,\"return\":5}",
+     "\"return\" must be null for an unknown op, not 5"},
+    {"{\"id\":1,\"client\":2,\"op\":\"set\",\"key\":\"a\",\"value\":\"v\",\"expected\":null,"
+     "\"ok\":\"fail\",\"output\":\"OK\",\"call\":3,\"return\":5}",
+     "\"output\" must be null for an op that is not ok, not \"OK\""},
+    {"{\"id\":1,\"client\":2,\"op\":\"get\",\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":4,\"call\":3,\"return\":5}",
+     "\"output\" must be a string or null for get, not 4"},
+    {"{\"id\":1,\"client\":2,\"op\":\"set\",\"key\":\"a\",\"value\":\"v\",\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":\"ok\",\"call\":3,\"return\":5}",
+     "\"output\" must be \"OK\" for an ok set, not \"ok\""},
+    {"{\"id\":1,\"client\":2,\"op\":\"set\",\"key\":\"a\",\"value\":\"v\",\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":null,\"call\":3,\"return\":5}",
+     "\"output\" must be \"OK\" for an ok set"},
+    {"{\"id\":1,\"client\":2,\"op\":\"set_ifeq\",\"key\":\"a\",\"value\":\"v\",\"expected\":\"w\","
+     "\"ok\":\"ok\",\"output\":\"OK\",\"call\":3,\"return\":5}",
+     "\"output\" must be true or false for set_ifeq, not \"OK\""},
+    {"{\"id\":1,\"client\":2,\"op\":\"append\",\"key\":\"a\",\"value\":\"v\",\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":-1,\"call\":3,\"return\":5}",
+     "\"output\" must be an integer 0..2^63-1 for append, not -1"},
+    {"{\"id\":1,\"client\":2,\"op\":\"append\",\"key\":\"a\",\"value\":\"v\",\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":9223372036854775808,\"call\":3,\"return\":5}",
+     "\"output\" must be an integer 0..2^63-1 for append"},
+    {"{\"id\":1,\"client\":2,\"op\":\"incr\",\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":9223372036854775808,\"call\":3,\"return\":5}",
+     "\"output\" must be a 64-bit integer or \"ERR\" for incr"},
+    {"{\"id\":1,\"client\":2,\"op\":\"incr\",\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":-9223372036854775809,\"call\":3,\"return\":5}",
+     "\"output\" must be a 64-bit integer or \"ERR\" for incr"},
+    {"{\"id\":1,\"client\":2,\"op\":\"incr\",\"key\":\"a\",\"value\":null,\"expected\":null,"
+     "\"ok\":\"ok\",\"output\":\"err\",\"call\":3,\"return\":5}",
+     "\"output\" must be a 64-bit integer or \"ERR\" for incr, not \"err\""},
+};
+
+TEST(lin_load_json_rejects_malformed_lines_naming_the_line_and_keeps_the_history)
+{
+    char err[512];
+    struct lin_history h;
+    lin_history_init(&h);
+    for (size_t i = 0; i < TRIAD_ARRAY_LEN(bad_lines); i++) {
+        /* line 1 good (op 0), line 2 bad (op 1), line 3 good */
+        struct tbuf text = {0};
+        tbuf_appends(&text, GOOD_LINE);
+        tbuf_appends(&text, bad_lines[i].line);
+        tbuf_appends(&text, "\n" GOOD_LINE);
+        memset(err, 'x', sizeof(err));
+        int rc = lin_load_json(&h, text.data, text.len, err, sizeof(err));
+        CHECK_EQ_INT(rc, TRIAD_EPROTO);
+        CHECK(memchr(err, '\0', sizeof(err)) != NULL);
+        CHECK_EQ_INT(h.ops_count, 0); /* the good line 1 is not kept */
+        if (strncmp(err, "line 2, column ", 15) != 0 || strstr(err, bad_lines[i].want) == NULL) {
+            fprintf(stderr, "  case %zu: want \"line 2, column ...%s\", got \"%.*s\"\n", i,
+                    bad_lines[i].want, (int)sizeof(err), err);
+            CHECK(0);
+        }
+        tbuf_free(&text);
+    }
+    lin_history_free(&h);
+}
+
+TEST(lin_load_json_leaves_a_history_as_it_was_on_error)
+{
+    char err[256];
+    struct lin_history h;
+    struct tbuf before = {0}, after = {0};
+    every_kind(&h);
+    lin_dump_json(&h, &before);
+    size_t ops = h.ops_count, bytes = h.bytes.len;
+    /* ids go on from h's ops: the first line is op `ops` */
+    struct tbuf text = {0};
+    tbuf_appendf(&text,
+                 "{\"id\":%zu,\"client\":1,\"op\":\"set\",\"key\":\"a\",\"value\":\"1\","
+                 "\"expected\":null,\"ok\":\"ok\",\"output\":\"OK\",\"call\":1,\"return\":2}\n"
+                 "{\"client\":1}\n",
+                 ops);
+    CHECK_EQ_INT(lin_load_json(&h, text.data, text.len, err, sizeof(err)), TRIAD_EPROTO);
+    CHECK(strcmp(err, "line 2, column 1: missing field \"op\"") == 0);
+    CHECK_EQ_INT(h.ops_count, ops);
+    CHECK_EQ_INT(h.bytes.len, bytes);
+    lin_dump_json(&h, &after);
+    CHECK(before.len == after.len && memcmp(before.data, after.data, before.len) == 0);
+    /* the first line alone appends one op */
+    text.len = (size_t)(strchr(text.data, '\n') - text.data) + 1;
+    CHECK_EQ_INT(lin_load_json(&h, text.data, text.len, err, sizeof(err)), 0);
+    CHECK_EQ_INT(h.ops_count, ops + 1);
+    tbuf_free(&text);
+    tbuf_free(&before);
+    tbuf_free(&after);
+    lin_history_free(&h);
+}
+
+TEST(lin_load_json_writes_errors_into_small_or_missing_buffers)
+{
+    struct lin_history h;
+    char small[12];
+    lin_history_init(&h);
+    CHECK_EQ_INT(load_str(&h, "{", NULL, 0), TRIAD_EPROTO);
+    memset(small, 'x', sizeof(small));
+    CHECK_EQ_INT(load_str(&h, "{", small, sizeof(small)), TRIAD_EPROTO);
+    CHECK(strcmp(small, "line 1, col") == 0);
+    /* a NUL byte in the text is a byte like any other: refused in a string */
+    const char nul[] = "{\"client\":1,\"op\":\"get\",\"key\":\"a\0b\"}";
+    char err[256];
+    CHECK_EQ_INT(lin_load_json(&h, nul, sizeof(nul) - 1, err, sizeof(err)), TRIAD_EPROTO);
+    CHECK(strstr(err, "raw control byte 0x00") != NULL);
+    CHECK_EQ_INT(h.ops_count, 0);
+    lin_history_free(&h);
+}
+
+/* Every prefix of a dump, and many random corruptions of it, load or fail
+ * cleanly (the unit-test cousin of fuzz_lincheck_json, run under ASan in
+ * `make SAN=1 unit`); whatever loads can be checked and dumped again. */
+TEST(lin_load_json_survives_every_truncation_and_random_corruption)
+{
+    struct lin_history a;
+    struct tbuf dump = {0};
+    every_kind(&a);
+    lin_dump_json(&a, &dump);
+    lin_history_free(&a);
+    char err[256];
+    size_t loaded = 0, refused = 0;
+    for (size_t n = 0; n <= dump.len; n++) {
+        struct lin_history h;
+        lin_history_init(&h);
+        int rc = lin_load_json(&h, dump.data, n, err, sizeof(err));
+        CHECK(rc == 0 || strncmp(err, "line ", 5) == 0);
+        loaded += rc == 0;
+        refused += rc != 0;
+        lin_history_free(&h);
+    }
+    CHECK(loaded >= 14); /* at least at each line's end */
+    CHECK(refused > dump.len / 2);
+
+    static const char interesting[] = "{}[]\",:\\u0123456789-+.eEnulltruefalse \t\r\n\x00\x7f\x80\xff";
+    uint64_t seed = 42;
+    char *copy = malloc(dump.len);
+    for (int round = 0; round < 20000; round++) {
+        memcpy(copy, dump.data, dump.len);
+        int edits = 1 + (int)rnd(&seed, 3);
+        for (int e = 0; e < edits; e++) {
+            size_t at = rnd(&seed, dump.len);
+            copy[at] = rnd(&seed, 2) ? interesting[rnd(&seed, sizeof(interesting) - 1)]
+                                     : (char)rnd(&seed, 256);
+        }
+        size_t len = rnd(&seed, 4) == 0 ? rnd(&seed, dump.len + 1) : dump.len;
+        struct lin_history h;
+        struct lin_report rep;
+        lin_history_init(&h);
+        int rc = lin_load_json(&h, copy, len, err, sizeof(err));
+        if (rc == 0) {
+            struct lin_history b;
+            lin_check(&h, 10000, &rep);
+            CHECK(round_trips(&h, &b)); /* what loads dumps the same way again */
+            lin_history_free(&b);
+        } else {
+            CHECK(strncmp(err, "line ", 5) == 0);
+            CHECK_EQ_INT(h.ops_count, 0);
+        }
+        lin_history_free(&h);
+    }
+    free(copy);
+    tbuf_free(&dump);
+}
+
 int main(void)
 {
     RUN(lin_accepts_sequential_history_of_every_op_kind);
@@ -1155,5 +1568,12 @@ int main(void)
     RUN(lin_accepts_random_linearizable_histories_and_catches_most_corrupted_reads);
     RUN(lin_accepts_a_large_history_within_the_default_bound);
     RUN(lin_agrees_with_brute_force_on_small_random_histories);
+    RUN(lin_load_json_round_trips_every_op_output_and_escape);
+    RUN(lin_load_json_round_trips_random_histories_with_the_same_verdict);
+    RUN(lin_load_json_takes_any_field_order_spaces_crlf_blank_lines_and_json_escapes);
+    RUN(lin_load_json_rejects_malformed_lines_naming_the_line_and_keeps_the_history);
+    RUN(lin_load_json_leaves_a_history_as_it_was_on_error);
+    RUN(lin_load_json_writes_errors_into_small_or_missing_buffers);
+    RUN(lin_load_json_survives_every_truncation_and_random_corruption);
     return test_summary("lincheck");
 }
