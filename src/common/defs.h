@@ -7,6 +7,7 @@
 #ifndef TRIAD_DEFS_H
 #define TRIAD_DEFS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -51,6 +52,18 @@ triad__assert_fail(const char *expr, const char *file, int line)
 
 #define TRIAD_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define TRIAD_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* A host name or address as peers exchange it: 1 to max bytes, each
+ * printable ASCII other than space. */
+static inline bool triad_host_ok(const char *h, size_t n, size_t max)
+{
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (h[i] <= ' ' || h[i] > '~')
+            return false;
+    return true;
+}
 
 /* The value of a hex digit, or -1. */
 static inline int triad_hex_digit(char c)

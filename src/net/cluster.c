@@ -29,12 +29,128 @@ void cluster__log(struct cluster *cl, int level, const char *fmt, ...)
 }
 
 /* One line per role change, with term and leader. */
+bool cluster__peer_addr(const struct cluster *cl, raft_id id, const char **host, int *port)
+{
+    const struct fsm_member *m = fsm_member(node_fsm(cl->node), id);
+    if (m != NULL) {
+        *host = m->host;
+        *port = m->port;
+        return true;
+    }
+    for (int i = 0; i < cl->n_peers; i++)
+        if ((raft_id)cl->peers[i].id == id) {
+            *host = cl->peers[i].host;
+            *port = cl->peers[i].port;
+            return true;
+        }
+    return false;
+}
+
+/* Tell the transport where each member of the configuration is, and forget
+ * the members that left it, whenever the configuration or the member
+ * table changed; one log line per configuration. */
+static void cluster__sync_members(struct cluster *cl)
+{
+    struct raft *r = node_raft(cl->node);
+    const struct raft_conf *c = raft_conf(r);
+    const struct fsm *f = node_fsm(cl->node);
+    if (memcmp(c, &cl->synced_conf, sizeof(*c)) == 0 && f->members_version == cl->synced_members)
+        return;
+    if (memcmp(c, &cl->synced_conf, sizeof(*c)) != 0 && c->n > 0) {
+        char line[400];
+        int len = 0;
+        for (uint32_t i = 0; i < c->n && len < (int)sizeof(line) - 32; i++)
+            len += snprintf(line + len, sizeof(line) - (size_t)len, "%s%u %s", i ? ", " : "",
+                            (unsigned)c->members[i].id,
+                            c->members[i].role == RAFT_VOTER ? "voter" : "learner");
+        cluster__log(cl, LOG_NOTICE, "raft: configuration at term %llu, index %llu: %s",
+                     (unsigned long long)raft_current_term(r),
+                     (unsigned long long)raft_last_index(r), line);
+    }
+    for (uint32_t i = 0; i < c->n; i++) {
+        raft_id id = c->members[i].id;
+        const char *host;
+        int port;
+        if (id == raft_id_of(r) || !cluster__peer_addr(cl, id, &host, &port))
+            continue;
+        size_t k = 0;
+        while (k < cl->n_dialed && cl->dialed[k].id != id)
+            k++;
+        if (k < cl->n_dialed && cl->dialed[k].port == port && strcmp(cl->dialed[k].host, host) == 0)
+            continue;
+        if (peer_net_set_member(cl->pn, id, host, port) != 0) {
+            cluster__log(cl, LOG_WARNING, "bad peer address %s:%d for node %u", host, port,
+                         (unsigned)id);
+            continue;
+        }
+        if (k == cl->n_dialed) {
+            if (k == sizeof(cl->dialed) / sizeof(cl->dialed[0]))
+                continue;
+            cl->n_dialed++;
+        }
+        cl->dialed[k].id = id;
+        cl->dialed[k].port = port;
+        snprintf(cl->dialed[k].host, sizeof(cl->dialed[k].host), "%s", host);
+    }
+    /* a member that left the configuration (not merely one we have not
+     * heard of yet: an empty log knows no configuration) */
+    for (uint32_t i = 0; c->n > 0 && i < cl->synced_conf.n; i++) {
+        raft_id id = cl->synced_conf.members[i].id;
+        if (id == raft_id_of(r) || raft_conf_find(c, id) != NULL)
+            continue;
+        peer_net_remove_member(cl->pn, id);
+        for (size_t k = 0; k < cl->n_dialed; k++)
+            if (cl->dialed[k].id == id)
+                cl->dialed[k] = cl->dialed[--cl->n_dialed];
+        cluster__log(cl, LOG_NOTICE, "raft: node %u left the configuration", (unsigned)id);
+    }
+    cl->synced_conf = *c;
+    cl->synced_members = f->members_version;
+    memset(cl->last_progress, 0, sizeof(cl->last_progress));
+}
+
+/* One line per snapshot taken, installed, or started to a follower. */
+static void cluster__note_snapshots(struct cluster *cl)
+{
+    struct raft *r = node_raft(cl->node);
+    const struct node_stats *st = node_stats(cl->node);
+    if (st->snapshots_taken != cl->last_snapshots_taken) {
+        cl->last_snapshots_taken = st->snapshots_taken;
+        cluster__log(cl, LOG_VERBOSE, "raft: took a snapshot at index %llu (term %llu)",
+                     (unsigned long long)raft_snapshot_index(r),
+                     (unsigned long long)raft_current_term(r));
+    }
+    if (st->snapshots_installed != cl->last_snapshots_installed) {
+        cl->last_snapshots_installed = st->snapshots_installed;
+        cluster__log(cl, LOG_NOTICE,
+                     "raft: installed the leader's snapshot at index %llu (term %llu)",
+                     (unsigned long long)raft_snapshot_index(r),
+                     (unsigned long long)raft_current_term(r));
+    }
+    if (raft_role(r) != RAFT_LEADER)
+        return;
+    const struct raft_conf *c = &cl->synced_conf;
+    for (uint32_t i = 0; i < c->n; i++) {
+        struct raft_progress p;
+        if (raft_progress_get(r, c->members[i].id, &p) != 0)
+            continue;
+        if (p.state == RAFT_SNAPSHOTTING && cl->last_progress[i] != RAFT_SNAPSHOTTING)
+            cluster__log(cl, LOG_NOTICE,
+                         "raft: sending node %u the snapshot at index %llu (term %llu)",
+                         (unsigned)p.id, (unsigned long long)raft_snapshot_index(r),
+                         (unsigned long long)raft_current_term(r));
+        cl->last_progress[i] = p.state;
+    }
+}
+
 void cluster__note_role(struct cluster *cl)
 {
     struct raft *r = node_raft(cl->node);
     enum raft_role role = raft_role(r);
     raft_term term = raft_current_term(r);
     raft_id leader = raft_leader(r);
+    cluster__sync_members(cl);
+    cluster__note_snapshots(cl);
     if (role == cl->last_role && term == cl->last_term && leader == cl->last_leader)
         return;
     if (role == RAFT_LEADER && cl->last_role != RAFT_LEADER)
@@ -536,6 +652,8 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, const struct config *cfg
     }
     cl->cfg = cfg;
     cl->hooks = *hooks;
+    memcpy(cl->peers, peers, (size_t)n * sizeof(*peers));
+    cl->n_peers = n;
     cl->loop = loop;
     cl->last_role = RAFT_FOLLOWER;
 
@@ -579,6 +697,14 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, const struct config *cfg
                      peers[i].port, peers[i].id);
             goto err_log;
         }
+    /* what --peers gave the transport: the log's records may change it */
+    for (int i = 0; i < n && cl->n_dialed < sizeof(cl->dialed) / sizeof(cl->dialed[0]); i++)
+        if (peers[i].id != cfg->node_id) {
+            struct cluster__addr *d = &cl->dialed[cl->n_dialed++];
+            d->id = (raft_id)peers[i].id;
+            d->port = peers[i].port;
+            snprintf(d->host, sizeof(d->host), "%s", peers[i].host);
+        }
 
     struct node_disk disk;
     raftlog_disk(cl->rl, &disk.hs, &disk.snapshot, &disk.entries, &disk.n_entries);
@@ -599,10 +725,13 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, const struct config *cfg
         .reply = cluster__reply,
     };
     cluster__log(cl, LOG_NOTICE, "raft: node %d of %d, %s (term %llu, %zu entries on disk)",
-                 cfg->node_id, n, empty ? "bootstrapping a new cluster" : "restarting",
+                 cfg->node_id, n,
+                 !empty         ? "restarting"
+                 : cfg->join    ? "empty: waiting for a leader to add it (join)"
+                                : "bootstrapping a new cluster",
                  (unsigned long long)disk.hs.term, disk.n_entries);
     *out = cl; /* the node may persist from inside node_new */
-    cl->node = node_new(&ncfg, &io, &disk, empty ? &conf : NULL, errmsg, errlen);
+    cl->node = node_new(&ncfg, &io, &disk, empty && !cfg->join ? &conf : NULL, errmsg, errlen);
     if (cl->node == NULL)
         goto err_log;
     raftlog_release_disk(cl->rl);

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "../common/defs.h"
+#include "../node/fsm.h"
 #include "cluster_int.h"
 
 #define CLUSTER_TOKEN_PREFIX "v1:"
@@ -87,7 +88,8 @@ static const char *ack_name(uint8_t ack)
 
 /* ---- TRIAD.* ---- */
 
-static void triad_members(struct cluster *cl, struct tbuf *out)
+/* TRIAD.MEMBERS: [id, role, link, peer address] per member. */
+static void triad_members_list(struct cluster *cl, struct tbuf *out)
 {
     struct raft *r = node_raft(cl->node);
     const struct raft_conf *c = raft_conf(r);
@@ -99,10 +101,81 @@ static void triad_members(struct cluster *cl, struct tbuf *out)
                            : c->members[i].role == RAFT_VOTER  ? "voter"
                                                                : "learner";
         bool up = self || peer_net_connected(cl->pn, id);
-        tbuf_appendf(out, "*3\r\n:%u\r\n", (unsigned)id);
+        const char *host;
+        int port;
+        char addr[FSM_MEMBER_HOST_MAX + 16] = "";
+        if (cluster__peer_addr(cl, id, &host, &port))
+            snprintf(addr, sizeof(addr), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+        tbuf_appendf(out, "*4\r\n:%u\r\n", (unsigned)id);
         bulk(out, role);
         bulk(out, up ? "connected" : "disconnected");
+        bulk(out, addr);
     }
+}
+
+/* "host:port" or "[v6]:port" into host and port; false if malformed. */
+static bool parse_addr(const char *a, size_t len, char *host, size_t hostcap, uint16_t *port)
+{
+    size_t colon = len;
+    while (colon > 0 && a[colon - 1] != ':')
+        colon--;
+    if (colon == 0)
+        return false;
+    uint64_t p;
+    if (!cluster__parse_u64(a + colon, len - colon, &p) || p == 0 || p > 65535)
+        return false;
+    size_t hs = 0, he = colon - 1;
+    if (he >= 2 && a[0] == '[' && a[he - 1] == ']') {
+        hs = 1;
+        he--;
+    }
+    if (he <= hs || he - hs >= hostcap)
+        return false;
+    for (size_t i = hs; i < he; i++)
+        if (a[i] <= ' ' || a[i] > '~')
+            return false;
+    memcpy(host, a + hs, he - hs);
+    host[he - hs] = '\0';
+    *port = (uint16_t)p;
+    return true;
+}
+
+/* TRIAD.MEMBERS [ADD id host:port [LEARNER] | PROMOTE id | REMOVE id] */
+static enum cluster_outcome triad_members(struct cluster *cl, uint64_t req_id, int argc,
+                                          char **argv, size_t *argvlen, struct tbuf *out)
+{
+    if (argc == 1) {
+        triad_members_list(cl, out);
+        return CLUSTER_DONE;
+    }
+    const char *sub = argv[1];
+    size_t sl = argvlen[1];
+    bool add = cmd_is(sub, sl, "ADD"), promote = cmd_is(sub, sl, "PROMOTE"),
+         remove = cmd_is(sub, sl, "REMOVE");
+    bool learner = add && argc == 5 && cmd_is(argv[4], argvlen[4], "LEARNER");
+    if (!((add && (argc == 4 || learner)) || ((promote || remove) && argc == 3))) {
+        tbuf_appends(out, "-ERR usage: TRIAD.MEMBERS [ADD id host:port [LEARNER] | PROMOTE id | "
+                          "REMOVE id]\r\n");
+        return CLUSTER_DONE;
+    }
+    uint64_t id;
+    if (!cluster__parse_u64(argv[2], argvlen[2], &id) || id == 0 || id > 1000000) {
+        tbuf_appends(out, "-ERR a node id is an integer from 1 to 1000000\r\n");
+        return CLUSTER_DONE;
+    }
+    char host[FSM_MEMBER_HOST_MAX + 1] = "";
+    uint16_t port = 0;
+    if (add && !parse_addr(argv[3], argvlen[3], host, sizeof(host), &port)) {
+        tbuf_appends(out, "-ERR the new member's peer address is host:port\r\n");
+        return CLUSTER_DONE;
+    }
+    enum raft_change change = add ? RAFT_ADD_LEARNER : promote ? RAFT_PROMOTE : RAFT_REMOVE;
+    cluster__log(cl, LOG_NOTICE, "raft: membership change requested: %s node %u%s%s",
+                 add ? "add" : promote ? "promote" : "remove", (unsigned)id, add ? " at " : "",
+                 add ? argv[3] : "");
+    node_change_member(cl->node, req_id, change, (raft_id)id, host, port, add && !learner);
+    cluster__note_role(cl);
+    return CLUSTER_PENDING;
 }
 
 static void triad_transfer(struct cluster *cl, const char *arg, size_t len, struct tbuf *out)
@@ -423,10 +496,7 @@ enum cluster_outcome cluster_command(struct cluster *cl, struct cluster_session 
     size_t nl = argvlen[0];
     if (nl > 6 && strncasecmp(name, "TRIAD.", 6) == 0) {
         if (cmd_is(name, nl, "TRIAD.MEMBERS")) {
-            if (argc != 1)
-                arity_error(out, "triad.members");
-            else
-                triad_members(cl, out);
+            return triad_members(cl, req_id, argc, argv, argvlen, out);
         } else if (cmd_is(name, nl, "TRIAD.TRANSFER")) {
             if (argc != 2)
                 arity_error(out, "triad.transfer");

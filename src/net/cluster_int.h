@@ -60,6 +60,15 @@ struct cluster {
     uint64_t next_remote;
     struct cluster__addr addrs[PEER_MEMBERS_MAX + 1];
     size_t n_addrs;
+    /* peer addresses: --peers, then what the log records (fsm.h) */
+    struct config_peer peers[CONFIG_PEERS_MAX];
+    int n_peers;
+    struct cluster__addr dialed[PEER_MEMBERS_MAX]; /* what peer_net was last given */
+    size_t n_dialed;
+    struct raft_conf synced_conf;   /* the configuration peer_net was synced to */
+    uint64_t synced_members;        /* ... and the member table's version */
+    uint64_t last_snapshots_taken, last_snapshots_installed;
+    uint8_t last_progress[RAFT_NODES_MAX]; /* per member of synced_conf, to log snapshots sent */
     /* what was last logged, to log each change once */
     enum raft_role last_role;
     raft_term last_term;
@@ -80,6 +89,9 @@ void cluster__read_local(struct cluster *cl, const struct node_req *rq);
 /* WAIT on the leader, wherever the client is. */
 void cluster__wait(struct cluster *cl, uint64_t req_id, uint64_t index, uint32_t replicas,
                    uint64_t timeout_ms);
+/* Where member id's peer port is (the log's record, else --peers); NULL
+ * if nowhere. */
+bool cluster__peer_addr(const struct cluster *cl, raft_id id, const char **host, int *port);
 /* A member's client address; NULL if not known. */
 const struct cluster__addr *cluster__addr_of(const struct cluster *cl, raft_id id);
 

@@ -93,6 +93,10 @@ static const struct config_param config_params[] = {
     {"enable-fault-commands", CT_ENUM, false, OFF(enable_fault_commands),
      SZ(enable_fault_commands), 0, 0, yesno_names,
      "allow TRIAD.FAULT (cut this node off from peers, for partition tests). Default no."},
+    {"join", CT_ENUM, false, OFF(join), SZ(join), 0, 0, yesno_names,
+     "start with an empty log and wait to be added by a running cluster's leader (TRIAD.MEMBERS "
+     "ADD) instead of founding a new cluster of --peers. Use it for a new or wiped node. "
+     "Default no."},
     {"redirect", CT_ENUM, true, OFF(redirect), SZ(redirect), 0, 0, yesno_names,
      "a follower answers a command for the leader with -MOVED <slot> <leader's address> instead of "
      "forwarding it. Default no."},

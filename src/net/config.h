@@ -49,6 +49,7 @@ struct config {
     char cluster_secret[CONFIG_STR_MAX];   /* "" = peers are not authenticated */
     int enable_fault_commands;             /* TRIAD.FAULT, for tests of partitions */
     int redirect;                          /* followers answer -MOVED instead of forwarding */
+    int join;                              /* an empty log waits for a leader: no bootstrap */
     int raft_snapshot_entries;             /* compact the Raft log after this many entries */
 };
 

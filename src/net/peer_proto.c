@@ -1012,20 +1012,10 @@ int peer_decode_proxy_reply(const uint8_t *p, size_t len, struct peer_proxy_repl
 
 /* ---- ANNOUNCE ---- */
 
-static bool peer__host_ok(const char *h, size_t n)
-{
-    if (n == 0 || n > PEER_ANNOUNCE_HOST_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (h[i] <= ' ' || h[i] > '~')
-            return false;
-    return true;
-}
-
 int peer_encode_announce(struct tbuf *out, const struct peer_announce *a)
 {
     size_t n = strnlen(a->host, sizeof(a->host));
-    if (a->client_port == 0 || !peer__host_ok(a->host, n))
+    if (a->client_port == 0 || !triad_host_ok(a->host, n, PEER_ANNOUNCE_HOST_MAX))
         return TRIAD_EINVAL;
     size_t start;
     uint8_t *w = peer__frame_begin(out, PEER_MSG_ANNOUNCE, 2 + 1 + n, &start);
@@ -1050,7 +1040,7 @@ int peer_decode_announce(const uint8_t *p, size_t len, struct peer_announce *out
     if (r.left != n)
         return peer__fail(errmsg, errlen, "announce host of %u bytes in %zu bytes", n, r.left);
     peer__rd_take(&r, n, &host);
-    if (port == 0 || !peer__host_ok((const char *)host, n))
+    if (port == 0 || !triad_host_ok((const char *)host, n, PEER_ANNOUNCE_HOST_MAX))
         return peer__fail(errmsg, errlen, "announce of a bad client address");
     out->client_port = port;
     memcpy(out->host, host, n);

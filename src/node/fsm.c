@@ -503,6 +503,93 @@ static void fsm__session_save(struct fsm *f, struct fsm_session *e, uint64_t cli
     TRIAD_ASSERT(f->sessions.count <= f->sessions_max);
 }
 
+int fsm_encode_member(uint64_t now_ms, uint32_t id, const char *host, uint16_t port, bool voter,
+                      struct tbuf *out)
+{
+    char ids[16], ports[8];
+    size_t hl = strlen(host);
+    if (id == 0 || port == 0 || hl == 0 || hl > FSM_MEMBER_HOST_MAX)
+        return TRIAD_EINVAL;
+    int il = snprintf(ids, sizeof(ids), "%u", (unsigned)id);
+    int pl = snprintf(ports, sizeof(ports), "%u", (unsigned)port);
+    char *argv[5] = {"TRIAD.MEMBER", ids, (char *)host, ports, voter ? "voter" : "learner"};
+    size_t argvlen[5] = {12, (size_t)il, hl, (size_t)pl, voter ? 5u : 7u};
+    struct fsm_command c = {.proto = 2, .now_ms = now_ms, .argc = 5, .argv = argv,
+                            .argvlen = argvlen};
+    return fsm_encode_command(&c, out);
+}
+
+const struct fsm_member *fsm_member(const struct fsm *f, uint32_t id)
+{
+    for (uint32_t i = 0; i < f->n_members; i++)
+        if (f->members[i].id == id)
+            return &f->members[i];
+    return NULL;
+}
+
+static bool fsm__parse_uint(const char *p, size_t n, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (n == 0 || n > 10)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    if (v == 0 || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Insert or replace, keeping the table sorted by id. */
+static int fsm__member_set(struct fsm *f, const struct fsm_member *m)
+{
+    uint32_t i = 0;
+    while (i < f->n_members && f->members[i].id < m->id)
+        i++;
+    if (i == f->n_members || f->members[i].id != m->id) {
+        if (f->n_members == FSM_MEMBERS_MAX)
+            return TRIAD_ELIMIT;
+        memmove(&f->members[i + 1], &f->members[i], (f->n_members - i) * sizeof(*f->members));
+        f->n_members++;
+    }
+    f->members[i] = *m;
+    f->members_version++;
+    return 0;
+}
+
+/* TRIAD.MEMBER id host port voter|learner */
+static void fsm__apply_member(struct fsm *f, const struct fsm_command *cmd, struct tbuf *reply)
+{
+    uint64_t id, port;
+    struct fsm_member m = {0};
+    bool voter = cmd->argvlen[4] == 5 && memcmp(cmd->argv[4], "voter", 5) == 0;
+    bool learner = cmd->argvlen[4] == 7 && memcmp(cmd->argv[4], "learner", 7) == 0;
+    if (!fsm__parse_uint(cmd->argv[1], cmd->argvlen[1], UINT32_MAX, &id) ||
+        !fsm__parse_uint(cmd->argv[3], cmd->argvlen[3], UINT16_MAX, &port) ||
+        !triad_host_ok(cmd->argv[2], cmd->argvlen[2], FSM_MEMBER_HOST_MAX) || !(voter || learner)) {
+        fsm__reply_err(reply, "TRIAD malformed member address");
+        return;
+    }
+    m.id = (uint32_t)id;
+    m.port = (uint16_t)port;
+    m.voter = voter;
+    memcpy(m.host, cmd->argv[2], cmd->argvlen[2]);
+    if (fsm__member_set(f, &m) != 0) {
+        fsm__reply_err(reply, "TRIAD the member table is full (%d)", FSM_MEMBERS_MAX);
+        return;
+    }
+    tbuf_appends(reply, "+OK\r\n");
+}
+
+static bool fsm__is_member_cmd(const struct fsm_command *cmd)
+{
+    return cmd->client_id == 0 && cmd->argc == 5 && cmd->argvlen[0] == 12 &&
+           memcmp(cmd->argv[0], "TRIAD.MEMBER", 12) == 0;
+}
+
 int fsm_apply(struct fsm *f, uint64_t index, const void *data, size_t len, struct tbuf *reply)
 {
     TRIAD_ASSERT(index == f->applied_index + 1);
@@ -550,6 +637,8 @@ int fsm_apply(struct fsm *f, uint64_t index, const void *data, size_t len, struc
                        "(last answered: %llu)",
                        (unsigned long long)cmd.seq, (unsigned long long)cmd.client_id,
                        (unsigned long long)e->last_seq);
+    } else if (fsm__is_member_cmd(&cmd)) {
+        fsm__apply_member(f, &cmd, reply);
     } else if (cmd.argc > 0) {
         size_t mark = reply->len;
         fsm__run_logged(f, &cmd, reply);
@@ -692,6 +781,16 @@ int fsm_snapshot(const struct fsm *f, struct tbuf *out)
         tbuf_append(out, e->reply, e->reply_len);
     }
     TRIAD_ASSERT(n == f->sessions.count);
+    tbuf_append_u32le(out, f->n_members);
+    for (uint32_t i = 0; i < f->n_members; i++) {
+        const struct fsm_member *m = &f->members[i];
+        size_t hl = strlen(m->host);
+        tbuf_append_u32le(out, m->id);
+        tbuf_append_u32le(out, m->port);
+        tbuf_appendc(out, (char)m->voter);
+        tbuf_appendc(out, (char)hl);
+        tbuf_append(out, m->host, hl);
+    }
     tbuf_append_u32le(out, crc32c(0, out->data + start, out->len - start));
     return 0;
 }
@@ -775,10 +874,39 @@ static int fsm__restore_sessions(struct fsm__rd *r, const struct fsm *f, uint64_
     return 0;
 }
 
-/* Parse the whole blob into kvs and t, which the caller frees on error. */
+/* Version 2's member table, sorted by id. */
+static int fsm__restore_members(struct fsm__rd *r, struct fsm_member *members, uint32_t *n_out,
+                                char *errmsg, size_t errlen)
+{
+    uint32_t n;
+    if (!fsm__rd_u32(r, &n))
+        FSM__CORRUPT("snapshot truncated at the member count");
+    if (n > FSM_MEMBERS_MAX)
+        FSM__CORRUPT("%u members exceed the limit of %d", n, FSM_MEMBERS_MAX);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t id, port;
+        uint8_t voter, hl;
+        const unsigned char *host;
+        if (!fsm__rd_u32(r, &id) || !fsm__rd_u32(r, &port) || !fsm__rd_u8(r, &voter) ||
+            !fsm__rd_u8(r, &hl) || !fsm__rd_bytes(r, hl, &host))
+            FSM__CORRUPT("snapshot truncated in member %u", i);
+        if (id == 0 || (i > 0 && id <= members[i - 1].id) || port == 0 || port > UINT16_MAX ||
+            voter > 1 || !triad_host_ok((const char *)host, hl, FSM_MEMBER_HOST_MAX))
+            FSM__CORRUPT("member %u: a bad or repeated entry", i);
+        members[i] = (struct fsm_member){.id = id, .port = (uint16_t)port, .voter = voter};
+        memcpy(members[i].host, host, hl);
+        members[i].host[hl] = '\0';
+    }
+    *n_out = n;
+    return 0;
+}
+
+/* Parse the whole blob into kvs, t and members, which the caller frees on
+ * error. */
 static int fsm__restore_parse(const struct fsm *f, const void *data, size_t len,
-                              struct kv **kvs, struct fsm_sessions *t, uint64_t *applied_index,
-                              uint64_t *clock_ms, char *errmsg, size_t errlen)
+                              struct kv **kvs, struct fsm_sessions *t, struct fsm_member *members,
+                              uint32_t *n_members, uint64_t *applied_index, uint64_t *clock_ms,
+                              char *errmsg, size_t errlen)
 {
     if (len < FSM_SNAP_HEADER_SIZE + 4)
         FSM__CORRUPT("snapshot of %zu bytes is shorter than its header", len);
@@ -800,8 +928,8 @@ static int fsm__restore_parse(const struct fsm *f, const void *data, size_t len,
     (void)fsm__rd_u64(&r, clock_ms);
     (void)fsm__rd_u32(&r, &ndb);
     TRIAD_ASSERT(r.off == FSM_SNAP_HEADER_SIZE);
-    if (version != FSM_SNAPSHOT_VERSION)
-        FSM__CORRUPT("snapshot version %u is not %d", version, FSM_SNAPSHOT_VERSION);
+    if (version != 1 && version != FSM_SNAPSHOT_VERSION)
+        FSM__CORRUPT("snapshot version %u is not 1 or %d", version, FSM_SNAPSHOT_VERSION);
     if (*clock_ms > (uint64_t)INT64_MAX)
         FSM__CORRUPT("snapshot clock %llu out of range", (unsigned long long)*clock_ms);
     if (ndb != FSM_DATABASES)
@@ -814,8 +942,15 @@ static int fsm__restore_parse(const struct fsm *f, const void *data, size_t len,
     int rc = fsm__restore_sessions(&r, f, *clock_ms, t, errmsg, errlen);
     if (rc != 0)
         return rc;
+    *n_members = 0;
+    if (version >= 2) {
+        rc = fsm__restore_members(&r, members, n_members, errmsg, errlen);
+        if (rc != 0)
+            return rc;
+    }
     if (r.off != r.len)
-        FSM__CORRUPT("snapshot has %zu bytes after its sessions", r.len - r.off);
+        FSM__CORRUPT("snapshot has %zu bytes after its %s", r.len - r.off,
+                     version >= 2 ? "members" : "sessions");
     return 0;
 }
 
@@ -824,12 +959,14 @@ int fsm_restore(struct fsm *f, const void *data, size_t len, char *errmsg, size_
     struct kv *kvs[FSM_DATABASES];
     struct fsm_sessions t;
     uint64_t applied_index, clock_ms;
+    struct fsm_member members[FSM_MEMBERS_MAX];
+    uint32_t n_members = 0;
     memset(&t, 0, sizeof(t));
     /* The seeds cmd_server_init uses, so only the contents differ. */
     for (int i = 0; i < FSM_DATABASES; i++)
         kvs[i] = kv_new(f->seed + (uint64_t)i);
-    int rc = fsm__restore_parse(f, data, len, kvs, &t, &applied_index, &clock_ms, errmsg,
-                                errlen);
+    int rc = fsm__restore_parse(f, data, len, kvs, &t, members, &n_members, &applied_index,
+                                &clock_ms, errmsg, errlen);
     if (rc != 0) {
         for (int i = 0; i < FSM_DATABASES; i++)
             kv_free(kvs[i]);
@@ -844,6 +981,9 @@ int fsm_restore(struct fsm *f, const void *data, size_t len, char *errmsg, size_
     }
     fsm__sessions_free(&f->sessions);
     f->sessions = t;
+    memcpy(f->members, members, n_members * sizeof(*members));
+    f->n_members = n_members;
+    f->members_version++;
     f->clock_ms = clock_ms;
     f->applied_index = applied_index;
     f->srv.now_ms = (int64_t)clock_ms;
@@ -858,6 +998,7 @@ int fsm_restore(struct fsm *f, const void *data, size_t len, char *errmsg, size_
 #define FSM_DIGEST_KEY_SEED 0x6b6579736b657973ull     /* "keyskeys" */
 #define FSM_DIGEST_SESSION_SEED 0x73657373696f6e73ull /* "sessions" */
 #define FSM_DIGEST_DB_MUL 0x9e3779b97f4a7c15ull
+#define FSM_DIGEST_MEMBER_SEED 0x6d656d626572736dull /* "membersm" */
 
 struct fsm__digest {
     uint64_t sum;
@@ -896,6 +1037,17 @@ uint64_t fsm_digest(const struct fsm *f)
         tbuf_write_u64le(hdr + 16, e->touch_ms);
         uint64_t h = XXH3_64bits_withSeed(hdr, sizeof(hdr), FSM_DIGEST_SESSION_SEED);
         d.sum += XXH3_64bits_withSeed(e->reply, e->reply_len, h);
+    }
+    for (uint32_t i = 0; i < f->n_members; i++) {
+        const struct fsm_member *m = &f->members[i];
+        unsigned char hdr[8];
+        tbuf_write_u32le(hdr, m->id);
+        hdr[4] = (unsigned char)(m->port & 0xff);
+        hdr[5] = (unsigned char)(m->port >> 8);
+        hdr[6] = (unsigned char)m->voter;
+        hdr[7] = 0;
+        uint64_t h = XXH3_64bits_withSeed(hdr, sizeof(hdr), FSM_DIGEST_MEMBER_SEED);
+        d.sum += XXH3_64bits_withSeed(m->host, strlen(m->host), h);
     }
     unsigned char tail[16];
     tbuf_write_u64le(tail, d.sum);

@@ -90,7 +90,22 @@
 #define FSM_SESSIONS_MAX 100000                /* default sessions_max */
 #define FSM_SESSION_SWEEP_MAX 64               /* expired sessions freed per apply */
 
-#define FSM_SNAPSHOT_VERSION 1
+#define FSM_SNAPSHOT_VERSION 2 /* 2 added the member table; 1 is still read */
+
+/* Members' peer addresses, replicated so that every node can reach a node
+ * added at run time (TRIAD.MEMBERS ADD), restarts included. An entry whose
+ * command is TRIAD.MEMBER id host port voter|learner (client_id 0: only a
+ * leader's membership code proposes it; no client command has that name)
+ * sets one; `voter` says the node is to be promoted once it has caught up.
+ * Kept sorted by id, in snapshots (version 2) and in the digest. */
+#define FSM_MEMBERS_MAX 32
+#define FSM_MEMBER_HOST_MAX 255
+struct fsm_member {
+    uint32_t id;
+    uint16_t port;
+    bool voter;
+    char host[FSM_MEMBER_HOST_MAX + 1];
+};
 
 /* One command, as encoded in an entry. For fsm_encode_command the caller
  * fills the public fields (argv borrowed for the call). fsm_decode_command
@@ -139,7 +154,16 @@ struct fsm {
     uint64_t session_ttl_ms; /* FSM_SESSION_TTL_MS unless set; see above */
     size_t sessions_max;     /* FSM_SESSIONS_MAX unless set; >= 1 */
     struct fsm_sessions sessions;
+    struct fsm_member members[FSM_MEMBERS_MAX];
+    uint32_t n_members;
+    uint64_t members_version; /* counts changes to members (local, not state) */
 };
+
+/* The entry payload recording member id's peer address (see above). */
+int fsm_encode_member(uint64_t now_ms, uint32_t id, const char *host, uint16_t port, bool voter,
+                      struct tbuf *out);
+/* Member id's recorded address, or NULL. */
+const struct fsm_member *fsm_member(const struct fsm *f, uint32_t id);
 
 int fsm_init(struct fsm *f, uint64_t seed);
 void fsm_free(struct fsm *f);

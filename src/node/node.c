@@ -10,6 +10,9 @@
 #include "fsm.h"
 
 #define NODE_PENDING_MAX 100000 /* client requests waiting, all kinds */
+/* A learner meant to vote is promoted once its log is within this many
+ * entries of the commit index (and the leader streams to it). */
+#define NODE_PROMOTE_LAG_MAX 256
 
 /* A write waiting for its entry to be applied: the request waiting list. */
 struct node__write {
@@ -304,10 +307,13 @@ static uint64_t node__next_deadline(const struct node *n)
 static void node__apply(struct node *n, const struct raft_entry *e)
 {
     tbuf_reset(&n->reply);
-    if (e->type == RAFT_ENTRY_NORMAL)
+    if (e->type == RAFT_ENTRY_NORMAL) {
         fsm_apply(&n->fsm, e->index, e->data, e->len, &n->reply);
-    else
+    } else {
         fsm_apply_noop(&n->fsm, e->index);
+        if (e->type == RAFT_ENTRY_CONF)
+            tbuf_appends(&n->reply, "+OK\r\n"); /* for TRIAD.MEMBERS, waiting on it */
+    }
     /* answer the writes waiting for this index: ours if the term matches,
      * else our entry was overwritten by another leader's */
     size_t k = 0;
@@ -542,10 +548,32 @@ void node_step(struct node *n, const struct raft_msg *m)
         node__process(n);
 }
 
+/* Promote a learner the member table marks as a voter once it has caught
+ * up (the dissertation's catch-up rounds, §4.2.1, by a simpler test). */
+static void node__maybe_promote(struct node *n)
+{
+    struct raft *r = n->raft;
+    if (raft_role(r) != RAFT_LEADER)
+        return;
+    const struct raft_conf *c = raft_conf(r);
+    for (uint32_t i = 0; i < c->n; i++) {
+        const struct fsm_member *m = fsm_member(&n->fsm, c->members[i].id);
+        struct raft_progress p;
+        if (c->members[i].role != RAFT_LEARNER || m == NULL || !m->voter ||
+            raft_progress_get(r, m->id, &p) != 0)
+            continue;
+        if (p.state == RAFT_REPLICATE && p.match + NODE_PROMOTE_LAG_MAX >= raft_commit_index(r)) {
+            raft_change_member(r, RAFT_PROMOTE, m->id, NULL); /* else: next tick */
+            return;
+        }
+    }
+}
+
 void node_tick(struct node *n)
 {
     raft_tick(n->raft, n->io.now_ms(n->io.arg));
     node__maybe_clock_tick(n);
+    node__maybe_promote(n);
     if (!n->in_process)
         node__process(n);
 }
@@ -679,6 +707,70 @@ void node_submit(struct node *n, const struct node_req *rq)
             node__redirect(n, rq->id);
             return;
         }
+    }
+    if (!n->in_process)
+        node__process(n);
+}
+
+/* Wait for the entry at index (a configuration change) like a write. */
+static void node__wait_entry(struct node *n, uint64_t req_id, raft_index index)
+{
+    while (n->n_writes > 0 && n->writes[n->n_writes - 1].index >= index)
+        node__write_uncertain(n, &n->writes[--n->n_writes]);
+    NODE__GROW(n->writes, n->n_writes, n->cap_writes);
+    n->writes[n->n_writes++] = (struct node__write){
+        .index = index, .term = raft_current_term(n->raft), .req_id = req_id,
+        .ack = RAFT_ACK_QUORUM};
+}
+
+void node_change_member(struct node *n, uint64_t req_id, enum raft_change change, raft_id id,
+                        const char *host, uint16_t port, bool voter)
+{
+    struct raft *r = n->raft;
+    raft_tick(r, n->io.now_ms(n->io.arg));
+    if (raft_role(r) != RAFT_LEADER) {
+        node__redirect(n, req_id);
+        return;
+    }
+    const struct raft_member *mb = raft_conf_find(raft_conf(r), id);
+    char err[128];
+    err[0] = '\0';
+    if (id == 0)
+        snprintf(err, sizeof(err), "-ERR node ids start at 1\r\n");
+    else if (change == RAFT_ADD_LEARNER && mb != NULL)
+        snprintf(err, sizeof(err), "-ERR node %u is already a member\r\n", (unsigned)id);
+    else if (change == RAFT_ADD_LEARNER && raft_conf(r)->n >= RAFT_NODES_MAX)
+        snprintf(err, sizeof(err), "-ERR a cluster has at most %d members\r\n", RAFT_NODES_MAX);
+    else if (change == RAFT_PROMOTE && (mb == NULL || mb->role != RAFT_LEARNER))
+        snprintf(err, sizeof(err), "-ERR node %u is not a learner\r\n", (unsigned)id);
+    else if (change == RAFT_REMOVE && mb == NULL)
+        snprintf(err, sizeof(err), "-ERR node %u is not a member\r\n", (unsigned)id);
+    else if (change == RAFT_REMOVE && mb->role == RAFT_VOTER && raft_conf_voters(raft_conf(r)) == 1)
+        snprintf(err, sizeof(err), "-ERR node %u is the last voter\r\n", (unsigned)id);
+    if (err[0] != '\0') {
+        node__reply_str(n, req_id, err);
+        return;
+    }
+    if (change == RAFT_ADD_LEARNER) {
+        tbuf_reset(&n->scratch);
+        uint64_t now = n->io.now_ms(n->io.arg);
+        if (fsm_encode_member(now, id, host, port, voter, &n->scratch) != 0) {
+            node__reply_str(n, req_id, "-ERR invalid member address\r\n");
+            return;
+        }
+        /* the address first: a member's entry never precedes its address */
+        if (raft_propose(r, RAFT_ENTRY_NORMAL, n->scratch.data, n->scratch.len, NULL) != 0) {
+            node__reply_str(n, req_id, "-TRYAGAIN leadership is being transferred; retry shortly\r\n");
+            return;
+        }
+        n->last_proposed_ms = now;
+    }
+    raft_index index;
+    if (raft_change_member(r, change, id, &index) != 0) {
+        node__reply_str(n, req_id, "-TRYAGAIN another membership change is in progress, or this "
+                                   "leader is new; retry shortly\r\n");
+    } else {
+        node__wait_entry(n, req_id, index);
     }
     if (!n->in_process)
         node__process(n);

@@ -123,6 +123,16 @@ bool node_read_local(struct node *n, const struct node_req *rq);
 void node_wait(struct node *n, uint64_t req_id, uint64_t index, uint32_t replicas,
                uint64_t timeout_ms);
 
+/* TRIAD.MEMBERS on the leader (elsewhere -NOTLEADER <id>). ADD records
+ * the node's peer address in the log (fsm.h: the member table), then adds
+ * it as a learner; with `voter` the leader promotes it by itself once it
+ * has caught up (node_tick). PROMOTE makes a learner a voter, REMOVE takes
+ * a member out (the leader included: it steps down once that commits).
+ * Answered "+OK" once the change has committed, or with why not. One
+ * change at a time. */
+void node_change_member(struct node *n, uint64_t req_id, enum raft_change change, raft_id id,
+                        const char *host, uint16_t port, bool voter);
+
 /* Counters, for INFO and the simulator's report. */
 struct node_stats {
     uint64_t writes_proposed, writes_answered, reads_answered;

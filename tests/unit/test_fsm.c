@@ -982,12 +982,16 @@ TEST(restore_checks_every_field_behind_a_valid_checksum)
     CHECK_MEM_STR(t_reply.data, t_reply.len, "+OK\r\n");
     struct tbuf again = {0};
     t_snapshot(&g, &again);
-    CHECK_EQ_INT(again.len, b.len + 0); /* same size; index moved to 43 */
+    /* written back as version 2: the same plus an empty member table */
+    CHECK_EQ_INT(again.len, b.len + 4);
+    CHECK_EQ_INT(tbuf_read_u32le((const unsigned char *)again.data + 8), 2);
     fsm_free(&g);
     tbuf_free(&again);
 
-    t_blob(&b, 2, 5000, FSM_DATABASES, keys, 3, sess, 2, NULL);
-    t_expect_restore_fails(&f, b.data, b.len, "version 2", __LINE__);
+    t_blob(&b, 3, 5000, FSM_DATABASES, keys, 3, sess, 2, NULL);
+    t_expect_restore_fails(&f, b.data, b.len, "version 3", __LINE__);
+    t_blob(&b, 2, 5000, FSM_DATABASES, keys, 3, sess, 2, NULL); /* no member table */
+    t_expect_restore_fails(&f, b.data, b.len, "member count", __LINE__);
     t_blob(&b, 1, 5000, FSM_DATABASES - 1, keys, 3, sess, 2, NULL);
     t_expect_restore_fails(&f, b.data, b.len, "databases", __LINE__);
     t_blob(&b, 1, (uint64_t)INT64_MAX + 1, FSM_DATABASES, keys, 3, sess, 2, NULL);
@@ -1125,6 +1129,130 @@ TEST(digest_depends_on_the_state_and_not_on_the_order_it_was_built_in)
     fsm_free(&b);
 }
 
+/* A version 2 blob whose member table is `members` (raw bytes after the count). */
+static void t_blob_members(struct tbuf *b, uint32_t n, const void *members, size_t len)
+{
+    const struct t_sess sess[] = {{7, 3, 4000, "+OK\r\n"}};
+    t_blob(b, 2, 5000, FSM_DATABASES, NULL, 0, sess, 1, NULL);
+    b->len -= 4; /* the checksum: the table goes before it */
+    tbuf_append_u32le(b, n);
+    tbuf_append(b, members, len);
+    tbuf_append_u32le(b, crc32c(0, b->data, b->len));
+}
+
+TEST(member_addresses_apply_snapshot_and_digest_like_any_state)
+{
+    struct fsm a, c;
+    t_replica_init(&a, 1);
+    t_replica_init(&c, 2);
+    struct tbuf e = {0};
+    CHECK_EQ_INT(fsm_encode_member(1000, 4, "127.0.0.1", 7394, true, &e), 0);
+    uint64_t d0 = fsm_digest(&a), v0 = a.members_version;
+    tbuf_reset(&t_reply);
+    CHECK_EQ_INT(fsm_apply(&a, 1, e.data, e.len, &t_reply), 0);
+    CHECK_MEM_STR(t_reply.data, t_reply.len, "+OK\r\n");
+    CHECK(a.members_version > v0);
+    CHECK(fsm_digest(&a) != d0);
+    const struct fsm_member *m = fsm_member(&a, 4);
+    CHECK(m != NULL && m->port == 7394 && m->voter && strcmp(m->host, "127.0.0.1") == 0);
+    CHECK(fsm_member(&a, 5) == NULL);
+    /* replaced, and kept sorted */
+    tbuf_reset(&e);
+    CHECK_EQ_INT(fsm_encode_member(1001, 2, "::1", 9, false, &e), 0);
+    tbuf_reset(&t_reply);
+    CHECK_EQ_INT(fsm_apply(&a, 2, e.data, e.len, &t_reply), 0);
+    tbuf_reset(&e);
+    CHECK_EQ_INT(fsm_encode_member(1002, 4, "10.0.0.4", 7400, false, &e), 0);
+    tbuf_reset(&t_reply);
+    CHECK_EQ_INT(fsm_apply(&a, 3, e.data, e.len, &t_reply), 0);
+    CHECK_EQ_INT(a.n_members, 2);
+    CHECK_EQ_INT(a.members[0].id, 2);
+    CHECK(strcmp(fsm_member(&a, 4)->host, "10.0.0.4") == 0 && !fsm_member(&a, 4)->voter);
+    /* through a snapshot to another replica: same table, same digest */
+    struct tbuf snap = {0};
+    t_snapshot(&a, &snap);
+    char err[256];
+    CHECK_EQ_INT(fsm_restore(&c, snap.data, snap.len, err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.n_members, 2);
+    CHECK(fsm_digest(&c) == fsm_digest(&a));
+    CHECK(fsm_member(&c, 2)->port == 9 && strcmp(fsm_member(&c, 2)->host, "::1") == 0);
+    /* no bad address gets into an entry */
+    tbuf_reset(&e);
+    CHECK_EQ_INT(fsm_encode_member(1, 0, "h", 1, true, &e), TRIAD_EINVAL);
+    CHECK_EQ_INT(fsm_encode_member(1, 1, "", 1, true, &e), TRIAD_EINVAL);
+    CHECK_EQ_INT(fsm_encode_member(1, 1, "h", 0, true, &e), TRIAD_EINVAL);
+    /* a client's command of that name cannot set one: it has a session or
+     * the wrong shape, and is just an unknown command */
+    t_apply_full(&c, 0, 2, 9, 1, 2000, "TRIAD.MEMBER 7 h 1 voter");
+    CHECK(t_reply.len > 0 && t_reply.data[0] == '-');
+    t_apply_full(&c, 0, 2, 0, 0, 2001, "TRIAD.MEMBER 7 h 0 voter");
+    CHECK_MEM_STR(t_reply.data, t_reply.len, "-ERR TRIAD malformed member address\r\n");
+    t_apply_full(&c, 0, 2, 0, 0, 2002, "TRIAD.MEMBER 7 h 1 boss");
+    CHECK_MEM_STR(t_reply.data, t_reply.len, "-ERR TRIAD malformed member address\r\n");
+    CHECK(fsm_member(&c, 7) == NULL);
+    tbuf_free(&snap);
+    tbuf_free(&e);
+    fsm_free(&a);
+    fsm_free(&c);
+}
+
+TEST(restore_checks_the_member_table)
+{
+    struct fsm f;
+    t_some_state(&f);
+    struct fsm g;
+    t_replica_init(&g, 5);
+    struct tbuf b = {0}, m = {0};
+    char err[256];
+#define T_MEMBER(id, port, voter, host)                                                    \
+    do {                                                                                   \
+        tbuf_append_u32le(&m, (id));                                                       \
+        tbuf_append_u32le(&m, (port));                                                     \
+        tbuf_appendc(&m, (char)(voter));                                                   \
+        tbuf_appendc(&m, (char)strlen(host));                                              \
+        tbuf_appends(&m, (host));                                                          \
+    } while (0)
+    T_MEMBER(3, 7000, 1, "h3");
+    T_MEMBER(9, 7001, 0, "h9");
+    t_blob_members(&b, 2, m.data, m.len);
+    CHECK_EQ_INT(fsm_restore(&g, b.data, b.len, err, sizeof(err)), 0);
+    CHECK_EQ_INT(g.n_members, 2);
+    CHECK(fsm_member(&g, 9) != NULL && !fsm_member(&g, 9)->voter);
+
+    const struct {
+        uint32_t id, port;
+        int voter;
+        const char *host;
+    } bad[] = {{0, 1, 0, "h"}, {3, 0, 0, "h"}, {3, 70000, 0, "h"}, {3, 1, 2, "h"},
+               {3, 1, 0, ""},  {3, 1, 0, "a b"}, {2, 1, 0, "h"}};
+    for (size_t i = 0; i < TRIAD_ARRAY_LEN(bad); i++) {
+        tbuf_reset(&m);
+        T_MEMBER(3, 7000, 1, "h3");
+        if (bad[i].id == 2) /* out of order */
+            T_MEMBER(2, 1, 0, "h");
+        else
+            T_MEMBER(bad[i].id == 3 ? 4 : bad[i].id, bad[i].port, bad[i].voter, bad[i].host);
+        t_blob_members(&b, 2, m.data, m.len);
+        t_expect_restore_fails(&f, b.data, b.len, "member 1", __LINE__);
+    }
+    tbuf_reset(&m);
+    T_MEMBER(3, 7000, 1, "h3");
+    t_blob_members(&b, 2, m.data, m.len);
+    t_expect_restore_fails(&f, b.data, b.len, "truncated in member 1", __LINE__);
+    t_blob_members(&b, FSM_MEMBERS_MAX + 1, m.data, m.len);
+    t_expect_restore_fails(&f, b.data, b.len, "exceed the limit", __LINE__);
+    tbuf_reset(&m);
+    T_MEMBER(3, 7000, 1, "h3");
+    tbuf_appendc(&m, 'x');
+    t_blob_members(&b, 1, m.data, m.len);
+    t_expect_restore_fails(&f, b.data, b.len, "after its members", __LINE__);
+#undef T_MEMBER
+    tbuf_free(&b);
+    tbuf_free(&m);
+    fsm_free(&f);
+    fsm_free(&g);
+}
+
 int main(void)
 {
     RUN(command_round_trips_through_encode_and_decode);
@@ -1147,6 +1275,8 @@ int main(void)
     RUN(snapshot_restore_then_the_same_entries_gives_identical_bytes);
     RUN(restore_of_a_truncated_or_bit_flipped_blob_fails_and_keeps_the_state);
     RUN(restore_checks_every_field_behind_a_valid_checksum);
+    RUN(member_addresses_apply_snapshot_and_digest_like_any_state);
+    RUN(restore_checks_the_member_table);
     RUN(replicas_fed_the_same_entries_agree_whatever_their_seed_and_reads);
     RUN(digest_depends_on_the_state_and_not_on_the_order_it_was_built_in);
     tbuf_free(&t_reply);

@@ -28,7 +28,7 @@
 #include "test.h"
 #include "test_words.h"
 
-#define T_NODES_MAX 3
+#define T_NODES_MAX 4
 #define T_EPOCH_MS 1700000000000ull /* the clock's start: a Unix time, as in the server */
 #define T_SETTLE_MAX 1000000        /* deliveries and persists in one t_settle */
 
@@ -1214,6 +1214,80 @@ TEST(node_reads_respect_the_session_floor)
     t_world_free();
 }
 
+static enum raft_member_role t_role_in_conf(raft_id at, raft_id id)
+{
+    const struct raft_member *m = raft_conf_find(raft_conf(t_r(at)), id);
+    return m ? (enum raft_member_role)m->role : 0;
+}
+
+TEST(node_adds_a_member_by_address_and_promotes_it_once_caught_up)
+{
+    t_world_init(4, T_PERSIST_AUTO);
+    W.conf.n = 3; /* node 4 is not in the first configuration */
+    for (raft_id id = 1; id <= 3; id++)
+        t_start(id, false);
+    t_elect(1);
+    for (int i = 0; i < 20; i++) {
+        char line[32];
+        snprintf(line, sizeof(line), "SET k%d v%d", i, i);
+        t_submit(1, (uint64_t)(1 + i), line);
+    }
+    t_run(50);
+    t_start(4, true); /* empty: it learns everything from the leader */
+    /* refused before anything is proposed */
+    node_change_member(t_n(1), 100, RAFT_ADD_LEARNER, 2, "127.0.0.1", 7392, true);
+    EXPECT_REPLY(1, 100, "-ERR node 2 is already a member\r\n");
+    node_change_member(t_n(1), 101, RAFT_PROMOTE, 3, NULL, 0, false);
+    EXPECT_REPLY(1, 101, "-ERR node 3 is not a learner\r\n");
+    node_change_member(t_n(1), 102, RAFT_REMOVE, 9, NULL, 0, false);
+    EXPECT_REPLY(1, 102, "-ERR node 9 is not a member\r\n");
+    node_change_member(t_n(2), 103, RAFT_ADD_LEARNER, 4, "127.0.0.1", 7394, true);
+    EXPECT_REPLY(2, 103, "-NOTLEADER 1\r\n");
+    raft_index before = raft_last_index(t_r(1));
+
+    node_change_member(t_n(1), 104, RAFT_ADD_LEARNER, 4, "127.0.0.1", 7394, true);
+    t_run(20);
+    EXPECT_REPLY(1, 104, "+OK\r\n");
+    CHECK_EQ_INT(raft_last_index(t_r(1)) >= before + 2, 1); /* the address, then the change */
+    const struct fsm_member *m = fsm_member(node_fsm(t_n(2)), 4);
+    CHECK(m != NULL && m->port == 7394 && m->voter);
+    /* one change at a time */
+    t_run(1000);
+    CHECK_EQ_INT(t_role_in_conf(1, 4), RAFT_VOTER); /* caught up: promoted by the leader */
+    CHECK_EQ_INT(t_role_in_conf(4, 4), RAFT_VOTER);
+    CHECK(node_digest(t_n(4)) == node_digest(t_n(1)));
+    CHECK(fsm_member(node_fsm(t_n(4)), 4) != NULL);
+    EXPECT_READ(1, 105, "GET k19", "$3\r\nv19\r\n");
+
+    /* REMOVE: the member leaves the configuration everywhere */
+    node_change_member(t_n(1), 106, RAFT_REMOVE, 3, NULL, 0, false);
+    t_run(100);
+    EXPECT_REPLY(1, 106, "+OK\r\n");
+    CHECK_EQ_INT(t_role_in_conf(1, 3), 0);
+    CHECK_EQ_INT(t_role_in_conf(4, 3), 0);
+    CHECK_EQ_INT(raft_conf_voters(raft_conf(t_r(1))), 3);
+    t_world_free();
+}
+
+TEST(node_keeps_a_learner_added_as_a_learner)
+{
+    t_world_init(4, T_PERSIST_AUTO);
+    W.conf.n = 3;
+    for (raft_id id = 1; id <= 3; id++)
+        t_start(id, false);
+    t_elect(1);
+    t_start(4, true);
+    node_change_member(t_n(1), 1, RAFT_ADD_LEARNER, 4, "::1", 7000, false);
+    t_run(1000);
+    EXPECT_REPLY(1, 1, "+OK\r\n");
+    CHECK_EQ_INT(t_role_in_conf(1, 4), RAFT_LEARNER);
+    node_change_member(t_n(1), 2, RAFT_PROMOTE, 4, NULL, 0, false);
+    t_run(100);
+    EXPECT_REPLY(1, 2, "+OK\r\n");
+    CHECK_EQ_INT(t_role_in_conf(1, 4), RAFT_VOTER);
+    t_world_free();
+}
+
 TEST(node_retried_write_with_same_seq_is_applied_once)
 {
     t_world_init(3, T_PERSIST_AUTO);
@@ -1666,6 +1740,8 @@ int main(void)
     RUN(node_ack_all_with_a_voter_down_times_out_with_noreplicas);
     RUN(node_wait_counts_followers_holding_the_index);
     RUN(node_reads_respect_the_session_floor);
+    RUN(node_adds_a_member_by_address_and_promotes_it_once_caught_up);
+    RUN(node_keeps_a_learner_added_as_a_learner);
     RUN(node_retried_write_with_same_seq_is_applied_once);
     RUN(node_write_overwritten_by_new_leader_gets_tryagain);
     RUN(node_write_proposed_below_an_older_waiting_write_is_answered_when_applied);
