@@ -698,6 +698,11 @@ static void cmd__discard_transaction(struct cmd_server *s, struct cmd_client *c)
     cmd__unwatch_all(s, c);
 }
 
+void cmd_discard_transaction(struct cmd_server *s, struct cmd_client *c)
+{
+    cmd__discard_transaction(s, c);
+}
+
 void cmd_client_free(struct cmd_server *s, struct cmd_client *c)
 {
     cmd__discard_transaction(s, c);

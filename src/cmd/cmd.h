@@ -224,6 +224,9 @@ struct cmd_client {
 void cmd_server_init(struct cmd_server *s, int databases, uint64_t seed);
 void cmd_server_free(struct cmd_server *s);
 void cmd_client_init(struct cmd_client *c, uint64_t id, struct tbuf *out);
+/* End a MULTI: drop its queue, its flags and the WATCHes (leader mode runs
+ * EXEC itself, through the log). */
+void cmd_discard_transaction(struct cmd_server *s, struct cmd_client *c);
 /* Release MULTI queue, WATCHes and name (call before the session goes). */
 void cmd_client_free(struct cmd_server *s, struct cmd_client *c);
 

@@ -25,7 +25,7 @@ struct wal;
 struct cluster_hooks {
     void *arg;
     /* The answer to req_id (RESP bytes, borrowed for the call) and the log
-     * index it reflects (node.h): pass it to cluster_session_saw(). May be
+     * index it reflects (node.h): pass both to cluster_session_answer(). May be
      * called from inside cluster_command. */
     void (*reply)(void *arg, uint64_t req_id, const char *resp, size_t len, uint64_t index);
     /* Records were appended to the WAL: hand them to the fsync thread. */
@@ -46,20 +46,34 @@ void cluster_durable(struct cluster *cl, uint64_t lsn);
 /* Does this command go through the log (writes) or a ReadIndex (reads)? */
 bool cluster_handles(const struct cmd_spec *spec);
 
+/* A key a connection WATCHes: what it held when WATCH read it (fsm.h's
+ * fsm_key_digest; 0: no key). */
+struct cluster_watch {
+    int db;
+    uint64_t digest;
+    char *key;
+    size_t len;
+};
+
 /* A client connection's leader-mode state; the server keeps one per
- * connection, zeroed when it opens (and by RESET). */
+ * connection, zeroed when it opens, and frees it with
+ * cluster_session_free. */
 struct cluster_session {
     uint8_t ack;   /* TRIAD.CONSISTENCY W: enum raft_ack, 0 = QUORUM */
     bool readonly; /* READONLY: reads from this node's own state machine */
     uint64_t seen; /* the newest log index it wrote or read: its floor */
+    struct cluster_watch *watch; /* WATCHed keys, for the next EXEC */
+    uint32_t n_watch, cap_watch;
+    uint32_t watch_pending; /* the last ones wait for WATCH's read */
 };
 
-/* The connection got an answer reflecting `index` (hooks.reply). */
-static inline void cluster_session_saw(struct cluster_session *cs, uint64_t index)
-{
-    if (index > cs->seen)
-        cs->seen = index;
-}
+/* Hand the connection the answer to its command (hooks.reply): appended
+ * to out (WATCH's read becomes its +OK), and the floor moves to index. */
+void cluster_session_answer(struct cluster_session *cs, const char *resp, size_t len,
+                            uint64_t index, struct tbuf *out);
+/* Forget the WATCHed keys (UNWATCH, EXEC, DISCARD, RESET). */
+void cluster_session_unwatch(struct cluster_session *cs);
+void cluster_session_free(struct cluster_session *cs);
 
 enum cluster_outcome {
     CLUSTER_LOCAL,   /* not leader mode's: the server runs it (cmd_exec) */
@@ -69,13 +83,15 @@ enum cluster_outcome {
 
 /* Leader mode's part of a client's command (the caller has checked AUTH):
  * data commands through the log or a ReadIndex (or this node's state after
- * READONLY), and READONLY, READWRITE, WAIT, ROLE, SENTINEL, TRIAD.EXEC,
- * TRIAD.CONSISTENCY, TRIAD.TOKEN, TRIAD.AFTER, TRIAD.MEMBERS,
- * TRIAD.TRANSFER, TRIAD.FAULT. Commands with a wrong argument count are
- * left to cmd_exec, which answers Redis's error. */
+ * READONLY); EXEC of the transaction cc has queued (the caller then ends
+ * cc's MULTI), WATCH, UNWATCH; READONLY, READWRITE, WAIT, ROLE, SENTINEL,
+ * TRIAD.EXEC, TRIAD.CONSISTENCY, TRIAD.TOKEN, TRIAD.AFTER, TRIAD.MEMBERS,
+ * TRIAD.TRANSFER, TRIAD.FAULT. Answers go to cc->out. Commands with a
+ * wrong argument count are left to cmd_exec, which answers Redis's
+ * error. */
 enum cluster_outcome cluster_command(struct cluster *cl, struct cluster_session *cs,
-                                     uint64_t req_id, int db, int proto, int argc, char **argv,
-                                     size_t *argvlen, struct tbuf *out);
+                                     struct cmd_client *cc, uint64_t req_id, int argc,
+                                     char **argv, size_t *argvlen);
 
 /* TRIAD.FAULT: drop everything to and from these peers (a partition the
  * test drives), or nothing (heal). */

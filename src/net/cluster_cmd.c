@@ -86,6 +86,13 @@ static const char *ack_name(uint8_t ack)
     }
 }
 
+/* The connection has seen the state at index: its floor rises. */
+static void cluster_session_saw(struct cluster_session *cs, uint64_t index)
+{
+    if (index > cs->seen)
+        cs->seen = index;
+}
+
 /* ---- TRIAD.* ---- */
 
 /* TRIAD.MEMBERS: [id, role, link, peer address] per member. */
@@ -472,6 +479,169 @@ static enum cluster_outcome wait_cmd(struct cluster *cl, struct cluster_session 
     return CLUSTER_PENDING;
 }
 
+/* ---- transactions ---- */
+
+#define CLUSTER_WATCHED_MAX (1u << 20) /* keys one connection may watch, as cmd's */
+
+void cluster_session_unwatch(struct cluster_session *cs)
+{
+    for (uint32_t i = 0; i < cs->n_watch; i++)
+        free(cs->watch[i].key);
+    cs->n_watch = 0;
+    cs->watch_pending = 0;
+}
+
+void cluster_session_free(struct cluster_session *cs)
+{
+    cluster_session_unwatch(cs);
+    free(cs->watch);
+    memset(cs, 0, sizeof(*cs));
+}
+
+/* WATCH's read answered "*n" and n integers: the digests of the keys it
+ * added. false: anything else (an error, passed on as it is). */
+static bool watch_digests(struct cluster_session *cs, const char *p, size_t len)
+{
+    const char *end = p + len;
+    uint64_t n;
+    const char *q = p + 1;
+    if (len < 4 || p[0] != '*')
+        return false;
+    const char *nl = memchr(q, '\r', (size_t)(end - q));
+    if (nl == NULL || !cluster__parse_u64(q, (size_t)(nl - q), &n) || n != cs->watch_pending)
+        return false;
+    q = nl + 2;
+    for (uint32_t i = cs->n_watch - cs->watch_pending; i < cs->n_watch; i++) {
+        int64_t v;
+        if (q >= end || *q != ':')
+            return false;
+        nl = memchr(q, '\r', (size_t)(end - q));
+        if (nl == NULL || !parse_i64(q + 1, (size_t)(nl - q - 1), &v))
+            return false;
+        cs->watch[i].digest = (uint64_t)v;
+        q = nl + 2;
+    }
+    return q == end;
+}
+
+void cluster_session_answer(struct cluster_session *cs, const char *resp, size_t len,
+                            uint64_t index, struct tbuf *out)
+{
+    cluster_session_saw(cs, index);
+    if (cs->watch_pending == 0) {
+        tbuf_append(out, resp, len);
+        return;
+    }
+    if (watch_digests(cs, resp, len)) {
+        tbuf_appends(out, "+OK\r\n");
+    } else {
+        /* not watched after all: WATCH answers the error */
+        for (uint32_t i = cs->n_watch - cs->watch_pending; i < cs->n_watch; i++)
+            free(cs->watch[i].key);
+        cs->n_watch -= cs->watch_pending;
+        tbuf_append(out, resp, len);
+    }
+    cs->watch_pending = 0;
+}
+
+/* WATCH key [key ...]: read each key's digest on the leader (TRIAD.DIGEST). */
+static enum cluster_outcome watch_cmd(struct cluster *cl, struct cluster_session *cs,
+                                      struct cmd_client *cc, uint64_t req_id, int argc,
+                                      char **argv, size_t *argvlen)
+{
+    if (cs->n_watch + (uint32_t)(argc - 1) > CLUSTER_WATCHED_MAX) {
+        tbuf_appends(cc->out, "-ERR too many watched keys\r\n");
+        return CLUSTER_DONE;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (cs->n_watch == cs->cap_watch) {
+            cs->cap_watch = cs->cap_watch ? cs->cap_watch * 2 : 8;
+            cs->watch = realloc(cs->watch, cs->cap_watch * sizeof(*cs->watch));
+            TRIAD_ASSERT(cs->watch != NULL);
+        }
+        struct cluster_watch *w = &cs->watch[cs->n_watch++];
+        w->db = cc->db;
+        w->digest = 0;
+        w->len = argvlen[i];
+        w->key = malloc(argvlen[i] ? argvlen[i] : 1);
+        TRIAD_ASSERT(w->key != NULL);
+        memcpy(w->key, argv[i], argvlen[i]);
+    }
+    cs->watch_pending = (uint32_t)(argc - 1);
+    char digest[] = "TRIAD.DIGEST";
+    char *saved = argv[0];
+    size_t saved_len = argvlen[0];
+    argv[0] = digest;
+    argvlen[0] = sizeof(digest) - 1;
+    struct node_req rq = {.id = req_id, .db = cc->db, .proto = cc->proto, .after = cs->seen,
+                          .argc = argc, .argv = argv, .argvlen = argvlen};
+    cluster__submit(cl, &rq); /* linearizable, on the leader */
+    argv[0] = saved;
+    argvlen[0] = saved_len;
+    return CLUSTER_PENDING;
+}
+
+/* EXEC of what cc queued since MULTI: one TRIAD.TXN entry (fsm.h) with
+ * the WATCHed keys' digests, applied atomically on every replica. */
+static enum cluster_outcome exec_cmd(struct cluster *cl, struct cluster_session *cs,
+                                     struct cmd_client *cc, uint64_t req_id)
+{
+    for (int i = 0; i < cc->queue_len; i++) {
+        const struct cmd_queued *q = &cc->queue[i];
+        if (!fsm_txn_allowed(q->argv[0], q->argvlen[0])) {
+            tbuf_appendf(cc->out,
+                         "-EXECABORT Transaction discarded: '%.*s' cannot run in a leader-mode "
+                         "transaction\r\n",
+                         (int)TRIAD_MIN(q->argvlen[0], (size_t)64), q->argv[0]);
+            return CLUSTER_DONE;
+        }
+    }
+    size_t argc = 2 + 3 * (size_t)cs->n_watch;
+    for (int i = 0; i < cc->queue_len; i++)
+        argc += 1 + (size_t)cc->queue[i].argc;
+    if (argc > FSM_COMMAND_ARGC_MAX) {
+        tbuf_appends(cc->out, "-EXECABORT Transaction discarded: too many commands and "
+                              "arguments for one log entry\r\n");
+        return CLUSTER_DONE;
+    }
+    char **av = malloc(argc * sizeof(*av));
+    size_t *al = malloc(argc * sizeof(*al));
+    /* the numbers, written side by side: at most 21 bytes each */
+    char *nums = malloc((2 * (size_t)cs->n_watch + (size_t)cc->queue_len + 1) * 21);
+    TRIAD_ASSERT(av != NULL && al != NULL && nums != NULL);
+    char *np = nums;
+    size_t k = 0;
+#define TXN_NUM(v)                                                                             do {                                                                                           int len_ = snprintf(np, 21, "%llu", (unsigned long long)(v));                              av[k] = np;                                                                                al[k++] = (size_t)len_;                                                                    np += len_ + 1;                                                                        } while (0)
+    char txn[] = "TRIAD.TXN";
+    av[k] = txn;
+    al[k++] = sizeof(txn) - 1;
+    TXN_NUM(cs->n_watch);
+    for (uint32_t i = 0; i < cs->n_watch; i++) {
+        TXN_NUM(cs->watch[i].db);
+        av[k] = cs->watch[i].key;
+        al[k++] = cs->watch[i].len;
+        TXN_NUM(cs->watch[i].digest);
+    }
+    for (int i = 0; i < cc->queue_len; i++) {
+        const struct cmd_queued *q = &cc->queue[i];
+        TXN_NUM(q->argc);
+        for (int j = 0; j < q->argc; j++) {
+            av[k] = q->argv[j];
+            al[k++] = q->argvlen[j];
+        }
+    }
+#undef TXN_NUM
+    TRIAD_ASSERT(k == argc);
+    struct node_req rq = {.id = req_id, .db = cc->db, .proto = cc->proto, .ack = cs->ack,
+                          .after = cs->seen, .argc = (int)argc, .argv = av, .argvlen = al};
+    cluster__submit(cl, &rq); /* copied into the log entry or the frame */
+    free(av);
+    free(al);
+    free(nums);
+    cluster_session_unwatch(cs);
+    return CLUSTER_PENDING;
+}
+
 /* A data command (or TRIAD.EXEC's inner write) into the log or a read. */
 static enum cluster_outcome data_cmd(struct cluster *cl, struct cluster_session *cs,
                                      const struct cmd_spec *spec, uint64_t req_id,
@@ -489,11 +659,29 @@ static enum cluster_outcome data_cmd(struct cluster *cl, struct cluster_session 
 }
 
 enum cluster_outcome cluster_command(struct cluster *cl, struct cluster_session *cs,
-                                     uint64_t req_id, int db, int proto, int argc, char **argv,
-                                     size_t *argvlen, struct tbuf *out)
+                                     struct cmd_client *cc, uint64_t req_id, int argc,
+                                     char **argv, size_t *argvlen)
 {
     const char *name = argv[0];
     size_t nl = argvlen[0];
+    int db = cc->db, proto = cc->proto;
+    struct tbuf *out = cc->out;
+    if (cc->flags & CMD_CLIENT_MULTI) {
+        /* queued by cmd_exec, until EXEC (unless a command failed to
+         * queue: then cmd_exec's EXEC answers EXECABORT) */
+        if (cmd_is(name, nl, "EXEC") && argc == 1 && !(cc->flags & CMD_CLIENT_DIRTY_EXEC))
+            return exec_cmd(cl, cs, cc, req_id);
+        if (cmd_is(name, nl, "EXEC") || cmd_is(name, nl, "DISCARD"))
+            cluster_session_unwatch(cs);
+        return CLUSTER_LOCAL;
+    }
+    if (cmd_is(name, nl, "WATCH") && argc >= 2)
+        return watch_cmd(cl, cs, cc, req_id, argc, argv, argvlen);
+    if (cmd_is(name, nl, "UNWATCH") && argc == 1) {
+        cluster_session_unwatch(cs);
+        tbuf_appends(out, "+OK\r\n");
+        return CLUSTER_DONE;
+    }
     if (nl > 6 && strncasecmp(name, "TRIAD.", 6) == 0) {
         if (cmd_is(name, nl, "TRIAD.MEMBERS")) {
             return triad_members(cl, req_id, argc, argv, argvlen, out);
@@ -577,10 +765,6 @@ enum cluster_outcome cluster_command(struct cluster *cl, struct cluster_session 
     const struct cmd_spec *spec = cmd_lookup(name, nl);
     if (spec == NULL)
         return CLUSTER_LOCAL;
-    if (strcmp(spec->name, "MULTI") == 0 || strcmp(spec->name, "WATCH") == 0) {
-        tbuf_appends(out, "-ERR MULTI and WATCH are not available in leader mode yet\r\n");
-        return CLUSTER_DONE;
-    }
     if (!cluster_handles(spec))
         return CLUSTER_LOCAL;
     if (!(spec->arity > 0 ? argc == spec->arity : argc >= -spec->arity))

@@ -412,6 +412,7 @@ static void on_session_closed(uv_handle_t *h)
     struct session *s = h->data;
     struct server *srv = s->srv;
     cmd_client_free(&srv->cmd, &s->cc);
+    cluster_session_free(&s->cs);
     resp_parser_free(&s->parser);
     tbuf_free(&s->in);
     tbuf_free(&s->out);
@@ -544,9 +545,8 @@ static void server_cluster_reply(void *arg, uint64_t req_id, const char *resp, s
     struct session *s = slot < srv->nslots ? srv->slots[slot] : NULL;
     if (s == NULL || !s->cluster_wait || s->cluster_req != req_id)
         return;
-    tbuf_append(&s->out, resp, len);
+    cluster_session_answer(&s->cs, resp, len, index, &s->out);
     s->cluster_wait = false;
-    cluster_session_saw(&s->cs, index);
     if (srv->current == s)
         return;
     session_flush(s);
@@ -572,23 +572,27 @@ static void server_cluster_log(void *arg, int level, const char *line)
 static bool server_cluster_route(struct server *srv, struct session *s)
 {
     bool auth_ok = srv->cfg.requirepass[0] == '\0' || s->cc.authenticated;
-    if (!auth_ok || (s->cc.flags & CMD_CLIENT_MULTI))
-        return false; /* cmd_exec answers NOAUTH, or queues */
+    if (!auth_ok)
+        return false; /* cmd_exec answers NOAUTH */
     char **argv = s->parser.argv;
     size_t *argvlen = s->parser.argvlen;
     if (argvlen[0] == 5 && strncasecmp(argv[0], "RESET", 5) == 0) {
         /* back to the defaults (the floor stays: it only ever helps) */
         s->cs.ack = 0;
         s->cs.readonly = false;
+        cluster_session_unwatch(&s->cs);
         return false;
     }
+    bool in_multi = (s->cc.flags & CMD_CLIENT_MULTI) != 0;
     uint64_t req_id = (++srv->next_req_id << SERVER_SLOT_BITS) | s->slot;
     s->cluster_req = req_id;
     s->cluster_wait = true;
-    enum cluster_outcome o = cluster_command(srv->cluster, &s->cs, req_id, s->cc.db, s->cc.proto,
-                                             s->parser.argc, argv, argvlen, &s->out);
+    enum cluster_outcome o = cluster_command(srv->cluster, &s->cs, &s->cc, req_id,
+                                             s->parser.argc, argv, argvlen);
     if (o != CLUSTER_PENDING)
         s->cluster_wait = false;
+    if (in_multi && o != CLUSTER_LOCAL)
+        cmd_discard_transaction(&srv->cmd, &s->cc); /* EXEC went to the log (or was refused) */
     return o != CLUSTER_LOCAL;
 }
 

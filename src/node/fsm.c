@@ -38,17 +38,30 @@ struct fsm_session {
 
 /* An "-ERR ..." reply. Texts never hold CR or LF: they come from this file
  * and from command names in cmd's table. */
+static void fsm__reply_verr(struct tbuf *reply, const char *code, const char *fmt, va_list ap)
+{
+    char msg[FSM_ERRMSG_MAX];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    tbuf_appendf(reply, "-%s %s\r\n", code, msg);
+}
+
 __attribute__((format(printf, 2, 3))) static void fsm__reply_err(struct tbuf *reply,
                                                                  const char *fmt, ...)
 {
-    char msg[FSM_ERRMSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    fsm__reply_verr(reply, "ERR", fmt, ap);
     va_end(ap);
-    tbuf_appends(reply, "-ERR ");
-    tbuf_appends(reply, msg);
-    tbuf_appends(reply, "\r\n");
+}
+
+__attribute__((format(printf, 3, 4))) static void fsm__reply_err_code(struct tbuf *reply,
+                                                                      const char *code,
+                                                                      const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fsm__reply_verr(reply, code, fmt, ap);
+    va_end(ap);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -527,17 +540,21 @@ const struct fsm_member *fsm_member(const struct fsm *f, uint32_t id)
     return NULL;
 }
 
+/* A decimal number in [0, max]: digits only. */
 static bool fsm__parse_uint(const char *p, size_t n, uint64_t max, uint64_t *out)
 {
     uint64_t v = 0;
-    if (n == 0 || n > 10)
+    if (n == 0 || n > 20)
         return false;
     for (size_t i = 0; i < n; i++) {
         if (p[i] < '0' || p[i] > '9')
             return false;
-        v = v * 10 + (uint64_t)(p[i] - '0');
+        uint64_t d = (uint64_t)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
     }
-    if (v == 0 || v > max)
+    if (v > max)
         return false;
     *out = v;
     return true;
@@ -567,8 +584,8 @@ static void fsm__apply_member(struct fsm *f, const struct fsm_command *cmd, stru
     struct fsm_member m = {0};
     bool voter = cmd->argvlen[4] == 5 && memcmp(cmd->argv[4], "voter", 5) == 0;
     bool learner = cmd->argvlen[4] == 7 && memcmp(cmd->argv[4], "learner", 7) == 0;
-    if (!fsm__parse_uint(cmd->argv[1], cmd->argvlen[1], UINT32_MAX, &id) ||
-        !fsm__parse_uint(cmd->argv[3], cmd->argvlen[3], UINT16_MAX, &port) ||
+    if (!fsm__parse_uint(cmd->argv[1], cmd->argvlen[1], UINT32_MAX, &id) || id == 0 ||
+        !fsm__parse_uint(cmd->argv[3], cmd->argvlen[3], UINT16_MAX, &port) || port == 0 ||
         !triad_host_ok(cmd->argv[2], cmd->argvlen[2], FSM_MEMBER_HOST_MAX) || !(voter || learner)) {
         fsm__reply_err(reply, "TRIAD malformed member address");
         return;
@@ -588,6 +605,99 @@ static bool fsm__is_member_cmd(const struct fsm_command *cmd)
 {
     return cmd->client_id == 0 && cmd->argc == 5 && cmd->argvlen[0] == 12 &&
            memcmp(cmd->argv[0], "TRIAD.MEMBER", 12) == 0;
+}
+
+#define FSM_DIGEST_WATCH_SEED 0x7761746368646967ull /* "watchdig" */
+
+uint64_t fsm_key_digest(struct fsm *f, int db, const char *key, size_t klen)
+{
+    struct kv_val v;
+    if (db < 0 || db >= FSM_DATABASES ||
+        kv_get(f->srv.db[db], key, klen, (int64_t)f->clock_ms, &v) != 0)
+        return 0;
+    unsigned char exp[8];
+    tbuf_write_u64le(exp, (uint64_t)v.expire_ms);
+    uint64_t h = XXH3_64bits_withSeed(v.ptr, v.len, FSM_DIGEST_WATCH_SEED);
+    h = XXH3_64bits_withSeed(exp, sizeof(exp), h);
+    return h != 0 ? h : 1;
+}
+
+static bool fsm__is_txn(const struct fsm_command *cmd)
+{
+    return cmd->client_id == 0 && cmd->argc >= 2 && cmd->argvlen[0] == 9 &&
+           memcmp(cmd->argv[0], "TRIAD.TXN", 9) == 0;
+}
+
+bool fsm_txn_allowed(const char *name, size_t len)
+{
+    const struct cmd_spec *spec = cmd_lookup(name, len);
+    return spec != NULL && (spec->flags & (CMD_WRITE | CMD_READONLY)) &&
+           !(spec->flags & FSM_DENIED_FLAGS) && !fsm__layout_dependent(spec);
+}
+
+/* TRIAD.TXN (fsm.h): check the WATCHed keys, then run the queued commands
+ * as one MULTI/EXEC of an internal client, so cmd's own transaction code
+ * answers exactly as a single node would. */
+static void fsm__apply_txn(struct fsm *f, const struct fsm_command *cmd, struct tbuf *reply)
+{
+    uint64_t nwatch, v = 0;
+    int i = 2;
+    if (!fsm__parse_uint(cmd->argv[1], cmd->argvlen[1], (uint64_t)cmd->argc, &nwatch) ||
+        nwatch > (uint64_t)(cmd->argc - 2) / 3) {
+        fsm__reply_err(reply, "TRIAD malformed transaction");
+        return;
+    }
+    bool changed = false;
+    for (uint64_t w = 0; w < nwatch; w++, i += 3) {
+        uint64_t db, digest;
+        if (!fsm__parse_uint(cmd->argv[i], cmd->argvlen[i], FSM_DATABASES - 1, &db) ||
+            !fsm__parse_uint(cmd->argv[i + 2], cmd->argvlen[i + 2], UINT64_MAX, &digest)) {
+            fsm__reply_err(reply, "TRIAD malformed transaction");
+            return;
+        }
+        changed |= fsm_key_digest(f, (int)db, cmd->argv[i + 1], cmd->argvlen[i + 1]) != digest;
+    }
+    /* the commands: argc, then its arguments; all of them known first */
+    int first = i;
+    while (i < cmd->argc) {
+        if (!fsm__parse_uint(cmd->argv[i], cmd->argvlen[i], (uint64_t)(cmd->argc - i - 1), &v) ||
+            v == 0) {
+            fsm__reply_err(reply, "TRIAD malformed transaction");
+            return;
+        }
+        if (!fsm_txn_allowed(cmd->argv[i + 1], cmd->argvlen[i + 1])) {
+            fsm__reply_err_code(reply, "EXECABORT",
+                                "Transaction discarded: '%.*s' cannot run in a leader-mode "
+                                "transaction",
+                                (int)TRIAD_MIN(cmd->argvlen[i + 1], (size_t)64), cmd->argv[i + 1]);
+            return;
+        }
+        i += 1 + (int)v;
+    }
+    if (changed) {
+        /* a WATCHed key changed since WATCH: EXEC's null reply */
+        tbuf_appends(reply, cmd->proto == 3 ? "_\r\n" : "*-1\r\n");
+        return;
+    }
+    struct tbuf queued = {0};
+    struct cmd_client c;
+    cmd_client_init(&c, 0, &queued);
+    c.db = cmd->db;
+    c.proto = cmd->proto;
+    c.authenticated = true;
+    char multi[] = "MULTI", exec[] = "EXEC";
+    char *mv[1] = {multi}, *ev[1] = {exec};
+    size_t ml[1] = {5}, el[1] = {4};
+    cmd_exec(&f->srv, &c, 1, mv, ml);
+    for (i = first; i < cmd->argc;) {
+        fsm__parse_uint(cmd->argv[i], cmd->argvlen[i], UINT64_MAX, &v);
+        cmd_exec(&f->srv, &c, (int)v, cmd->argv + i + 1, cmd->argvlen + i + 1);
+        i += 1 + (int)v;
+    }
+    c.out = reply;
+    cmd_exec(&f->srv, &c, 1, ev, el);
+    cmd_client_free(&f->srv, &c);
+    tbuf_free(&queued);
 }
 
 int fsm_apply(struct fsm *f, uint64_t index, const void *data, size_t len, struct tbuf *reply)
@@ -639,6 +749,9 @@ int fsm_apply(struct fsm *f, uint64_t index, const void *data, size_t len, struc
                        (unsigned long long)e->last_seq);
     } else if (fsm__is_member_cmd(&cmd)) {
         fsm__apply_member(f, &cmd, reply);
+    } else if (fsm__is_txn(&cmd)) {
+        fsm__apply_txn(f, &cmd, reply);
+        fsm__expire_keys(f);
     } else if (cmd.argc > 0) {
         size_t mark = reply->len;
         fsm__run_logged(f, &cmd, reply);
@@ -676,6 +789,13 @@ int fsm_read(struct fsm *f, int db, int proto, int argc, char **argv, size_t *ar
         return TRIAD_EINVAL;
     }
     f->srv.now_ms = (int64_t)f->clock_ms;
+    if (argvlen[0] == 12 && memcmp(argv[0], "TRIAD.DIGEST", 12) == 0) {
+        /* WATCH's read (fsm.h): one number per key */
+        tbuf_appendf(reply, "*%d\r\n", argc - 1);
+        for (int i = 1; i < argc; i++)
+            tbuf_appendf(reply, ":%lld\r\n", (long long)fsm_key_digest(f, db, argv[i], argvlen[i]));
+        return 0;
+    }
     const struct cmd_spec *spec = cmd_lookup(argv[0], argvlen[0]);
     if (spec == NULL) {
         fsm__exec(f, 0, db, proto, argc, argv, argvlen, reply); /* "unknown command" */

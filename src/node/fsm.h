@@ -159,6 +159,23 @@ struct fsm {
     uint64_t members_version; /* counts changes to members (local, not state) */
 };
 
+/* Transactions (MULTI/EXEC in leader mode): an entry whose command is
+ *     TRIAD.TXN nwatch {db key digest}*nwatch {argc arg...}*
+ * (client_id 0; no client command has that name) first compares each
+ * WATCHed key's fsm_key_digest with the one its client saw at WATCH: any
+ * difference answers EXEC's null reply and runs nothing. Otherwise the
+ * commands run as one MULTI/EXEC of an internal client in the entry's db
+ * and protocol, answered with EXEC's array. A command that cannot run
+ * through the log (not a data command, or KEYS/SCAN/RANDOMKEY) answers
+ * -EXECABORT and nothing runs.
+ * WATCH reads the digests with the internal read TRIAD.DIGEST key... (an
+ * array of integers, fsm_read). A digest covers the key's value and
+ * deadline (0: no key), so a write that leaves both as they were does not
+ * abort the transaction, where Redis would. */
+uint64_t fsm_key_digest(struct fsm *f, int db, const char *key, size_t klen);
+/* May the command of that name run inside a transaction? */
+bool fsm_txn_allowed(const char *name, size_t len);
+
 /* The entry payload recording member id's peer address (see above). */
 int fsm_encode_member(uint64_t now_ms, uint32_t id, const char *host, uint16_t port, bool voter,
                       struct tbuf *out);

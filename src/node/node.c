@@ -588,15 +588,21 @@ void node_persisted(struct node *n)
     node__process(n);
 }
 
-static bool node__is_write(const struct cmd_spec *spec)
+/* Writes go through the log: data writes, and transactions (fsm.h's
+ * TRIAD.TXN, which only the server builds from a client's MULTI/EXEC). */
+static bool node__is_write(const struct cmd_spec *spec, const struct node_req *rq)
 {
-    return spec != NULL && (spec->flags & CMD_WRITE) != 0;
+    if (spec != NULL)
+        return (spec->flags & CMD_WRITE) != 0;
+    return rq->argvlen[0] == 9 && memcmp(rq->argv[0], "TRIAD.TXN", 9) == 0;
 }
 
 /* Writes whose answer is "+OK" whatever the state holds: a plain SET and a
  * well-formed MSET (the state machine has no maxmemory: fsm.c). */
 static bool node__blind(const struct cmd_spec *spec, int argc)
 {
+    if (spec == NULL)
+        return false;
     return (strcmp(spec->name, "SET") == 0 && argc == 3) ||
            (strcmp(spec->name, "MSET") == 0 && argc >= 3 && argc % 2 == 1);
 }
@@ -689,7 +695,7 @@ void node_submit(struct node *n, const struct node_req *rq)
         return;
     }
     const struct cmd_spec *spec = cmd_lookup(rq->argv[0], rq->argvlen[0]);
-    if (node__is_write(spec)) {
+    if (node__is_write(spec, rq)) {
         node__submit_write(n, rq, spec);
     } else {
         /* a read (or an unknown command, answered by fsm_read's error) at a

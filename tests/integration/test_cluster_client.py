@@ -3,13 +3,14 @@ reads with session floors (READONLY, TRIAD.TOKEN / TRIAD.AFTER), ROLE and
 INFO replication in Redis's shapes, SENTINEL for redis-py's Sentinel, and
 --redirect for redis-cli -c. Real processes on 127.0.0.1."""
 import subprocess
+import threading
 import time
 
 import pytest
 import redis
 from redis.sentinel import Sentinel
 
-from conftest import REDIS_CLI_BIN
+from conftest import REDIS_CLI_BIN, Err
 from test_cluster import Cluster
 
 pytestmark = pytest.mark.triad_only("leader mode is triad's")
@@ -283,3 +284,105 @@ def test_redirect_answers_moved_and_redis_cli_follows_it(tmp_path):
         assert follower.client().config_get("redirect") == {"redirect": "yes"}
     finally:
         c.stop()
+
+
+def test_multi_exec_runs_atomically_through_any_node(fcluster):
+    leader = fcluster.settled()
+    for s in fcluster.nodes:
+        r = s.client()
+        p = r.pipeline()  # MULTI ... EXEC
+        p.set("t", s.port).incr("tn").get("t").mget("t", "tn")
+        res = p.execute()
+        assert res[0] is True and res[2] == str(s.port).encode()
+        assert res[3] == [str(s.port).encode(), str(res[1]).encode()]
+    assert leader.client().get("tn") == b"3"
+    # RESP3 too, and an empty transaction
+    r = leader.client()
+    assert r.execute_command("MULTI") == b"OK"
+    assert r.execute_command("EXEC") == []
+    # errors: as Redis's, or a clear refusal for what cannot run in the log
+    with pytest.raises(redis.ResponseError) as e:
+        p = r.pipeline()
+        p.set("x", 1).keys("*")
+        p.execute()
+    assert str(e.value) == "Transaction discarded: 'KEYS' cannot run in a leader-mode transaction"
+    assert r.get("x") is None
+    with pytest.raises(redis.ResponseError) as e:
+        p = r.pipeline()
+        p.execute_command("SET", "x")  # wrong arity: refused while queueing
+        p.execute()
+    assert "EXECABORT" in str(e.value) or "wrong number of arguments" in str(e.value)
+    assert r.get("x") is None
+    p = r.pipeline()
+    p.set("s", "str").incr("s").set("after", "1")
+    res = p.execute(raise_on_error=False)
+    assert res[0] is True and isinstance(res[1], redis.ResponseError) and res[2] is True
+    c = leader.resp()
+    assert c.cmd("MULTI") == "OK"
+    assert c.cmd("SET", "d", "1") == "QUEUED"
+    assert c.cmd("DISCARD") == "OK"
+    assert r.get("d") is None
+    assert c.cmd("EXEC") == Err("ERR EXEC without MULTI")
+    assert c.cmd("MULTI") == "OK"
+    assert c.cmd("NOSUCHCMD") .startswith("ERR unknown command")
+    assert c.cmd("EXEC") == Err("EXECABORT Transaction discarded because of previous errors.")
+
+
+def test_watch_aborts_exec_when_another_client_changes_the_key(fcluster):
+    leader = fcluster.settled()
+    follower = next(s for s in fcluster.nodes if s is not leader)
+    for via in (leader, follower):
+        r = via.client()
+        r.set("w", "1")
+        with r.pipeline() as p:
+            p.watch("w")
+            assert p.get("w") == b"1"
+            leader.client().set("w", "2")          # someone else writes
+            p.multi()
+            p.set("w", "mine")
+            with pytest.raises(redis.WatchError):
+                p.execute()
+        assert r.get("w") == b"2"
+        with r.pipeline() as p:                    # untouched: it commits
+            p.watch("w", "absent")
+            p.multi()
+            p.set("w", "mine")
+            assert p.execute() == [True]
+        assert r.get("w") == b"mine"
+    # redis-py's optimistic-locking helper retries until it wins; many
+    # clients incrementing one key by WATCH/MULTI lose no increment
+    r0 = leader.client()
+    r0.set("ctr", "0")
+
+    def bump(pipe):
+        v = int(pipe.get("ctr"))
+        pipe.multi()
+        pipe.set("ctr", v + 1)
+
+    def worker(node):
+        r = node.client()
+        for _ in range(15):
+            r.transaction(bump, "ctr")
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in fcluster.nodes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert r0.get("ctr") == b"45"
+    # UNWATCH forgets; WATCH inside MULTI is Redis's error
+    c = leader.resp()
+    assert c.cmd("WATCH", "w") == "OK"
+    leader.client().set("w", "changed")
+    assert c.cmd("UNWATCH") == "OK"
+    assert c.cmd("MULTI") == "OK"
+    assert c.cmd("WATCH", "w") == Err("ERR WATCH inside MULTI is not allowed")
+    assert c.cmd("SET", "w", "ok") == "QUEUED"
+    assert c.cmd("EXEC") == ["OK"]
+    # WATCH then a change then EXEC: the null reply
+    assert c.cmd("WATCH", "w") == "OK"
+    leader.client().set("w", "other")
+    assert c.cmd("MULTI") == "OK"
+    assert c.cmd("SET", "w", "lost") == "QUEUED"
+    assert c.cmd("EXEC") is None
+    assert leader.client().get("w") == b"other"

@@ -1253,6 +1253,102 @@ TEST(restore_checks_the_member_table)
     fsm_free(&g);
 }
 
+/* Apply TRIAD.TXN with the given words (after the name); reply in t_reply. */
+static const char *t_txn(struct fsm *f, int proto, uint64_t now, const char *words)
+{
+    char line[512];
+    snprintf(line, sizeof(line), "TRIAD.TXN %s", words);
+    return t_apply_full(f, 0, proto, 0, 0, now, line);
+}
+
+static uint64_t t_digest_of(struct fsm *f, const char *key)
+{
+    return fsm_key_digest(f, 0, key, strlen(key));
+}
+
+TEST(txn_runs_its_commands_atomically_and_answers_execs_array)
+{
+    struct fsm f, g;
+    t_replica_init(&f, 1);
+    t_replica_init(&g, 2);
+    EXPECT_APPLY(&f, 0, 0, 100, "SET a 1", "+OK\r\n");
+    t_txn(&f, 2, 101, "0 3 SET b 2 2 INCR a 3 MGET a b");
+    CHECK_MEM_STR(t_reply.data, t_reply.len, "*3\r\n+OK\r\n:2\r\n*2\r\n$1\r\n2\r\n$1\r\n2\r\n");
+    /* a failing command fails alone, inside the array, as in Redis */
+    t_txn(&f, 2, 102, "0 2 INCR b 2 INCR nope");
+    CHECK_MEM_STR(t_reply.data, t_reply.len, "*2\r\n:3\r\n:1\r\n");
+    t_txn(&f, 3, 103, "0 3 APPEND b x 3 SET a y");
+    CHECK_MEM_STR(t_reply.data, t_reply.len, "*2\r\n:2\r\n+OK\r\n");
+    t_txn(&f, 2, 104, "0");
+    CHECK_MEM_STR(t_reply.data, t_reply.len, "*0\r\n");
+    /* a wrong arity in the queue aborts all of it, as cmd's EXEC does */
+    t_txn(&f, 2, 105, "0 2 SET c 1 GET");
+    CHECK(t_starts_with(t_reply.data, "-EXECABORT"));
+    EXPECT_READ(&f, "GET c", "$-1\r\n");
+    /* a command that cannot run through the log: refused, nothing runs */
+    t_txn(&f, 2, 106, "0 3 SET c 1 2 KEYS * ");
+    CHECK_MEM_STR(t_reply.data, t_reply.len,
+                  "-EXECABORT Transaction discarded: 'KEYS' cannot run in a leader-mode "
+                  "transaction\r\n");
+    t_txn(&f, 2, 107, "0 1 PING");
+    CHECK(t_starts_with(t_reply.data, "-EXECABORT Transaction discarded: 'PING'"));
+    EXPECT_READ(&f, "GET c", "$-1\r\n");
+    /* malformed bodies change nothing */
+    t_txn(&f, 2, 108, "1 0 a");
+    CHECK_MEM_STR(t_reply.data, t_reply.len, "-ERR TRIAD malformed transaction\r\n");
+    t_txn(&f, 2, 109, "0 5 SET a b");
+    CHECK_MEM_STR(t_reply.data, t_reply.len, "-ERR TRIAD malformed transaction\r\n");
+    t_txn(&f, 2, 110, "x");
+    CHECK_MEM_STR(t_reply.data, t_reply.len, "-ERR TRIAD malformed transaction\r\n");
+    /* replicas agree */
+    struct tbuf snap = {0};
+    t_snapshot(&f, &snap);
+    char err[256];
+    CHECK_EQ_INT(fsm_restore(&g, snap.data, snap.len, err, sizeof(err)), 0);
+    CHECK(fsm_digest(&g) == fsm_digest(&f));
+    tbuf_free(&snap);
+    fsm_free(&f);
+    fsm_free(&g);
+}
+
+TEST(txn_is_refused_when_a_watched_key_changed)
+{
+    struct fsm f;
+    t_replica_init(&f, 1);
+    EXPECT_APPLY(&f, 0, 0, 100, "SET w 1", "+OK\r\n");
+    uint64_t d = t_digest_of(&f, "w");
+    CHECK(d != 0);
+    CHECK_EQ_INT(t_digest_of(&f, "missing"), 0);
+    /* TRIAD.DIGEST: WATCH's read */
+    t_read(&f, 0, 2, "TRIAD.DIGEST w missing");
+    char want[96];
+    snprintf(want, sizeof(want), "*2\r\n:%lld\r\n:0\r\n", (long long)d);
+    CHECK_MEM_STR(t_reply.data, t_reply.len, want);
+
+    char words[160];
+    snprintf(words, sizeof(words), "2 0 w %llu 0 missing 0 2 INCR w", (unsigned long long)d);
+    t_txn(&f, 2, 101, words);
+    CHECK_MEM_STR(t_reply.data, t_reply.len, "*1\r\n:2\r\n");
+    /* now w is 2: the same watch fails, in either protocol */
+    t_txn(&f, 2, 102, words);
+    CHECK_MEM_STR(t_reply.data, t_reply.len, "*-1\r\n");
+    t_txn(&f, 3, 103, words);
+    CHECK_MEM_STR(t_reply.data, t_reply.len, "_\r\n");
+    EXPECT_READ(&f, "GET w", "$1\r\n2\r\n");
+    /* a deadline is part of what is watched */
+    d = t_digest_of(&f, "w");
+    EXPECT_APPLY(&f, 0, 0, 104, "PEXPIRE w 100000", ":1\r\n");
+    CHECK(t_digest_of(&f, "w") != d);
+    /* and a key that expires is gone */
+    d = t_digest_of(&f, "w");
+    EXPECT_APPLY(&f, 0, 0, 200000, "SET other 1", "+OK\r\n");
+    CHECK_EQ_INT(t_digest_of(&f, "w"), 0);
+    snprintf(words, sizeof(words), "1 0 w %llu 3 SET w 9", (unsigned long long)d);
+    t_txn(&f, 2, 200001, words);
+    CHECK_MEM_STR(t_reply.data, t_reply.len, "*-1\r\n");
+    fsm_free(&f);
+}
+
 int main(void)
 {
     RUN(command_round_trips_through_encode_and_decode);
@@ -1277,6 +1373,8 @@ int main(void)
     RUN(restore_checks_every_field_behind_a_valid_checksum);
     RUN(member_addresses_apply_snapshot_and_digest_like_any_state);
     RUN(restore_checks_the_member_table);
+    RUN(txn_runs_its_commands_atomically_and_answers_execs_array);
+    RUN(txn_is_refused_when_a_watched_key_changed);
     RUN(replicas_fed_the_same_entries_agree_whatever_their_seed_and_reads);
     RUN(digest_depends_on_the_state_and_not_on_the_order_it_was_built_in);
     tbuf_free(&t_reply);
