@@ -166,3 +166,10 @@ sim-bugs: $(BUILD)/triad
 
 bench: deps-bench build
 	$(PYTHON) bench/run.py --write
+
+# Leader mode (three nodes) beside a three-node etcd and Redis with two
+# replicas and Sentinel; see bench/README.md.
+.PHONY: bench-cluster
+bench-cluster: deps-bench build
+	$(call apt_install,etcd-server redis-sentinel)
+	$(PYTHON) bench/cluster.py --write
