@@ -171,10 +171,15 @@ struct sim_lm_slot { /* (index, term) -> (entry hash, previous term) */
     raft_term prev_term;
 };
 
+/* Request ids of the nemesis's own membership changes (node_change_member),
+ * apart from the clients'. */
+#define SIM_ADMIN_REQ (1ull << 62)
+
 struct sim {
     const struct sim_options *opt;
     struct sim_result *res;
     uint64_t rng;
+    uint64_t admin_seq;
     struct sim_params p;
     uint64_t now;
     uint64_t ev_seq;
@@ -855,6 +860,12 @@ static void sim__io_reply(void *arg, uint64_t req_id, const char *resp, size_t l
     (void)index;
     struct sim_node *sn = arg;
     struct sim *s = sn->s;
+    if (req_id & SIM_ADMIN_REQ) {
+        sim__trace(s, "node %u: membership change %llu: %.*s", sn->id,
+                   (unsigned long long)(req_id & ~SIM_ADMIN_REQ), (int)(len > 2 ? len - 2 : len),
+                   resp);
+        return;
+    }
     struct sim_reply *rp = malloc(sizeof(*rp) + len + 1);
     TRIAD_ASSERT(rp != NULL);
     rp->req_id = req_id;
@@ -1427,13 +1438,19 @@ static void sim__nemesis(struct sim *s)
         }
         if (id == 0)
             break;
-        int rc = raft_change_member(lr, change, id, NULL);
+        /* through the node, as TRIAD.MEMBERS does: an added node's address
+         * goes into the log first, and one added to vote is promoted by the
+         * leader itself once it has caught up */
+        char host[32];
+        snprintf(host, sizeof(host), "10.0.0.%u", (unsigned)id);
+        bool voter = change == RAFT_ADD_LEARNER && sim__range(s, 0, 1) == 1;
         static const char *names[] = {"", "add learner", "promote", "remove"};
-        sim__trace(s, "nemesis: %s %u: %s", names[change], id, rc == 0 ? "proposed" : "refused");
-        if (rc == 0) {
-            node_tick(s->nodes[leader].node);
-            sim__check_node(s, &s->nodes[leader]);
-        }
+        uint64_t rid = SIM_ADMIN_REQ | ++s->admin_seq;
+        sim__trace(s, "nemesis: %s %u%s (change %llu)", names[change], id,
+                   voter ? " to promote" : "", (unsigned long long)s->admin_seq);
+        node_change_member(s->nodes[leader].node, rid, change, id, host, (uint16_t)(7000 + id),
+                           voter);
+        sim__check_node(s, &s->nodes[leader]);
         break;
     }
     case 17: { /* a leadership transfer to a random voter */
