@@ -859,6 +859,13 @@ static int server_snapshot_sync(struct server *srv, char *errmsg, size_t errlen)
     return 0;
 }
 
+/* While a snapshot child shares the keyspace's memory. */
+static void server_resize_avoid(struct server *srv, bool avoid)
+{
+    for (int i = 0; i < srv->cmd.databases; i++)
+        kv_set_resize_avoid(srv->cmd.db[i], avoid);
+}
+
 static int server_snapshot_background(struct server *srv, char *errmsg, size_t errlen)
 {
     if (srv->child_pid > 0) {
@@ -882,6 +889,10 @@ static int server_snapshot_background(struct server *srv, char *errmsg, size_t e
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != srv->parent_pid)
             _exit(1);
+        /* Background work yields to clients: on a busy machine the
+         * snapshot takes longer (the WAL grows meanwhile), instead of
+         * taking CPU from the server it is a copy of. */
+        setpriority(PRIO_PROCESS, 0, 19);
         close(srv->lock_fd);
         uv_os_fd_t lfd;
         if (uv_fileno((uv_handle_t *)&srv->listener, &lfd) == 0)
@@ -896,6 +907,7 @@ static int server_snapshot_background(struct server *srv, char *errmsg, size_t e
         _exit(0);
     }
     srv->child_pid = pid;
+    server_resize_avoid(srv, true);
     srv->child_lsn = lsn;
     srv->child_start_ms = wall_ms();
     srv->wal_bytes_since_snapshot = 0;
@@ -914,6 +926,7 @@ static void server_check_child(struct server *srv)
         return;
     bool ok = r == srv->child_pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     srv->child_pid = 0;
+    server_resize_avoid(srv, false);
     srv->last_snapshot_ok = ok;
     if (!ok) {
         srv_log(LOG_WARNING, "background snapshot failed");

@@ -31,6 +31,10 @@
 #define KV_TABLE_SIZE_MIN 16u
 /* Grow when keys >= buckets (load factor 1); shrink when keys < buckets/8. */
 #define KV_SHRINK_RATIO 8u
+/* While resizing is to be avoided (a forked snapshot shares the memory:
+ * moving every entry would copy every page), grow only past this load
+ * factor, as Redis does. */
+#define KV_FORCE_GROW_RATIO 5u
 /* Empty buckets a single rehash step may skip over, per bucket of work:
  * bounds the cost of a step in a sparse table being shrunk. */
 #define KV_REHASH_EMPTY_VISITS 10
@@ -70,6 +74,8 @@ struct kv_heap_slot {
 struct kv {
     struct kv_table tab[2];
     size_t rehash_idx; /* next tab[0] bucket to move; meaningful if tab[1].buckets */
+    bool resize_avoid; /* kv_set_resize_avoid */
+    bool forced;       /* this rehash was started past KV_FORCE_GROW_RATIO */
     struct kv_heap_slot *heap;
     size_t heap_len;
     size_t heap_cap;
@@ -303,6 +309,12 @@ static void kv__maybe_resize(struct kv *kv)
         return;
     struct kv_table *t = &kv->tab[0];
     size_t target;
+    kv->forced = false;
+    if (kv->resize_avoid) {
+        if (t->size == 0 || t->used / t->size < KV_FORCE_GROW_RATIO)
+            return;
+        kv->forced = true;
+    }
     if (t->used >= t->size) {
         TRIAD_ASSERT(t->size <= SIZE_MAX / 2);
         target = t->size * 2;
@@ -361,7 +373,9 @@ static bool kv__rehash(struct kv *kv, size_t buckets)
 
 static inline void kv__rehash_tick(struct kv *kv)
 {
-    if (TRIAD_UNLIKELY(kv__rehashing(kv)))
+    if (TRIAD_UNLIKELY(kv__rehashing(kv)) &&
+        (!kv->resize_avoid || kv->forced ||
+         kv->tab[1].used / kv->tab[1].size >= KV_FORCE_GROW_RATIO))
         kv__rehash(kv, 1);
 }
 
@@ -819,9 +833,21 @@ size_t kv_mem_bytes(const struct kv *kv)
     return kv->mem_bytes;
 }
 
+size_t kv_buckets(const struct kv *kv)
+{
+    return kv->tab[0].size + kv->tab[1].size;
+}
+
+void kv_set_resize_avoid(struct kv *kv, bool avoid)
+{
+    kv->resize_avoid = avoid;
+    if (!avoid)
+        kv__maybe_resize(kv); /* what was put off */
+}
+
 bool kv_rehash_step(struct kv *kv, int steps)
 {
-    if (steps <= 0)
+    if (steps <= 0 || (kv->resize_avoid && !kv->forced))
         return kv__rehashing(kv);
     return kv__rehash(kv, (size_t)steps);
 }

@@ -106,6 +106,14 @@ int64_t kv_avg_ttl_ms(const struct kv *kv, int64_t now_ms);
 /* Bytes this kv holds (entries, tables, expiry index), as allocated. */
 size_t kv_mem_bytes(const struct kv *kv);
 
+/* While a forked child shares this memory (a background snapshot), moving
+ * entries between tables would copy nearly every page: with avoid set, the
+ * table neither starts a resize (unless its load factor passes 5, as
+ * Redis's) nor moves entries of one in progress; clearing it catches up. */
+void kv_set_resize_avoid(struct kv *kv, bool avoid);
+/* Buckets of the table(s) now (both while a resize is in progress). */
+size_t kv_buckets(const struct kv *kv);
+
 /* Do up to `steps` buckets of pending incremental rehash work (called from
  * the server's cron so that an idle table also finishes resizing).
  * Returns true if a rehash is still in progress. */

@@ -852,6 +852,49 @@ TEST(kv_avg_ttl_is_the_exact_mean_time_left)
     kv_free(kv);
 }
 
+TEST(kv_avoiding_resizes_grows_only_past_load_five_and_catches_up_after)
+{
+    struct kv *kv = kv_new(7);
+    char key[32];
+    for (int i = 0; i < 16; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        kv_set(kv, key, strlen(key), "v", 1, KV_NO_EXPIRE);
+    }
+    while (kv_rehash_step(kv, 100))
+        ;
+    size_t before = kv_buckets(kv);
+    kv_set_resize_avoid(kv, true);
+    /* up to five keys a bucket: no new table, no entry moved */
+    int n = 16;
+    for (; (size_t)(n + 1) < 5 * before; n++) {
+        snprintf(key, sizeof(key), "k%d", n);
+        kv_set(kv, key, strlen(key), "v", 1, KV_NO_EXPIRE);
+    }
+    CHECK_EQ_INT(kv_buckets(kv), before);
+    CHECK(!kv_rehash_step(kv, 100));
+    CHECK_EQ_INT(kv__check(kv), 0);
+    /* past five it must grow after all, or lookups would crawl */
+    for (int k = 0; k < 3; k++, n++) {
+        snprintf(key, sizeof(key), "k%d", n);
+        kv_set(kv, key, strlen(key), "v", 1, KV_NO_EXPIRE);
+    }
+    CHECK(kv_buckets(kv) > before);
+    while (kv_rehash_step(kv, 100))
+        ;
+    CHECK_EQ_INT(kv__check(kv), 0);
+    /* allowed again: it settles at a load factor of at most one */
+    kv_set_resize_avoid(kv, false);
+    while (kv_rehash_step(kv, 100))
+        ;
+    CHECK(kv_buckets(kv) >= kv_count(kv));
+    CHECK_EQ_INT(kv__check(kv), 0);
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        CHECK(kv_exists(kv, key, strlen(key), 0));
+    }
+    kv_free(kv);
+}
+
 int main(void)
 {
     RUN(kv_returns_what_was_set_and_forgets_what_was_deleted);
@@ -875,5 +918,6 @@ int main(void)
     RUN(kv_mem_bytes_matches_the_allocator_and_returns_to_baseline);
     RUN(kv_hash_seed_changes_table_order_not_contents);
     RUN(kv_avg_ttl_is_the_exact_mean_time_left);
+    RUN(kv_avoiding_resizes_grows_only_past_load_five_and_catches_up_after);
     return test_summary("kv");
 }
