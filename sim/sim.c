@@ -43,6 +43,7 @@ enum sim_ev_kind {
     EV_STOP_CLIENTS,
     EV_WORKLOAD,
     EV_END,
+    EV_FLUSH,
 };
 
 struct sim_ev {
@@ -151,6 +152,7 @@ struct sim_params {
     uint32_t spread_pm; /* an op starts at a random node (a client behind a balancer) */
     bool membership;    /* the nemesis changes the membership too */
     bool grow;          /* start with node 1 as the only voter (implies membership) */
+    bool batch;         /* nodes batch their inputs (node_io.wake), as the server's do */
     uint64_t snapshot_entries;
     uint32_t chunk_bytes;
 };
@@ -877,6 +879,15 @@ static void sim__io_reply(void *arg, uint64_t req_id, const char *resp, size_t l
 
 /* ---- nodes: start, crash, pause ---- */
 
+/* node_io.wake: the node's inputs are processed together a moment later,
+ * as the server's event loop does at the end of an iteration. */
+static void sim__io_wake(void *arg)
+{
+    struct sim_node *sn = arg;
+    struct sim *s = sn->s;
+    sim__push(s, s->now + sim__range(s, 0, 300), EV_FLUSH, sn->idx, sn->gen, 0, NULL);
+}
+
 static void sim__node_start(struct sim *s, struct sim_node *sn, bool bootstrap)
 {
     struct node_config cfg;
@@ -900,6 +911,7 @@ static void sim__node_start(struct sim *s, struct sim_node *sn, bool bootstrap)
         .set_timer = sim__io_set_timer,
         .reply = sim__io_reply,
         .applied = sim__on_applied,
+        .wake = s->p.batch ? sim__io_wake : NULL,
     };
     /* the first configuration: every node a voter, or node 1 alone (the
      * others join through membership changes) */
@@ -1547,6 +1559,8 @@ static void sim__params(struct sim *s)
     p->op_deadline_ms = (uint32_t)sim__range(s, 1000, 4000);
     p->snapshot_entries = sim__chance(s, 700) ? sim__range(s, 10, 300) : 0;
     p->chunk_bytes = (uint32_t)sim__range(s, 64, 4096);
+    /* from the seed, not the generator: the other draws stay as they were */
+    p->batch = ((s->opt->seed * 0x9e3779b97f4a7c15ull) >> 63) != 0;
 }
 
 static void sim__handle(struct sim *s, const struct sim_ev *ev)
@@ -1570,6 +1584,16 @@ static void sim__handle(struct sim *s, const struct sim_ev *ev)
         sim__check_node(s, sn);
         break;
     }
+    case EV_FLUSH:
+        if (!sn->up || sn->gen != ev->gen)
+            break;
+        if (sn->paused) {
+            sim__defer(sn, ev);
+            break;
+        }
+        node_flush(sn->node);
+        sim__check_node(s, sn);
+        break;
     case EV_TIMER:
         if (!sn->up || sn->gen != ev->gen || ev->a != sn->timer_seq)
             break;

@@ -226,6 +226,26 @@ static void cluster__persist(void *arg, const struct raft_ready *rd)
     }
 }
 
+/* Everything the loop's callbacks handed the node since it last waited,
+ * in one round of readies: one WAL append and one message per peer for a
+ * whole batch of clients. */
+static void cluster__on_idle(uv_idle_t *h)
+{
+    struct cluster *cl = h->data;
+    uv_idle_stop(h);
+    if (cl->stopped)
+        return;
+    node_flush(cl->node);
+    cluster__note_role(cl);
+}
+
+static void cluster__wake(void *arg)
+{
+    struct cluster *cl = arg;
+    if (!cl->stopped)
+        uv_idle_start(&cl->idle, cluster__on_idle);
+}
+
 static void cluster__on_timer(uv_timer_t *t)
 {
     struct cluster *cl = t->data;
@@ -664,6 +684,8 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, const struct config *cfg
 
     uv_timer_init(loop, &cl->timer);
     cl->timer.data = cl;
+    uv_idle_init(loop, &cl->idle);
+    cl->idle.data = cl;
     uv_timer_init(loop, &cl->proxy_timer);
     cl->proxy_timer.data = cl;
     uv_timer_start(&cl->proxy_timer, cluster__on_proxy_timer, CLUSTER_PROXY_SCAN_MS,
@@ -723,6 +745,7 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, const struct config *cfg
         .persist = cluster__persist,
         .set_timer = cluster__set_timer,
         .reply = cluster__reply,
+        .wake = cluster__wake,
     };
     cluster__log(cl, LOG_NOTICE, "raft: node %d of %d, %s (term %llu, %zu entries on disk)",
                  cfg->node_id, n,
@@ -761,6 +784,8 @@ void cluster_stop(struct cluster *cl)
     cl->stopped = true;
     uv_timer_stop(&cl->timer);
     uv_close((uv_handle_t *)&cl->timer, NULL);
+    uv_idle_stop(&cl->idle);
+    uv_close((uv_handle_t *)&cl->idle, NULL);
     uv_timer_stop(&cl->proxy_timer);
     uv_close((uv_handle_t *)&cl->proxy_timer, NULL);
     peer_net_close(cl->pn, cluster__closed, cl);

@@ -43,6 +43,7 @@ struct cluster {
     struct cluster_hooks hooks;
     uv_loop_t *loop;
     uv_timer_t timer;
+    uv_idle_t idle;      /* runs node_flush before the loop next waits (node_io.wake) */
     struct raftlog *rl;
     struct peer_net *pn;
     struct node *node;

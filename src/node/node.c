@@ -79,6 +79,7 @@ struct node {
     bool persisting;
     bool in_process;
     bool persist_done_early; /* node_persisted() called from inside io.persist */
+    bool dirty;              /* io.wake asked for a node_flush() */
 
     struct tbuf reply;
     struct tbuf scratch;
@@ -467,6 +468,30 @@ static void node__process(struct node *n)
     n->io.set_timer(n->io.arg, at);
 }
 
+/* There is work for node__process: do it now, or (io.wake set) note it
+ * and let the caller run node_flush() once for everything that came in
+ * meanwhile, so that one ready carries a whole batch. */
+static void node__kick(struct node *n)
+{
+    if (n->io.wake != NULL) {
+        if (!n->dirty) {
+            n->dirty = true;
+            n->io.wake(n->io.arg);
+        }
+    } else if (!n->in_process) {
+        node__process(n);
+    }
+}
+
+bool node_flush(struct node *n)
+{
+    if (!n->dirty || n->in_process)
+        return false;
+    n->dirty = false;
+    node__process(n);
+    return true;
+}
+
 struct node *node_new(const struct node_config *cfg, const struct node_io *io,
                       const struct node_disk *disk, const struct raft_conf *bootstrap,
                       char *errmsg, size_t errlen)
@@ -544,8 +569,7 @@ void node_step(struct node *n, const struct raft_msg *m)
     raft_tick(n->raft, n->io.now_ms(n->io.arg));
     if (raft_step(n->raft, m) != 0)
         return; /* malformed: dropped (the transport logs it) */
-    if (!n->in_process)
-        node__process(n);
+    node__kick(n);
 }
 
 /* Promote a learner the member table marks as a voter once it has caught
@@ -574,8 +598,7 @@ void node_tick(struct node *n)
     raft_tick(n->raft, n->io.now_ms(n->io.arg));
     node__maybe_clock_tick(n);
     node__maybe_promote(n);
-    if (!n->in_process)
-        node__process(n);
+    node__kick(n);
 }
 
 void node_persisted(struct node *n)
@@ -585,7 +608,7 @@ void node_persisted(struct node *n)
         return;
     }
     node__finish_persist(n);
-    node__process(n);
+    node__kick(n);
 }
 
 /* Writes go through the log: data writes, and transactions (fsm.h's
@@ -714,8 +737,7 @@ void node_submit(struct node *n, const struct node_req *rq)
             return;
         }
     }
-    if (!n->in_process)
-        node__process(n);
+    node__kick(n);
 }
 
 /* Wait for the entry at index (a configuration change) like a write. */
@@ -778,8 +800,7 @@ void node_change_member(struct node *n, uint64_t req_id, enum raft_change change
     } else {
         node__wait_entry(n, req_id, index);
     }
-    if (!n->in_process)
-        node__process(n);
+    node__kick(n);
 }
 
 bool node_read_local(struct node *n, const struct node_req *rq)
@@ -817,8 +838,7 @@ void node_wait(struct node *n, uint64_t req_id, uint64_t index, uint32_t replica
         .want = replicas,
         .deadline_ms = timeout_ms == 0 ? UINT64_MAX : now + timeout_ms,
     };
-    if (!n->in_process)
-        node__process(n);
+    node__kick(n);
 }
 
 struct raft *node_raft(struct node *n) { return n->raft; }

@@ -53,6 +53,13 @@ struct node_io {
      * A session keeps the largest it has seen (read-your-writes,
      * monotonic reads, TRIAD.TOKEN). */
     void (*reply)(void *arg, uint64_t req_id, const char *resp, size_t len, uint64_t index);
+    /* Optional: batch the work of many inputs. If set, inputs (step, tick,
+     * submit, persisted, ...) only record what they change and call wake
+     * (once until the next node_flush); the caller then calls node_flush()
+     * before it waits for more input, and one round of readies carries
+     * everything that came in meanwhile. If NULL, every input is processed
+     * at once. */
+    void (*wake)(void *arg);
     /* Optional observer (the simulator's checks): an entry was applied;
      * digest is the state machine's digest after it. */
     void (*applied)(void *arg, const struct raft_entry *e, uint64_t digest);
@@ -86,6 +93,9 @@ void node_free(struct node *n);
 void node_step(struct node *n, const struct raft_msg *m);
 void node_tick(struct node *n);
 void node_persisted(struct node *n);
+/* Process what the inputs since the last call changed (io.wake); false
+ * if there was nothing to do. */
+bool node_flush(struct node *n);
 
 /* A client command: argv[0] is its name (borrowed for the call). */
 struct node_req {

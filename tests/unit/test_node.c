@@ -308,6 +308,16 @@ static void t_io_reply(void *arg, uint64_t req_id, const char *resp, size_t len,
         (struct t_reply){.req_id = req_id, .data = data, .len = len, .index = index};
 }
 
+/* node_io.wake, for the nodes started while t_batching is set: counts the
+ * calls; the test runs node_flush itself. */
+static bool t_batching;
+static int t_wakes;
+static void t_io_wake(void *arg)
+{
+    (void)arg;
+    t_wakes++;
+}
+
 static void t_io_applied(void *arg, const struct raft_entry *e, uint64_t digest)
 {
     struct t_node *tn = arg;
@@ -402,6 +412,7 @@ static void t_start(raft_id id, bool restart)
         .set_timer = t_io_set_timer,
         .reply = t_io_reply,
         .applied = t_io_applied,
+        .wake = t_batching ? t_io_wake : NULL,
     };
     struct node_disk disk = {
         .hs = tn->disk.hs,
@@ -501,6 +512,8 @@ static void t_settle(void)
                 t_persist(i);
                 progress = true;
             }
+            if (tn->node != NULL && node_flush(tn->node)) /* nodes with io.wake */
+                progress = true;
         }
         if (t_deliver_one())
             progress = true;
@@ -709,6 +722,39 @@ TEST(node_single_voter_bootstraps_elects_itself_and_answers_set_get)
     CHECK_EQ_INT(st->reads_answered, 1);
     CHECK_EQ_INT(st->redirected, 0);
     CHECK_EQ_INT(st->failed, 0);
+    t_world_free();
+}
+
+TEST(node_with_wake_batches_many_inputs_into_one_persist)
+{
+    t_world_init(1, T_PERSIST_AUTO);
+    t_batching = true;
+    t_wakes = 0;
+    t_start(1, false);
+    t_batching = false;
+    t_run(t_node(1)->cfg.raft.election_timeout_ms_min);
+    CHECK(t_is_leader(1));
+    t_node(1)->mode = T_PERSIST_MANUAL;
+    raft_index last = raft_last_index(t_r(1));
+    int wakes = t_wakes;
+    for (int i = 0; i < 10; i++) {
+        char line[32];
+        snprintf(line, sizeof(line), "SET k%d v", i);
+        t_submit(1, (uint64_t)(100 + i), line);
+    }
+    /* recorded, not processed: one wake for all ten */
+    CHECK_EQ_INT(t_wakes, wakes + 1);
+    CHECK(!t_node(1)->w.pending);
+    CHECK_EQ_INT(raft_last_index(t_r(1)), last + 10);
+    node_flush(t_n(1));
+    CHECK(t_node(1)->w.pending);
+    CHECK_EQ_INT(t_node(1)->w.n, 10); /* one write for the batch */
+    EXPECT_NO_REPLY(1, 100);
+    t_persist(1);
+    CHECK(node_flush(t_n(1)));
+    for (int i = 0; i < 10; i++)
+        EXPECT_REPLY(1, (uint64_t)(100 + i), "+OK\r\n");
+    CHECK(!node_flush(t_n(1))); /* nothing left */
     t_world_free();
 }
 
@@ -1722,6 +1768,7 @@ int main(void)
 {
     RUN(node_single_voter_bootstraps_elects_itself_and_answers_set_get);
     RUN(node_write_reply_waits_for_persist);
+    RUN(node_with_wake_batches_many_inputs_into_one_persist);
     RUN(node_leader_ticks_the_clock_so_keys_expire_without_writes);
     RUN(node_completes_a_persist_acknowledged_inside_io_persist);
     RUN(node_rejects_empty_command);
