@@ -613,8 +613,22 @@ class RedisReplicas:
                     return False
         return True
 
+    def _follow_sentinels(self):
+        """The Sentinels may fail over again while a trial settles (a second
+        election after the restart): follow the master they all name."""
+        ports = set()
+        for sp in self.sentinel_ports:
+            addr = resp_call(sp, "SENTINEL", "get-master-addr-by-name", "mymaster")
+            if not isinstance(addr, list):
+                return
+            ports.add(int(addr[1]))
+        if len(ports) == 1 and ports <= set(self.ports):
+            self.master = self.ports.index(ports.pop())
+
     def healthy(self):
         def ok():
+            if self.sentinels:
+                self._follow_sentinels()
             return self._replicas_online() and (not self.sentinels or self._sentinels_agree())
         wait_until("redis master with two replicas online", ok, HEALTHY_TIMEOUT_S,
                    self.nodes + self.sentinels)
