@@ -46,6 +46,16 @@ bool cluster__peer_addr(const struct cluster *cl, raft_id id, const char **host,
     return false;
 }
 
+static bool cluster__conf_equal(const struct raft_conf *a, const struct raft_conf *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (uint32_t i = 0; i < a->n; i++)
+        if (a->members[i].id != b->members[i].id || a->members[i].role != b->members[i].role)
+            return false;
+    return true;
+}
+
 /* Tell the transport where each member of the configuration is, and forget
  * the members that left it, whenever the configuration or the member
  * table changed; one log line per configuration. */
@@ -54,9 +64,10 @@ static void cluster__sync_members(struct cluster *cl)
     struct raft *r = node_raft(cl->node);
     const struct raft_conf *c = raft_conf(r);
     const struct fsm *f = node_fsm(cl->node);
-    if (memcmp(c, &cl->synced_conf, sizeof(*c)) == 0 && f->members_version == cl->synced_members)
+    bool same_conf = cluster__conf_equal(c, &cl->synced_conf);
+    if (same_conf && f->members_version == cl->synced_members)
         return;
-    if (memcmp(c, &cl->synced_conf, sizeof(*c)) != 0 && c->n > 0) {
+    if (!same_conf && c->n > 0) {
         char line[400];
         int len = 0;
         for (uint32_t i = 0; i < c->n && len < (int)sizeof(line) - 32; i++)
