@@ -1377,12 +1377,16 @@ int raft_propose(struct raft *r, uint8_t type, const void *data, size_t len, raf
     return 0;
 }
 
+bool raft_can_change_member(const struct raft *r)
+{
+    /* one change at a time: the previous must be committed (§4.1) */
+    return r->role == RAFT_LEADER && r->transfer_target == 0 && r->committed_in_term &&
+           r->conf_index <= r->commit;
+}
+
 int raft_change_member(struct raft *r, enum raft_change change, raft_id id, raft_index *index)
 {
-    if (r->role != RAFT_LEADER || r->transfer_target != 0 || !r->committed_in_term || id == 0)
-        return TRIAD_EINVAL;
-    /* one change at a time: the previous must be committed (§4.1) */
-    if (r->conf_index > r->commit)
+    if (!raft_can_change_member(r) || id == 0)
         return TRIAD_EINVAL;
     struct raft_conf c = r->conf;
     struct raft_member *mb = NULL;

@@ -265,6 +265,8 @@ int raft_propose(struct raft *r, uint8_t type, const void *data, size_t len, raf
  * change still uncommitted; TRIAD_EINVAL otherwise. */
 enum raft_change { RAFT_ADD_LEARNER = 1, RAFT_PROMOTE, RAFT_REMOVE };
 int raft_change_member(struct raft *r, enum raft_change change, raft_id id, raft_index *index);
+/* Would a membership change be accepted now (any change, any id)? */
+bool raft_can_change_member(const struct raft *r);
 
 /* Leadership transfer (dissertation §3.10). TRIAD_EINVAL if not leader or
  * the target is no voter. */

@@ -365,14 +365,23 @@ static void cluster__on_proxy_timer(uv_timer_t *t)
     uint64_t now = cluster__now_ms(NULL);
     static const char lost[] =
         "-TRYAGAIN the leader did not answer; the command may or may not have been applied\r\n";
+    static const char gone[] =
+        "-TRYAGAIN the leader WAIT ran on is gone; the writes are where they were\r\n";
+    raft_id leader = raft_leader(node_raft(cl->node));
     for (size_t i = 0; i < cl->n_proxies;) {
-        if (cl->proxies[i].deadline_ms > now) {
+        const struct cluster__proxy *p = &cl->proxies[i];
+        /* a WAIT with no timeout would outlive the leader it waits on */
+        bool orphan = p->wait && (p->leader != leader || !peer_net_connected(cl->pn, p->leader));
+        if (p->deadline_ms > now && !orphan) {
             i++;
             continue;
         }
-        uint64_t id = cl->proxies[i].req_id;
+        uint64_t id = p->req_id;
         cluster__proxy_done(cl, i);
-        cl->hooks.reply(cl->hooks.arg, id, lost, sizeof(lost) - 1, 0);
+        if (orphan)
+            cl->hooks.reply(cl->hooks.arg, id, gone, sizeof(gone) - 1, 0);
+        else
+            cl->hooks.reply(cl->hooks.arg, id, lost, sizeof(lost) - 1, 0);
     }
 }
 
@@ -458,7 +467,9 @@ static bool cluster__forward(struct cluster *cl, const struct node_req *rq, uint
         deadline = t == 0 ? UINT64_MAX : deadline + t;
     }
     /* req ids grow, so the list stays in req_id order */
-    cl->proxies[cl->n_proxies++] = (struct cluster__proxy){rq->id, deadline};
+    cl->proxies[cl->n_proxies++] = (struct cluster__proxy){
+        .req_id = rq->id, .deadline_ms = deadline, .leader = leader,
+        .wait = kind == PEER_PROXY_WAIT};
     return true;
 }
 

@@ -21,6 +21,8 @@
 struct cluster__proxy {
     uint64_t req_id;
     uint64_t deadline_ms; /* UINT64_MAX: none (WAIT 0) */
+    raft_id leader;       /* where it went */
+    bool wait;            /* a WAIT: it ends if that leader goes */
 };
 
 /* A request the leader runs for a follower: whom to answer, under which id. */

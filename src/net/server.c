@@ -584,7 +584,11 @@ static bool server_cluster_route(struct server *srv, struct session *s)
         return false;
     }
     bool in_multi = (s->cc.flags & CMD_CLIENT_MULTI) != 0;
-    uint64_t req_id = (++srv->next_req_id << SERVER_SLOT_BITS) | s->slot;
+    /* below bit 63, which the cluster keeps for the requests it runs for
+     * a follower; wrapping is harmless (an answer must match the slot and
+     * the session's current id) */
+    uint64_t seq = ++srv->next_req_id & ((1ull << (63 - SERVER_SLOT_BITS)) - 1);
+    uint64_t req_id = (seq << SERVER_SLOT_BITS) | s->slot;
     s->cluster_req = req_id;
     s->cluster_wait = true;
     enum cluster_outcome o = cluster_command(srv->cluster, &s->cs, &s->cc, req_id,

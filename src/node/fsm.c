@@ -541,6 +541,22 @@ const struct fsm_member *fsm_member(const struct fsm *f, uint32_t id)
 }
 
 /* A decimal number in [0, max]: digits only. */
+void fsm_members_retain(struct fsm *f, const uint32_t *ids, size_t n)
+{
+    uint32_t w = 0;
+    for (uint32_t i = 0; i < f->n_members; i++) {
+        bool keep = false;
+        for (size_t k = 0; k < n && !keep; k++)
+            keep = ids[k] == f->members[i].id;
+        if (keep)
+            f->members[w++] = f->members[i];
+    }
+    if (w != f->n_members) {
+        f->n_members = w;
+        f->members_version++;
+    }
+}
+
 static bool fsm__parse_uint(const char *p, size_t n, uint64_t max, uint64_t *out)
 {
     uint64_t v = 0;

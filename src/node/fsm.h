@@ -181,6 +181,10 @@ int fsm_encode_member(uint64_t now_ms, uint32_t id, const char *host, uint16_t p
                       struct tbuf *out);
 /* Member id's recorded address, or NULL. */
 const struct fsm_member *fsm_member(const struct fsm *f, uint32_t id);
+/* A configuration was applied: forget the addresses of every id not in
+ * ids (members removed, or addresses whose change never happened). Run by
+ * every replica at the configuration entry's index. */
+void fsm_members_retain(struct fsm *f, const uint32_t *ids, size_t n);
 
 int fsm_init(struct fsm *f, uint64_t seed);
 void fsm_free(struct fsm *f);

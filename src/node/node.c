@@ -278,6 +278,26 @@ static void node__check_acks(struct node *n)
         free(h->reply);
         n->held[i] = n->held[--n->n_held];
     }
+    if (!leader) {
+        /* A read this node took as leader, waiting for an index above what
+         * is committed: that suffix may never commit now (another leader
+         * may overwrite it), so it could wait forever. The client asks
+         * the leader instead. */
+        raft_index commit = raft_commit_index(r);
+        for (size_t i = 0; i < n->n_reads;) {
+            struct node__read *rd = &n->reads[i];
+            if (rd->ctx == 0 || rd->index <= commit) {
+                i++;
+                continue;
+            }
+            uint64_t id = rd->req_id;
+            node__read_free(rd);
+            memmove(n->reads + i, n->reads + i + 1, (n->n_reads - i - 1) * sizeof(*n->reads));
+            n->n_reads--;
+            n->stats.failed++;
+            node__redirect(n, id);
+        }
+    }
     for (size_t i = 0; i < n->n_waits;) {
         struct node__wait *w = &n->waits[i];
         if (!leader) {
@@ -312,8 +332,14 @@ static void node__apply(struct node *n, const struct raft_entry *e)
         fsm_apply(&n->fsm, e->index, e->data, e->len, &n->reply);
     } else {
         fsm_apply_noop(&n->fsm, e->index);
-        if (e->type == RAFT_ENTRY_CONF)
+        struct raft_conf c;
+        if (e->type == RAFT_ENTRY_CONF && raft_conf_decode(&c, e->data, e->len) == 0) {
+            uint32_t ids[RAFT_NODES_MAX];
+            for (uint32_t i = 0; i < c.n; i++)
+                ids[i] = c.members[i].id;
+            fsm_members_retain(&n->fsm, ids, c.n);
             tbuf_appends(&n->reply, "+OK\r\n"); /* for TRIAD.MEMBERS, waiting on it */
+        }
     }
     /* answer the writes waiting for this index: ours if the term matches,
      * else our entry was overwritten by another leader's */
@@ -691,7 +717,8 @@ static void node__submit_write(struct node *n, const struct node_req *rq,
         node__write_uncertain(n, &n->writes[--n->n_writes]);
     NODE__GROW(n->writes, n->n_writes, n->cap_writes);
     enum raft_ack ack = rq->ack ? rq->ack : RAFT_ACK_QUORUM;
-    bool early = ack < RAFT_ACK_QUORUM && node__blind(spec, rq->argc);
+    /* a session's write may be a retry whose saved answer is not +OK */
+    bool early = ack < RAFT_ACK_QUORUM && rq->client_id == 0 && node__blind(spec, rq->argc);
     n->writes[n->n_writes++] = (struct node__write){
         .index = index, .term = raft_current_term(r), .req_id = rq->id, .ack = (uint8_t)ack,
         .early = early};
@@ -775,6 +802,9 @@ void node_change_member(struct node *n, uint64_t req_id, enum raft_change change
         snprintf(err, sizeof(err), "-ERR node %u is not a member\r\n", (unsigned)id);
     else if (change == RAFT_REMOVE && mb->role == RAFT_VOTER && raft_conf_voters(raft_conf(r)) == 1)
         snprintf(err, sizeof(err), "-ERR node %u is the last voter\r\n", (unsigned)id);
+    if (err[0] == '\0' && !raft_can_change_member(r))
+        snprintf(err, sizeof(err), "-TRYAGAIN another membership change is in progress, or this "
+                                   "leader is new; retry shortly\r\n");
     if (err[0] != '\0') {
         node__reply_str(n, req_id, err);
         return;

@@ -1334,6 +1334,90 @@ TEST(node_keeps_a_learner_added_as_a_learner)
     t_world_free();
 }
 
+TEST(node_read_above_the_commit_index_fails_when_leadership_is_lost)
+{
+    /* a W ONE write the old leader answered but nobody else has; the same
+     * session's read waits for it, and the old leader then loses office:
+     * the read must end (NOTLEADER), not wait for an index that may never
+     * be applied */
+    t_world_init(3, T_PERSIST_AUTO);
+    t_start_all();
+    t_elect(1);
+    t_isolate(1, true);
+    t_ack = RAFT_ACK_ONE;
+    for (int i = 0; i < 5; i++)
+        t_submit(1, 10 + (uint64_t)i, "SET k mine");
+    t_ack = 0;
+    t_settle();
+    EXPECT_REPLY(1, 14, "+OK\r\n");
+    t_after = t_reply_of(1, 14)->index;
+    t_submit(1, 20, "GET k"); /* by the lease: its ReadIndex at once */
+    t_after = 0;
+    t_settle();
+    EXPECT_NO_REPLY(1, 20);
+    CHECK(t_await_leader_other_than(1) != 0);
+    t_run(2000);
+    t_isolate(1, false);
+    t_run(20000);
+    CHECK(!t_is_leader(1));
+    const struct t_reply *r = t_reply_of(1, 20);
+    CHECK(r != NULL && strncmp(r->data, "-NOTLEADER ", 11) == 0);
+    CHECK_EQ_INT(t_replies_to(1, 20), 1);
+    t_world_free();
+}
+
+TEST(node_member_addresses_follow_the_configuration)
+{
+    t_world_init(4, T_PERSIST_AUTO);
+    W.conf.n = 3;
+    for (raft_id id = 1; id <= 3; id++)
+        t_start(id, false);
+    t_elect(1);
+    t_node(2)->mode = T_PERSIST_MANUAL;
+    t_node(3)->mode = T_PERSIST_MANUAL;
+    node_change_member(t_n(1), 100, RAFT_ADD_LEARNER, 4, "127.0.0.1", 7004, false);
+    /* the first is not committed: a second change is refused before it
+     * writes anything */
+    raft_index last = raft_last_index(t_r(1));
+    node_change_member(t_n(1), 101, RAFT_ADD_LEARNER, 5, "127.0.0.1", 7005, true);
+    const struct t_reply *r = t_reply_of(1, 101);
+    CHECK(r != NULL && strncmp(r->data, "-TRYAGAIN another membership change", 35) == 0);
+    CHECK_EQ_INT(raft_last_index(t_r(1)), last);
+    t_node(2)->mode = T_PERSIST_AUTO;
+    t_node(3)->mode = T_PERSIST_AUTO;
+    t_run(100);
+    EXPECT_REPLY(1, 100, "+OK\r\n");
+    CHECK(fsm_member(node_fsm(t_n(2)), 4) != NULL);
+    CHECK(fsm_member(node_fsm(t_n(2)), 5) == NULL);
+    /* removed: its address goes too, on every replica */
+    node_change_member(t_n(1), 102, RAFT_REMOVE, 4, NULL, 0, false);
+    t_run(100);
+    EXPECT_REPLY(1, 102, "+OK\r\n");
+    for (raft_id id = 1; id <= 3; id++)
+        CHECK(fsm_member(node_fsm(t_n(id)), 4) == NULL);
+    CHECK(node_digest(t_n(2)) == node_digest(t_n(1)));
+    t_world_free();
+}
+
+TEST(node_session_writes_are_never_answered_early)
+{
+    /* a retried TRIAD.EXEC write must get its saved answer, which only the
+     * state machine knows: no +OK before it applies, whatever the level */
+    t_world_init(3, T_PERSIST_AUTO);
+    t_start_all();
+    t_elect(1);
+    t_node(2)->mode = T_PERSIST_MANUAL;
+    t_node(3)->mode = T_PERSIST_MANUAL;
+    t_ack = RAFT_ACK_ONE;
+    t_submit_full(1, 1, 77, 1, 0, 2, "SET k v");
+    t_ack = 0;
+    t_settle();
+    EXPECT_NO_REPLY(1, 1);
+    t_persist_until_idle(2);
+    EXPECT_REPLY(1, 1, "+OK\r\n");
+    t_world_free();
+}
+
 TEST(node_retried_write_with_same_seq_is_applied_once)
 {
     t_world_init(3, T_PERSIST_AUTO);
@@ -1789,6 +1873,9 @@ int main(void)
     RUN(node_reads_respect_the_session_floor);
     RUN(node_adds_a_member_by_address_and_promotes_it_once_caught_up);
     RUN(node_keeps_a_learner_added_as_a_learner);
+    RUN(node_read_above_the_commit_index_fails_when_leadership_is_lost);
+    RUN(node_member_addresses_follow_the_configuration);
+    RUN(node_session_writes_are_never_answered_early);
     RUN(node_retried_write_with_same_seq_is_applied_once);
     RUN(node_write_overwritten_by_new_leader_gets_tryagain);
     RUN(node_write_proposed_below_an_older_waiting_write_is_answered_when_applied);
