@@ -429,7 +429,11 @@ static bool cluster__forward(struct cluster *cl, const struct node_req *rq, uint
         cluster__answer(cl, rq->id, "-TRYAGAIN no leader is reachable yet; retry shortly\r\n");
         return true;
     }
-    if (cl->cfg->redirect && kind == PEER_PROXY_COMMAND) {
+    /* --redirect sends clients to the leader, but what rests on this
+     * connection's state here (EXEC of its queue: TRIAD.TXN; WATCH's read:
+     * TRIAD.DIGEST; WAIT) is forwarded as without it */
+    bool internal = rq->argvlen[0] > 6 && memcmp(rq->argv[0], "TRIAD.", 6) == 0;
+    if (cl->cfg->redirect && kind == PEER_PROXY_COMMAND && !internal) {
         const struct cluster__addr *a = cluster__addr_of(cl, leader);
         if (a == NULL) {
             cluster__answer(cl, rq->id, "-TRYAGAIN the leader's address is not known yet; retry shortly\r\n");

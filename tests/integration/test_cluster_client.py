@@ -282,6 +282,13 @@ def test_redirect_answers_moved_and_redis_cli_follows_it(tmp_path):
         f.execute_command("READONLY")
         wait_for(lambda: f.get("foo") == b"bar", what="the follower to apply the write")
         assert follower.client().config_get("redirect") == {"redirect": "yes"}
+        # what rests on the connection here still runs: WATCH, MULTI/EXEC
+        with follower.client().pipeline() as p:
+            p.watch("foo")
+            p.multi()
+            p.set("foo", "txn")
+            assert p.execute() == [True]
+        assert leader.client().get("foo") == b"txn"
     finally:
         c.stop()
 
