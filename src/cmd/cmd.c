@@ -1970,17 +1970,11 @@ static void cmd__reply_command_info(struct cmd_client *c, const struct cmd_spec 
     resp_add_set_len(o, c->proto, 0); /* subcommands */
 }
 
+/* The entry's data is in docs.c: redis-cli 7 builds its hints from it. */
 static void cmd__reply_command_docs(struct cmd_client *c, const struct cmd_spec *cmd)
 {
-    struct tbuf *o = c->out;
-    cmd__add_lower(o, cmd->name);
-    resp_add_map_len(o, c->proto, 3);
-    resp_add_bulk_str(o, "summary");
-    resp_add_bulk_str(o, cmd->summary);
-    resp_add_bulk_str(o, "since");
-    resp_add_bulk_str(o, cmd->since);
-    resp_add_bulk_str(o, "group");
-    resp_add_bulk_str(o, cmd->group);
+    cmd__add_lower(c->out, cmd->name);
+    cmd_docs_add(c->out, c->proto, cmd);
 }
 
 static const char *const cmd__command_help[] = {

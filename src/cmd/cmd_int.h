@@ -3,7 +3,8 @@
  * Files: cmd.c (table, dispatch, log records and replay, MULTI/EXEC/WATCH,
  * connection and server commands), keyspace.c (DEL ... SCAN, RENAME, COPY,
  * FLUSH*), string.c (GET/SET family, INCR*, APPEND, SETRANGE/GETRANGE, LCS,
- * M*), expire.c (EXPIRE family, TTL family, PERSIST, SETEX/PSETEX, GETEX).
+ * M*), expire.c (EXPIRE family, TTL family, PERSIST, SETEX/PSETEX, GETEX),
+ * docs.c (COMMAND DOCS: complexity, history and argument trees).
  */
 #ifndef TRIAD_CMD_INT_H
 #define TRIAD_CMD_INT_H
@@ -99,6 +100,16 @@ void cmd_propagate_set(struct cmd_server *s, struct cmd_client *c, const char *k
 
 /* case-insensitive compare of an argument with a C string */
 bool cmd_arg_is(const char *arg, size_t len, const char *word);
+
+/* docs.c: COMMAND DOCS. Append cmd's documentation map (summary, since,
+ * group from the table; complexity, history, arguments, subcommands from
+ * docs.c), as Redis 7.0 replies it: a map in RESP3, a flat array in RESP2.
+ * The caller writes the name before it. */
+void cmd_docs_add(struct tbuf *o, int proto, const struct cmd_spec *cmd);
+/* 0 if every command of the table has docs, every documented command is in
+ * the table and every argument tree is well formed; otherwise
+ * TRIAD_ENOTFOUND or TRIAD_EINVAL with errmsg naming the first fault. */
+int cmd_docs_check(char *errmsg, size_t errlen);
 
 /* Redis's glob (KEYS, SCAN MATCH, COMMAND LIST): * ? [abc] [^a] [a-z] and
  * \x escapes. Iterative; work is at most plen * slen steps. (keyspace.c) */

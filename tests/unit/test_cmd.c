@@ -622,8 +622,10 @@ TEST(command_reports_the_table_like_redis_7)
            "*1\r\n*10\r\n$4\r\nping\r\n:-1\r\n~1\r\n+fast\r\n:0\r\n:0\r\n:0\r\n~2\r\n+@fast\r\n"
            "+@connection\r\n~0\r\n~0\r\n~0\r\n");
     EXPECT(&f, &f.c, "COMMAND DOCS get nosuch",
-           "%1\r\n$3\r\nget\r\n%3\r\n$7\r\nsummary\r\n$22\r\nGet the value of a key\r\n"
-           "$5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$6\r\nstring\r\n");
+           "%1\r\n$3\r\nget\r\n%5\r\n$7\r\nsummary\r\n$22\r\nGet the value of a key\r\n$5\r\n"
+           "since\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$6\r\nstring\r\n$10\r\ncomplexity\r\n$4\r\n"
+           "O(1)\r\n$9\r\narguments\r\n*1\r\n%3\r\n$4\r\nname\r\n$3\r\nkey\r\n$4\r\ntype\r\n$3\r\n"
+           "key\r\n$14\r\nkey_spec_index\r\n:0\r\n");
     EXPECT(&f, &f.c, "COMMAND LIST FILTERBY PATTERN ge?", "*1\r\n$3\r\nget\r\n");
     EXPECT(&f, &f.c, "COMMAND LIST FILTERBY ACLCAT transaction",
            "*5\r\n$5\r\nmulti\r\n$4\r\nexec\r\n$7\r\ndiscard\r\n$5\r\nwatch\r\n$7\r\nunwatch\r\n");
@@ -639,6 +641,143 @@ TEST(command_reports_the_table_like_redis_7)
     t_run(&f, &f.c, "COMMAND DOCS");
     snprintf(want, sizeof(want), "%%%zu\r\n", n);
     CHECK(strncmp(f.out.data, want, strlen(want)) == 0);
+    fx_free(&f);
+}
+
+/* What redis 7.0.15 answers, byte for byte, captured from redis-server. */
+static const char t_docs_expire_resp2[] =
+    "*2\r\n$6\r\nexpire\r\n*12\r\n$7\r\nsummary\r\n$35\r\n"
+    "Set a key's time to live in seconds\r\n$5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n"
+    "$7\r\ngeneric\r\n$10\r\ncomplexity\r\n$4\r\nO(1)\r\n$7\r\nhistory\r\n*1\r\n*2\r\n"
+    "$5\r\n7.0.0\r\n$41\r\nAdded options: `NX`, `XX`, `GT` and `LT`.\r\n$9\r\narguments\r\n"
+    "*3\r\n*6\r\n$4\r\nname\r\n$3\r\nkey\r\n$4\r\ntype\r\n$3\r\nkey\r\n$14\r\n"
+    "key_spec_index\r\n:0\r\n*4\r\n$4\r\nname\r\n$7\r\nseconds\r\n$4\r\ntype\r\n$7\r\n"
+    "integer\r\n*10\r\n$4\r\nname\r\n$9\r\ncondition\r\n$4\r\ntype\r\n$5\r\noneof\r\n$5\r\n"
+    "since\r\n$5\r\n7.0.0\r\n$5\r\nflags\r\n*1\r\n+optional\r\n$9\r\narguments\r\n*4\r\n"
+    "*6\r\n$4\r\nname\r\n$2\r\nnx\r\n$4\r\ntype\r\n$10\r\npure-token\r\n$5\r\ntoken\r\n"
+    "$2\r\nNX\r\n*6\r\n$4\r\nname\r\n$2\r\nxx\r\n$4\r\ntype\r\n$10\r\npure-token\r\n$5\r\n"
+    "token\r\n$2\r\nXX\r\n*6\r\n$4\r\nname\r\n$2\r\ngt\r\n$4\r\ntype\r\n$10\r\n"
+    "pure-token\r\n$5\r\ntoken\r\n$2\r\nGT\r\n*6\r\n$4\r\nname\r\n$2\r\nlt\r\n$4\r\n"
+    "type\r\n$10\r\npure-token\r\n$5\r\ntoken\r\n$2\r\nLT\r\n";
+
+/* Redis 7.0's SET in RESP3 with what Redis 8.4 documents for IFEQ: a fifth
+ * history entry and "ifeq-value" as the condition's third choice. */
+static const char t_docs_set_resp3[] =
+    "%1\r\n$3\r\nset\r\n%6\r\n$7\r\nsummary\r\n$29\r\nSet the string value of a key\r\n"
+    "$5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$6\r\nstring\r\n$10\r\ncomplexity\r\n"
+    "$4\r\nO(1)\r\n$7\r\nhistory\r\n~5\r\n*2\r\n$6\r\n2.6.12\r\n$44\r\n"
+    "Added the `EX`, `PX`, `NX` and `XX` options.\r\n*2\r\n$5\r\n6.0.0\r\n$27\r\n"
+    "Added the `KEEPTTL` option.\r\n*2\r\n$5\r\n6.2.0\r\n$42\r\n"
+    "Added the `GET`, `EXAT` and `PXAT` option.\r\n*2\r\n$5\r\n7.0.0\r\n$55\r\n"
+    "Allowed the `NX` and `GET` options to be used together.\r\n"
+    "*2\r\n$5\r\n8.4.0\r\n$24\r\nAdded the `IFEQ` option.\r\n$9\r\narguments\r\n*5\r\n"
+    "%3\r\n$4\r\nname\r\n$3\r\nkey\r\n$4\r\ntype\r\n$3\r\nkey\r\n$14\r\nkey_spec_index\r\n"
+    ":0\r\n%2\r\n$4\r\nname\r\n$5\r\nvalue\r\n$4\r\ntype\r\n$6\r\nstring\r\n%5\r\n$4\r\n"
+    "name\r\n$9\r\ncondition\r\n$4\r\ntype\r\n$5\r\noneof\r\n$5\r\nsince\r\n$6\r\n"
+    "2.6.12\r\n$5\r\nflags\r\n~1\r\n+optional\r\n$9\r\narguments\r\n*3\r\n%3\r\n$4\r\n"
+    "name\r\n$2\r\nnx\r\n$4\r\ntype\r\n$10\r\npure-token\r\n$5\r\ntoken\r\n$2\r\nNX\r\n"
+    "%3\r\n$4\r\nname\r\n$2\r\nxx\r\n$4\r\ntype\r\n$10\r\npure-token\r\n$5\r\ntoken\r\n"
+    "$2\r\nXX\r\n"
+    "%4\r\n$4\r\nname\r\n$10\r\nifeq-value\r\n$4\r\ntype\r\n$6\r\nstring\r\n$5\r\ntoken\r\n"
+    "$4\r\nIFEQ\r\n$5\r\nsince\r\n$5\r\n8.4.0\r\n"
+    "%5\r\n$4\r\nname\r\n$3\r\nget\r\n$4\r\ntype\r\n$10\r\npure-token\r\n$5\r\n"
+    "token\r\n$3\r\nGET\r\n$5\r\nsince\r\n$5\r\n6.2.0\r\n$5\r\nflags\r\n~1\r\n+optional\r\n"
+    "%4\r\n$4\r\nname\r\n$10\r\nexpiration\r\n$4\r\ntype\r\n$5\r\noneof\r\n$5\r\nflags\r\n"
+    "~1\r\n+optional\r\n$9\r\narguments\r\n*5\r\n%4\r\n$4\r\nname\r\n$7\r\nseconds\r\n"
+    "$4\r\ntype\r\n$7\r\ninteger\r\n$5\r\ntoken\r\n$2\r\nEX\r\n$5\r\nsince\r\n$6\r\n"
+    "2.6.12\r\n%4\r\n$4\r\nname\r\n$12\r\nmilliseconds\r\n$4\r\ntype\r\n$7\r\ninteger\r\n"
+    "$5\r\ntoken\r\n$2\r\nPX\r\n$5\r\nsince\r\n$6\r\n2.6.12\r\n%4\r\n$4\r\nname\r\n$17\r\n"
+    "unix-time-seconds\r\n$4\r\ntype\r\n$9\r\nunix-time\r\n$5\r\ntoken\r\n$4\r\nEXAT\r\n"
+    "$5\r\nsince\r\n$5\r\n6.2.0\r\n%4\r\n$4\r\nname\r\n$22\r\nunix-time-milliseconds\r\n"
+    "$4\r\ntype\r\n$9\r\nunix-time\r\n$5\r\ntoken\r\n$4\r\nPXAT\r\n$5\r\nsince\r\n$5\r\n"
+    "6.2.0\r\n%4\r\n$4\r\nname\r\n$7\r\nkeepttl\r\n$4\r\ntype\r\n$10\r\npure-token\r\n"
+    "$5\r\ntoken\r\n$7\r\nKEEPTTL\r\n$5\r\nsince\r\n$5\r\n6.0.0\r\n";
+
+/* CLIENT KILL's entry inside CLIENT's subcommands, RESP2: three levels of
+ * nesting, a deprecated form and a repeatable oneof. */
+static const char t_docs_client_kill_resp2[] =
+    "$11\r\nclient|kill\r\n*12\r\n$7\r\nsummary\r\n$31\r\n"
+    "Kill the connection of a client\r\n$5\r\nsince\r\n$5\r\n2.4.0\r\n$5\r\ngroup\r\n"
+    "$10\r\nconnection\r\n$10\r\ncomplexity\r\n$48\r\n"
+    "O(N) where N is the number of client connections\r\n$7\r\nhistory\r\n*5\r\n*2\r\n"
+    "$6\r\n2.8.12\r\n$24\r\nAdded new filter format.\r\n*2\r\n$6\r\n2.8.12\r\n$12\r\n"
+    "`ID` option.\r\n*2\r\n$5\r\n3.2.0\r\n$41\r\n"
+    "Added `master` type in for `TYPE` option.\r\n*2\r\n$5\r\n5.0.0\r\n$91\r\n"
+    "Replaced `slave` `TYPE` with `replica`. `slave` still supported for backward "
+    "compatibility.\r\n"
+    "*2\r\n$5\r\n6.2.0\r\n$15\r\n`LADDR` option.\r\n$9\r\narguments\r\n*1\r\n*6\r\n$4\r\n"
+    "name\r\n$6\r\nfilter\r\n$4\r\ntype\r\n$5\r\noneof\r\n$9\r\narguments\r\n*2\r\n*6\r\n"
+    "$4\r\nname\r\n$7\r\nip:port\r\n$4\r\ntype\r\n$6\r\nstring\r\n$16\r\n"
+    "deprecated_since\r\n$6\r\n2.8.12\r\n*8\r\n$4\r\nname\r\n$10\r\nnew-format\r\n$4\r\n"
+    "type\r\n$5\r\noneof\r\n$5\r\nflags\r\n*1\r\n+multiple\r\n$9\r\narguments\r\n*6\r\n"
+    "*10\r\n$4\r\nname\r\n$9\r\nclient-id\r\n$4\r\ntype\r\n$7\r\ninteger\r\n$5\r\ntoken\r\n"
+    "$2\r\nID\r\n$5\r\nsince\r\n$6\r\n2.8.12\r\n$5\r\nflags\r\n*1\r\n+optional\r\n*12\r\n"
+    "$4\r\nname\r\n$26\r\nnormal_master_slave_pubsub\r\n$4\r\ntype\r\n$5\r\noneof\r\n$5\r\n"
+    "token\r\n$4\r\nTYPE\r\n$5\r\nsince\r\n$6\r\n2.8.12\r\n$5\r\nflags\r\n*1\r\n"
+    "+optional\r\n$9\r\narguments\r\n*5\r\n*6\r\n$4\r\nname\r\n$6\r\nnormal\r\n$4\r\n"
+    "type\r\n$10\r\npure-token\r\n$5\r\ntoken\r\n$6\r\nNORMAL\r\n*8\r\n$4\r\nname\r\n$6\r\n"
+    "master\r\n$4\r\ntype\r\n$10\r\npure-token\r\n$5\r\ntoken\r\n$6\r\nMASTER\r\n$5\r\n"
+    "since\r\n$5\r\n3.2.0\r\n*6\r\n$4\r\nname\r\n$5\r\nslave\r\n$4\r\ntype\r\n$10\r\n"
+    "pure-token\r\n$5\r\ntoken\r\n$5\r\nSLAVE\r\n*8\r\n$4\r\nname\r\n$7\r\nreplica\r\n"
+    "$4\r\ntype\r\n$10\r\npure-token\r\n$5\r\ntoken\r\n$7\r\nREPLICA\r\n$5\r\nsince\r\n"
+    "$5\r\n5.0.0\r\n*6\r\n$4\r\nname\r\n$6\r\npubsub\r\n$4\r\ntype\r\n$10\r\npure-token\r\n"
+    "$5\r\ntoken\r\n$6\r\nPUBSUB\r\n*8\r\n$4\r\nname\r\n$8\r\nusername\r\n$4\r\ntype\r\n"
+    "$6\r\nstring\r\n$5\r\ntoken\r\n$4\r\nUSER\r\n$5\r\nflags\r\n*1\r\n+optional\r\n*8\r\n"
+    "$4\r\nname\r\n$7\r\nip:port\r\n$4\r\ntype\r\n$6\r\nstring\r\n$5\r\ntoken\r\n$4\r\n"
+    "ADDR\r\n$5\r\nflags\r\n*1\r\n+optional\r\n*10\r\n$4\r\nname\r\n$7\r\nip:port\r\n$4\r\n"
+    "type\r\n$6\r\nstring\r\n$5\r\ntoken\r\n$5\r\nLADDR\r\n$5\r\nsince\r\n$5\r\n6.2.0\r\n"
+    "$5\r\nflags\r\n*1\r\n+optional\r\n*8\r\n$4\r\nname\r\n$6\r\nyes/no\r\n$4\r\ntype\r\n"
+    "$6\r\nstring\r\n$5\r\ntoken\r\n$6\r\nSKIPME\r\n$5\r\nflags\r\n*1\r\n+optional\r\n";
+
+TEST(command_docs_carry_complexity_and_arguments_like_redis_7)
+{
+    struct fx f;
+    fx_init(&f);
+    char err[256] = "";
+    CHECK_EQ_INT(cmd_docs_check(err, sizeof(err)), 0);
+    if (err[0] != '\0')
+        fprintf(stderr, "  docs: %s\n", err);
+
+    EXPECT(&f, &f.c, "COMMAND DOCS expire", t_docs_expire_resp2);
+    t_run(&f, &f.c, "COMMAND DOCS client");
+    CHECK(strstr(f.out.data, t_docs_client_kill_resp2) != NULL);
+    /* only the subcommands Triad answers are advertised */
+    CHECK(strstr(f.out.data, "client|setinfo") != NULL);
+    CHECK(strstr(f.out.data, "client|pause") == NULL);
+    CHECK(strstr(f.out.data, "client|tracking") == NULL);
+    t_run(&f, &f.c, "COMMAND DOCS command");
+    CHECK(strstr(f.out.data, "$12\r\ncommand|docs\r\n") != NULL);
+    CHECK(strstr(f.out.data, "getkeysandflags") == NULL);
+
+    t_run(&f, &f.c, "HELLO 3");
+    EXPECT(&f, &f.c, "COMMAND DOCS set", t_docs_set_resp3);
+
+    /* Every command of the table has a complexity. The containers have
+     * subcommands and no arguments of their own; of the rest all but these
+     * take arguments, as in Redis. */
+    static const char *const no_arguments[] = {
+        "DBSIZE", "RANDOMKEY", "QUIT", "RESET", "TIME", "SAVE",
+        "LASTSAVE", "MULTI", "EXEC", "DISCARD", "UNWATCH",
+    };
+    size_t n;
+    const struct cmd_spec *t = cmd_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "COMMAND DOCS %s", t[i].name);
+        const char *got = t_run(&f, &f.c, line);
+        bool container = (t[i].flags & CMD_SUBCOMMANDS) != 0;
+        bool takes_args = !container;
+        for (size_t k = 0; k < TRIAD_ARRAY_LEN(no_arguments); k++)
+            takes_args &= strcmp(t[i].name, no_arguments[k]) != 0;
+        const char *subs = strstr(got, "$11\r\nsubcommands\r\n");
+        const char *args = strstr(got, "$9\r\narguments\r\n");
+        bool own_args = args != NULL && (subs == NULL || args < subs);
+        bool ok = strstr(got, "$10\r\ncomplexity\r\n") != NULL && own_args == takes_args &&
+                  (subs != NULL) == container;
+        if (!ok)
+            fprintf(stderr, "  docs of %s: %s\n", t[i].name, got);
+        CHECK(ok);
+    }
     fx_free(&f);
 }
 
@@ -1467,6 +1606,7 @@ int main(void)
     RUN(config_get_dedups_and_is_a_map_in_resp3);
     RUN(server_commands_go_through_the_hooks);
     RUN(command_reports_the_table_like_redis_7);
+    RUN(command_docs_carry_complexity_and_arguments_like_redis_7);
     RUN(exec_runs_the_queued_commands_in_order);
     RUN(transaction_errors_use_redis_texts);
     RUN(an_error_while_queueing_aborts_the_exec);
