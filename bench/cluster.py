@@ -20,10 +20,8 @@ whatever happens. With --write the results are prepended to bench/RESULTS.md.
 """
 import argparse
 import base64
-import datetime
 import json
 import os
-import platform
 import random
 import re
 import selectors
@@ -37,7 +35,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import ROOT, TRIAD, free_port, load_keys  # noqa: E402
+from run import TRIAD, free_port, load_keys, prepend_results  # noqa: E402
 
 HOST = "127.0.0.1"
 CLIENTS = 50
@@ -959,18 +957,8 @@ def main():
             print("logs kept in %s" % logdir, file=sys.stderr)
 
     if opts.write:
-        head = "# %s Leader mode (three nodes), on %s (%d cores), %s, %s%s\n\n" % (
-            datetime.date.today().isoformat(), platform.node() or "this machine", os.cpu_count(),
-            subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split(" sha")[0],
-            "etcd " + subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split()[2],
-            " (quick run)" if opts.quick else "")
-        path = os.path.join(ROOT, "bench", "RESULTS.md")
-        old = open(path).read() if os.path.exists(path) else ""
-        intro = "# Benchmark results\n\nNewest first. Ratios are triad / redis-server, same machine, same run (`make bench`).\n\n"
-        if old.startswith(intro):
-            old = old[len(intro):]
-        with open(path, "w") as f:
-            f.write(intro + head + "\n".join(lines) + "\n\n" + old)
+        etcd = subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split()[2]
+        prepend_results("Leader mode (three nodes)", lines, opts.quick, ("etcd " + etcd,))
 
 
 if __name__ == "__main__":

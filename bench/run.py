@@ -268,17 +268,25 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
     if opts.write:
-        head = "# %s on %s (%d cores), %s%s\n\n" % (
-            datetime.date.today().isoformat(), platform.node() or "this machine", os.cpu_count(),
-            subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split(" sha")[0],
-            " (quick run)" if opts.quick else "")
-        path = os.path.join(ROOT, "bench", "RESULTS.md")
-        old = open(path).read() if os.path.exists(path) else ""
-        intro = "# Benchmark results\n\nNewest first. Ratios are triad / redis-server, same machine, same run (`make bench`).\n\n"
-        if old.startswith(intro):
-            old = old[len(intro):]
-        with open(path, "w") as f:
-            f.write(intro + head + "\n".join(lines) + "\n\n" + old)
+        prepend_results("", lines, opts.quick)
+
+
+def prepend_results(what, lines, quick, versions=()):
+    """Put a dated section (`what`: "" or a title like "Leader mode") at the
+    top of bench/RESULTS.md, under its fixed introduction."""
+    redis = subprocess.run(["redis-server", "--version"], capture_output=True,
+                           text=True).stdout.split(" sha")[0]
+    head = "# %s %son %s (%d cores), %s%s\n\n" % (
+        datetime.date.today().isoformat(), what + ", " if what else "",
+        platform.node() or "this machine", os.cpu_count(),
+        ", ".join((redis,) + tuple(versions)), " (quick run)" if quick else "")
+    path = os.path.join(ROOT, "bench", "RESULTS.md")
+    old = open(path).read() if os.path.exists(path) else ""
+    intro = "# Benchmark results\n\nNewest first. Ratios are triad / redis-server, same machine, same run (`make bench`).\n\n"
+    if old.startswith(intro):
+        old = old[len(intro):]
+    with open(path, "w") as f:
+        f.write(intro + head + "\n".join(lines) + "\n\n" + old)
 
 
 if __name__ == "__main__":

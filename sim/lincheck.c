@@ -41,6 +41,7 @@
 #include <xxhash.h>
 
 #include "../src/common/defs.h"
+#include "../src/common/num.h"
 #include "../src/common/err.h"
 #include "../src/common/mem.h"
 
@@ -211,42 +212,6 @@ void lin_unknown(struct lin_history *h, size_t id)
 
 /* ---- the model: Redis's rules for INCR ---- */
 
-/* Redis's string2ll: optional '-', then "0" alone or a digit 1-9 followed
- * by digits, within int64. Rejects "", "+1", "01", "-0", " 1", "1 ". */
-static bool lin__parse_i64(const char *p, size_t len, int64_t *out)
-{
-    if (len == 0 || len > 20)
-        return false;
-    if (len == 1 && p[0] == '0') {
-        *out = 0;
-        return true;
-    }
-    size_t i = 0;
-    bool neg = p[0] == '-';
-    if (neg)
-        i = 1;
-    if (i == len || p[i] < '1' || p[i] > '9')
-        return false;
-    uint64_t v = 0;
-    for (; i < len; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        unsigned d = (unsigned)(p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    if (neg) {
-        if (v > (uint64_t)INT64_MAX + 1)
-            return false;
-        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-    } else {
-        if (v > (uint64_t)INT64_MAX)
-            return false;
-        *out = (int64_t)v;
-    }
-    return true;
-}
 
 /* ---- one key's search ---- */
 
@@ -427,7 +392,7 @@ static uint32_t lin__intern(struct lin__search *s, const char *p, size_t len)
     st->off = s->state_bytes.len;
     tbuf_append(&s->state_bytes, p, len);
     lin__account(s, len);
-    st->int_ok = lin__parse_i64(p, len, &st->ival) && st->ival != INT64_MAX;
+    st->int_ok = triad_parse_i64(p, len, &st->ival) && st->ival != INT64_MAX;
     s->state_slots[i] = id;
     return id;
 }

@@ -18,6 +18,7 @@
 #include <xxhash.h>
 
 #include "../common/mem.h"
+#include "../common/num.h"
 #include "cmd_int.h"
 
 /* ------------------------------------------------------------------------ */
@@ -30,48 +31,14 @@ bool cmd_arg_is(const char *arg, size_t len, const char *word)
     return n == len && strncasecmp(arg, word, n) == 0;
 }
 
-/* Redis's string2ll: the whole string, an optional '-', no '+', no spaces,
- * no leading zeros (only "0" itself), within long long. */
-#define CMD_LL_CHARS_MAX 20 /* "-9223372036854775808" */
+/* Redis's string2ll (num.h), as a long long. */
 bool cmd_parse_ll(const char *p, size_t len, long long *out)
 {
-    if (len == 0 || len > CMD_LL_CHARS_MAX)
+    int64_t v;
+    if (!triad_parse_i64(p, len, &v))
         return false;
-    if (len == 1 && p[0] == '0') {
-        if (out)
-            *out = 0;
-        return true;
-    }
-    size_t i = 0;
-    bool neg = false;
-    if (p[0] == '-') {
-        neg = true;
-        i = 1;
-        if (len == 1)
-            return false;
-    }
-    if (p[i] < '1' || p[i] > '9')
-        return false;
-    unsigned long long v = 0;
-    for (; i < len; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        unsigned d = (unsigned)(p[i] - '0');
-        if (v > (ULLONG_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    if (neg) {
-        if (v > (unsigned long long)LLONG_MAX + 1)
-            return false;
-        if (out)
-            *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
-    } else {
-        if (v > (unsigned long long)LLONG_MAX)
-            return false;
-        if (out)
-            *out = (long long)v;
-    }
+    if (out)
+        *out = (long long)v;
     return true;
 }
 

@@ -236,6 +236,16 @@ const struct raft_member *raft_conf_find(const struct raft_conf *c, raft_id id)
     return NULL;
 }
 
+bool raft_conf_equal(const struct raft_conf *a, const struct raft_conf *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (uint32_t i = 0; i < a->n; i++)
+        if (a->members[i].id != b->members[i].id || a->members[i].role != b->members[i].role)
+            return false;
+    return true;
+}
+
 uint32_t raft_conf_voters(const struct raft_conf *c)
 {
     uint32_t v = 0;

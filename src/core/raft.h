@@ -78,6 +78,8 @@ size_t raft_conf_encode(const struct raft_conf *c, uint8_t *buf);
 int raft_conf_decode(struct raft_conf *c, const uint8_t *buf, size_t len);
 const struct raft_member *raft_conf_find(const struct raft_conf *c, raft_id id);
 uint32_t raft_conf_voters(const struct raft_conf *c);
+/* The same members with the same roles, in the same order. */
+bool raft_conf_equal(const struct raft_conf *a, const struct raft_conf *b);
 
 enum raft_msg_type {
     RAFT_MSG_PREVOTE = 1,

@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "../common/defs.h"
+#include "../common/num.h"
 #include "../core/raft.h"
 #include "../node/fsm.h"
 #include "../node/node.h"
@@ -46,16 +47,6 @@ bool cluster__peer_addr(const struct cluster *cl, raft_id id, const char **host,
     return false;
 }
 
-static bool cluster__conf_equal(const struct raft_conf *a, const struct raft_conf *b)
-{
-    if (a->n != b->n)
-        return false;
-    for (uint32_t i = 0; i < a->n; i++)
-        if (a->members[i].id != b->members[i].id || a->members[i].role != b->members[i].role)
-            return false;
-    return true;
-}
-
 /* Tell the transport where each member of the configuration is, and forget
  * the members that left it, whenever the configuration or the member
  * table changed; one log line per configuration. */
@@ -64,7 +55,7 @@ static void cluster__sync_members(struct cluster *cl)
     struct raft *r = node_raft(cl->node);
     const struct raft_conf *c = raft_conf(r);
     const struct fsm *f = node_fsm(cl->node);
-    bool same_conf = cluster__conf_equal(c, &cl->synced_conf);
+    bool same_conf = raft_conf_equal(c, &cl->synced_conf);
     if (same_conf && f->members_version == cl->synced_members)
         return;
     if (!same_conf && c->n > 0) {
@@ -340,8 +331,8 @@ static void cluster__on_proxy_req(void *arg, raft_id from, const struct peer_pro
     /* the answer may come at once (cluster__reply) */
     if (r->kind == PEER_PROXY_WAIT) {
         uint64_t replicas = 0, timeout = 0;
-        if (r->argc != 3 || !cluster__parse_u64(r->argv[1], r->argvlen[1], &replicas) ||
-            !cluster__parse_u64(r->argv[2], r->argvlen[2], &timeout) || replicas > UINT32_MAX) {
+        if (r->argc != 3 || !triad_parse_u64(r->argv[1], r->argvlen[1], &replicas) ||
+            !triad_parse_u64(r->argv[2], r->argvlen[2], &timeout) || replicas > UINT32_MAX) {
             static const char bad[] = "-ERR TRIAD malformed forwarded WAIT\r\n";
             cluster__reply(cl, local, bad, sizeof(bad) - 1, 0);
             return;
@@ -417,8 +408,10 @@ static unsigned cluster__slot(const char *key, size_t len)
 }
 
 /* true: forwarded to the leader (or answered with why not). kind and the
- * WAIT arguments as in struct peer_proxy_req. */
-static bool cluster__forward(struct cluster *cl, const struct node_req *rq, uint8_t kind)
+ * WAIT arguments as in struct peer_proxy_req; redirect: the client may be
+ * sent to the leader instead (--redirect). */
+static bool cluster__forward(struct cluster *cl, const struct node_req *rq, uint8_t kind,
+                             bool redirect)
 {
     struct raft *r = node_raft(cl->node);
     if (raft_role(r) == RAFT_LEADER)
@@ -429,11 +422,7 @@ static bool cluster__forward(struct cluster *cl, const struct node_req *rq, uint
         cluster__answer(cl, rq->id, "-TRYAGAIN no leader is reachable yet; retry shortly\r\n");
         return true;
     }
-    /* --redirect sends clients to the leader, but what rests on this
-     * connection's state here (EXEC of its queue: TRIAD.TXN; WATCH's read:
-     * TRIAD.DIGEST; WAIT) is forwarded as without it */
-    bool internal = rq->argvlen[0] > 6 && memcmp(rq->argv[0], "TRIAD.", 6) == 0;
-    if (cl->cfg->redirect && kind == PEER_PROXY_COMMAND && !internal) {
+    if (cl->cfg->redirect && redirect) {
         const struct cluster__addr *a = cluster__addr_of(cl, leader);
         if (a == NULL) {
             cluster__answer(cl, rq->id, "-TRYAGAIN the leader's address is not known yet; retry shortly\r\n");
@@ -467,7 +456,7 @@ static bool cluster__forward(struct cluster *cl, const struct node_req *rq, uint
     if (kind == PEER_PROXY_WAIT) {
         /* WAIT's own timeout (argv[2], 0 = none) comes first */
         uint64_t t = 0;
-        cluster__parse_u64(rq->argv[2], rq->argvlen[2], &t);
+        triad_parse_u64(rq->argv[2], rq->argvlen[2], &t);
         deadline = t == 0 ? UINT64_MAX : deadline + t;
     }
     /* req ids grow, so the list stays in req_id order */
@@ -477,10 +466,10 @@ static bool cluster__forward(struct cluster *cl, const struct node_req *rq, uint
     return true;
 }
 
-void cluster__submit(struct cluster *cl, const struct node_req *rq)
+void cluster__submit(struct cluster *cl, const struct node_req *rq, bool redirect)
 {
     /* a follower forwards to the leader, so any node serves any client */
-    if (cluster__forward(cl, rq, PEER_PROXY_COMMAND))
+    if (cluster__forward(cl, rq, PEER_PROXY_COMMAND, redirect))
         return;
     node_submit(cl->node, rq);
     cluster__note_role(cl);
@@ -490,7 +479,7 @@ void cluster__read_local(struct cluster *cl, const struct node_req *rq)
 {
     if (raft_role(node_raft(cl->node)) != RAFT_LEADER && node_read_local(cl->node, rq))
         return;
-    cluster__submit(cl, rq);
+    cluster__submit(cl, rq, true);
 }
 
 void cluster__wait(struct cluster *cl, uint64_t req_id, uint64_t index, uint32_t replicas,
@@ -503,7 +492,7 @@ void cluster__wait(struct cluster *cl, uint64_t req_id, uint64_t index, uint32_t
     size_t argvlen[3] = {4, (size_t)rl, (size_t)tl};
     struct node_req rq = {.id = req_id, .proto = 2, .after = index, .argc = 3, .argv = argv,
                           .argvlen = argvlen};
-    if (cluster__forward(cl, &rq, PEER_PROXY_WAIT))
+    if (cluster__forward(cl, &rq, PEER_PROXY_WAIT, false))
         return;
     node_wait(cl->node, req_id, index, replicas, timeout_ms);
     cluster__note_role(cl);

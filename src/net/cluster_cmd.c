@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "../common/defs.h"
+#include "../common/num.h"
 #include "../node/fsm.h"
 #include "cluster_int.h"
 
@@ -18,35 +19,6 @@
 static bool cmd_is(const char *arg, size_t len, const char *name)
 {
     return len == strlen(name) && strncasecmp(arg, name, len) == 0;
-}
-
-/* A decimal u64: digits only, no overflow. */
-bool cluster__parse_u64(const char *p, size_t n, uint64_t *out)
-{
-    if (n == 0 || n > 20)
-        return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        uint64_t d = (uint64_t)(p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
-}
-
-/* Redis's integer argument: optional '-', digits, fits in int64. */
-static bool parse_i64(const char *p, size_t n, int64_t *out)
-{
-    bool neg = n > 0 && p[0] == '-';
-    uint64_t v;
-    if (!cluster__parse_u64(p + neg, n - neg, &v) || v > (uint64_t)INT64_MAX)
-        return false;
-    *out = neg ? -(int64_t)v : (int64_t)v;
-    return true;
 }
 
 static void arity_error(struct tbuf *out, const char *name)
@@ -129,7 +101,7 @@ static bool parse_addr(const char *a, size_t len, char *host, size_t hostcap, ui
     if (colon == 0)
         return false;
     uint64_t p;
-    if (!cluster__parse_u64(a + colon, len - colon, &p) || p == 0 || p > 65535)
+    if (!triad_parse_u64(a + colon, len - colon, &p) || p == 0 || p > 65535)
         return false;
     size_t hs = 0, he = colon - 1;
     if (he >= 2 && a[0] == '[' && a[he - 1] == ']') {
@@ -166,7 +138,7 @@ static enum cluster_outcome triad_members(struct cluster *cl, uint64_t req_id, i
         return CLUSTER_DONE;
     }
     uint64_t id;
-    if (!cluster__parse_u64(argv[2], argvlen[2], &id) || id == 0 || id > 1000000) {
+    if (!triad_parse_u64(argv[2], argvlen[2], &id) || id == 0 || id > 1000000) {
         tbuf_appends(out, "-ERR a node id is an integer from 1 to 1000000\r\n");
         return CLUSTER_DONE;
     }
@@ -189,7 +161,7 @@ static void triad_transfer(struct cluster *cl, const char *arg, size_t len, stru
 {
     struct raft *r = node_raft(cl->node);
     uint64_t id;
-    if (!cluster__parse_u64(arg, len, &id) || id == 0 || id > UINT32_MAX) {
+    if (!triad_parse_u64(arg, len, &id) || id == 0 || id > UINT32_MAX) {
         tbuf_appends(out, "-ERR TRIAD.TRANSFER needs a node id\r\n");
     } else if (raft_role(r) != RAFT_LEADER) {
         tbuf_appendf(out, "-NOTLEADER %u\r\n", (unsigned)raft_leader(r));
@@ -218,7 +190,7 @@ static void triad_fault(struct cluster *cl, int argc, char **argv, size_t *argvl
     bool heal = argc == 2 && cmd_is(argv[1], argvlen[1], "HEAL");
     for (int i = 2; cut && i < argc; i++) {
         uint64_t id;
-        if (n == RAFT_NODES_MAX || !cluster__parse_u64(argv[i], argvlen[i], &id) || id == 0 ||
+        if (n == RAFT_NODES_MAX || !triad_parse_u64(argv[i], argvlen[i], &id) || id == 0 ||
             id > UINT32_MAX)
             cut = false;
         else
@@ -287,7 +259,7 @@ static void triad_after(struct cluster_session *cs, const char *tok, size_t len,
     size_t pl = strlen(CLUSTER_TOKEN_PREFIX);
     uint64_t index;
     if (len <= pl || memcmp(tok, CLUSTER_TOKEN_PREFIX, pl) != 0 ||
-        !cluster__parse_u64(tok + pl, len - pl, &index)) {
+        !triad_parse_u64(tok + pl, len - pl, &index)) {
         tbuf_appends(out, "-ERR invalid token: pass what TRIAD.TOKEN returned\r\n");
         return;
     }
@@ -462,11 +434,11 @@ static enum cluster_outcome wait_cmd(struct cluster *cl, struct cluster_session 
                                      struct tbuf *out)
 {
     int64_t replicas, timeout;
-    if (!parse_i64(argv[1], argvlen[1], &replicas)) {
+    if (!triad_parse_i64(argv[1], argvlen[1], &replicas)) {
         tbuf_appends(out, "-ERR value is not an integer or out of range\r\n");
         return CLUSTER_DONE;
     }
-    if (!parse_i64(argv[2], argvlen[2], &timeout)) {
+    if (!triad_parse_i64(argv[2], argvlen[2], &timeout)) {
         tbuf_appends(out, "-ERR timeout is not an integer or out of range\r\n");
         return CLUSTER_DONE;
     }
@@ -508,7 +480,7 @@ static bool watch_digests(struct cluster_session *cs, const char *p, size_t len)
     if (len < 4 || p[0] != '*')
         return false;
     const char *nl = memchr(q, '\r', (size_t)(end - q));
-    if (nl == NULL || !cluster__parse_u64(q, (size_t)(nl - q), &n) || n != cs->watch_pending)
+    if (nl == NULL || !triad_parse_u64(q, (size_t)(nl - q), &n) || n != cs->watch_pending)
         return false;
     q = nl + 2;
     for (uint32_t i = cs->n_watch - cs->watch_pending; i < cs->n_watch; i++) {
@@ -516,7 +488,7 @@ static bool watch_digests(struct cluster_session *cs, const char *p, size_t len)
         if (q >= end || *q != ':')
             return false;
         nl = memchr(q, '\r', (size_t)(end - q));
-        if (nl == NULL || !parse_i64(q + 1, (size_t)(nl - q - 1), &v))
+        if (nl == NULL || !triad_parse_i64(q + 1, (size_t)(nl - q - 1), &v))
             return false;
         cs->watch[i].digest = (uint64_t)v;
         q = nl + 2;
@@ -575,7 +547,7 @@ static enum cluster_outcome watch_cmd(struct cluster *cl, struct cluster_session
     argvlen[0] = sizeof(digest) - 1;
     struct node_req rq = {.id = req_id, .db = cc->db, .proto = cc->proto, .after = cs->seen,
                           .argc = argc, .argv = argv, .argvlen = argvlen};
-    cluster__submit(cl, &rq); /* linearizable, on the leader */
+    cluster__submit(cl, &rq, false); /* linearizable, on the leader */
     argv[0] = saved;
     argvlen[0] = saved_len;
     return CLUSTER_PENDING;
@@ -634,7 +606,7 @@ static enum cluster_outcome exec_cmd(struct cluster *cl, struct cluster_session 
     TRIAD_ASSERT(k == argc);
     struct node_req rq = {.id = req_id, .db = cc->db, .proto = cc->proto, .ack = cs->ack,
                           .after = cs->seen, .argc = (int)argc, .argv = av, .argvlen = al};
-    cluster__submit(cl, &rq); /* copied into the log entry or the frame */
+    cluster__submit(cl, &rq, false); /* copied into the log entry or the frame */
     free(av);
     free(al);
     free(nums);
@@ -654,7 +626,7 @@ static enum cluster_outcome data_cmd(struct cluster *cl, struct cluster_session 
     if (cs->readonly && !(spec->flags & CMD_WRITE))
         cluster__read_local(cl, &rq);
     else
-        cluster__submit(cl, &rq);
+        cluster__submit(cl, &rq, true);
     return CLUSTER_PENDING;
 }
 
@@ -712,8 +684,8 @@ enum cluster_outcome cluster_command(struct cluster *cl, struct cluster_session 
                 arity_error(out, "triad.exec");
                 return CLUSTER_DONE;
             }
-            if (!cluster__parse_u64(argv[1], argvlen[1], &client_id) ||
-                !cluster__parse_u64(argv[2], argvlen[2], &seq) || client_id == 0 || seq == 0) {
+            if (!triad_parse_u64(argv[1], argvlen[1], &client_id) ||
+                !triad_parse_u64(argv[2], argvlen[2], &seq) || client_id == 0 || seq == 0) {
                 tbuf_appends(out, "-ERR TRIAD.EXEC needs a client id and a sequence number, both positive integers\r\n");
                 return CLUSTER_DONE;
             }

@@ -82,11 +82,12 @@ void cluster__log(struct cluster *cl, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void cluster__note_role(struct cluster *cl);
 uint64_t cluster__now_ms(void *arg);
-bool cluster__parse_u64(const char *p, size_t n, uint64_t *out);
 
 /* Run rq here if this node leads, else forward it to the leader (or, with
- * --redirect, answer where the leader is). */
-void cluster__submit(struct cluster *cl, const struct node_req *rq);
+ * --redirect and `redirect`, answer where the leader is). What rests on the
+ * connection's state on this node (EXEC of its queue, WATCH's read, WAIT)
+ * passes redirect false: the client could not repeat it elsewhere. */
+void cluster__submit(struct cluster *cl, const struct node_req *rq, bool redirect);
 /* A read from this node's own state (READONLY), else as cluster__submit. */
 void cluster__read_local(struct cluster *cl, const struct node_req *rq);
 /* WAIT on the leader, wherever the client is. */

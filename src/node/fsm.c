@@ -12,6 +12,7 @@
 #include "../common/crc32c.h"
 #include "../common/defs.h"
 #include "../common/mem.h"
+#include "../common/num.h"
 #include "fsm.h"
 
 #define FSM_ERRMSG_MAX 256
@@ -540,7 +541,6 @@ const struct fsm_member *fsm_member(const struct fsm *f, uint32_t id)
     return NULL;
 }
 
-/* A decimal number in [0, max]: digits only. */
 void fsm_members_retain(struct fsm *f, const uint32_t *ids, size_t n)
 {
     uint32_t w = 0;
@@ -557,20 +557,11 @@ void fsm_members_retain(struct fsm *f, const uint32_t *ids, size_t n)
     }
 }
 
+/* A decimal number in [0, max]: digits only. */
 static bool fsm__parse_uint(const char *p, size_t n, uint64_t max, uint64_t *out)
 {
-    uint64_t v = 0;
-    if (n == 0 || n > 20)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        uint64_t d = (uint64_t)(p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    if (v > max)
+    uint64_t v;
+    if (!triad_parse_u64(p, n, &v) || v > max)
         return false;
     *out = v;
     return true;

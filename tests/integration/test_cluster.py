@@ -67,6 +67,19 @@ class Cluster:
         raise AssertionError("the nodes did not settle on one leader")
 
 
+def wait_for(pred, timeout_s=20.0, what="condition"):
+    """Until pred() is true; a Redis error counts as not yet."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return
+        except redis.RedisError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
 @pytest.fixture
 def cluster(tmp_path):
     c = Cluster(tmp_path).start()

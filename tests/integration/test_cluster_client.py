@@ -11,7 +11,7 @@ import redis
 from redis.sentinel import Sentinel
 
 from conftest import REDIS_CLI_BIN, Err
-from test_cluster import Cluster
+from test_cluster import Cluster, wait_for
 
 pytestmark = pytest.mark.triad_only("leader mode is triad's")
 
@@ -43,15 +43,6 @@ def cut(cluster, s, others):
 def heal(cluster):
     for s in cluster.nodes:
         assert s.client().execute_command("TRIAD.FAULT", "HEAL") == b"OK"
-
-
-def wait_for(pred, timeout_s=10.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def test_consistency_levels_are_per_connection_and_validated(fcluster):

@@ -9,23 +9,11 @@ import pytest
 import redis
 
 from conftest import Server, free_port
-from test_cluster import Cluster
+from test_cluster import Cluster, cluster, wait_for  # noqa: F401 (cluster: a fixture)
 
 pytestmark = pytest.mark.triad_only("leader mode is triad's")
 
 LOAD_S = 6.0  # each write load runs at most this long
-
-
-def wait_for(pred, timeout_s=20.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                return
-        except redis.RedisError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class Writer:
@@ -155,8 +143,8 @@ def test_a_node_added_under_load_catches_up_and_is_promoted(tmp_path):
         c.stop()
 
 
-def test_remove_a_node_and_transfer_leadership_under_load(cluster_with_faults):
-    c = cluster_with_faults
+def test_remove_a_node_and_transfer_leadership_under_load(cluster):
+    c = cluster
     leader = c.settled()
     lid = c.nodes.index(leader) + 1
     followers = [s for s in c.nodes if s is not leader]
@@ -179,13 +167,6 @@ def test_remove_a_node_and_transfer_leadership_under_load(cluster_with_faults):
     assert "left the configuration" in heir.log_tail(20000)
     # two voters left: both are needed, and both have every write
     assert heir.client().set("after", "removal") is True
-
-
-@pytest.fixture
-def cluster_with_faults(tmp_path):
-    c = Cluster(tmp_path).start()
-    yield c
-    c.stop()
 
 
 def test_membership_commands_check_their_arguments(tmp_path):

@@ -1260,6 +1260,17 @@ TEST(node_reads_respect_the_session_floor)
     t_world_free();
 }
 
+/* Nodes 1-3 form the first configuration and 1 leads; node 4 exists but
+ * is not started. */
+static void t_three_of_four(void)
+{
+    t_world_init(4, T_PERSIST_AUTO);
+    W.conf.n = 3;
+    for (raft_id id = 1; id <= 3; id++)
+        t_start(id, false);
+    t_elect(1);
+}
+
 static enum raft_member_role t_role_in_conf(raft_id at, raft_id id)
 {
     const struct raft_member *m = raft_conf_find(raft_conf(t_r(at)), id);
@@ -1268,11 +1279,7 @@ static enum raft_member_role t_role_in_conf(raft_id at, raft_id id)
 
 TEST(node_adds_a_member_by_address_and_promotes_it_once_caught_up)
 {
-    t_world_init(4, T_PERSIST_AUTO);
-    W.conf.n = 3; /* node 4 is not in the first configuration */
-    for (raft_id id = 1; id <= 3; id++)
-        t_start(id, false);
-    t_elect(1);
+    t_three_of_four();
     for (int i = 0; i < 20; i++) {
         char line[32];
         snprintf(line, sizeof(line), "SET k%d v%d", i, i);
@@ -1317,11 +1324,7 @@ TEST(node_adds_a_member_by_address_and_promotes_it_once_caught_up)
 
 TEST(node_keeps_a_learner_added_as_a_learner)
 {
-    t_world_init(4, T_PERSIST_AUTO);
-    W.conf.n = 3;
-    for (raft_id id = 1; id <= 3; id++)
-        t_start(id, false);
-    t_elect(1);
+    t_three_of_four();
     t_start(4, true);
     node_change_member(t_n(1), 1, RAFT_ADD_LEARNER, 4, "::1", 7000, false);
     t_run(1000);
@@ -1368,11 +1371,7 @@ TEST(node_read_above_the_commit_index_fails_when_leadership_is_lost)
 
 TEST(node_member_addresses_follow_the_configuration)
 {
-    t_world_init(4, T_PERSIST_AUTO);
-    W.conf.n = 3;
-    for (raft_id id = 1; id <= 3; id++)
-        t_start(id, false);
-    t_elect(1);
+    t_three_of_four();
     t_node(2)->mode = T_PERSIST_MANUAL;
     t_node(3)->mode = T_PERSIST_MANUAL;
     node_change_member(t_n(1), 100, RAFT_ADD_LEARNER, 4, "127.0.0.1", 7004, false);

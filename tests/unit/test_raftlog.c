@@ -286,16 +286,6 @@ static size_t model_apply_ready(struct model *m, const struct raft_ready *rd, si
     return k;
 }
 
-static bool conf_equal(const struct raft_conf *a, const struct raft_conf *b)
-{
-    if (a->n != b->n)
-        return false;
-    for (uint32_t i = 0; i < a->n; i++)
-        if (a->members[i].id != b->members[i].id || a->members[i].role != b->members[i].role)
-            return false;
-    return true;
-}
-
 /* The disk raftlog gives back equals the model, exactly. Says why not. */
 static bool disk_equals(const struct raftlog *rl, const struct model *m)
 {
@@ -315,7 +305,7 @@ static bool disk_equals(const struct raftlog *rl, const struct model *m)
     if (m->has_snap) {
         const struct raft_snapshot *s = d.snapshot;
         if (s->index != m->snap_index || s->term != m->snap_term || s->len != m->snap_len ||
-            !conf_equal(&s->conf, &m->conf) ||
+            !raft_conf_equal(&s->conf, &m->conf) ||
             (s->len > 0 && memcmp(s->data, m->snap_data, (size_t)s->len) != 0)) {
             fprintf(stderr,
                     "    snapshot %" PRIu64 "/%" PRIu64 " (%" PRIu64 " bytes), "
