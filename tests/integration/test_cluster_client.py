@@ -384,3 +384,26 @@ def test_watch_aborts_exec_when_another_client_changes_the_key(fcluster):
     assert c.cmd("SET", "w", "lost") == "QUEUED"
     assert c.cmd("EXEC") is None
     assert leader.client().get("w") == b"other"
+
+
+def test_a_wait_forwarded_to_a_leader_that_dies_ends(fcluster):
+    leader = fcluster.settled()
+    follower = next(s for s in fcluster.nodes if s is not leader)
+    r = follower.client(socket_timeout=20)
+    assert r.set("k", "v") is True
+    result = {}
+
+    def waiter():
+        try:
+            result["reply"] = r.execute_command("WAIT", 5, 0)  # more than exist: forever
+        except redis.RedisError as e:
+            result["error"] = str(e)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    time.sleep(0.5)
+    assert t.is_alive()
+    leader.kill()
+    t.join(timeout=15)
+    assert not t.is_alive()
+    assert result.get("error", "").startswith("TRYAGAIN the leader WAIT ran on is gone"), result
