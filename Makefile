@@ -36,7 +36,7 @@ TRIAD_SRC = src/triad.c $(COMMON_SRC) $(RESP_SRC) $(STORE_SRC) $(CMD_SRC) $(CORE
 TRIAD_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(TRIAD_SRC))
 
 UNIT_TESTS = resp kv wal snap cmd cmd_string config raft fsm lincheck node sim raftlog peer_proto peer \
-             hlc vclock
+             hlc vclock ring merkle
 UNIT_BINS = $(addprefix $(BUILD)/test_,$(UNIT_TESTS))
 
 .PHONY: all deps build run test unit unit-asan integration fuzz bench clean cluster sim sim-bugs
