@@ -36,7 +36,7 @@ TRIAD_SRC = src/triad.c $(COMMON_SRC) $(RESP_SRC) $(STORE_SRC) $(CMD_SRC) $(CORE
 TRIAD_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(TRIAD_SRC))
 
 UNIT_TESTS = resp kv wal snap cmd cmd_string config raft fsm lincheck node sim raftlog peer_proto peer \
-             hlc vclock ring merkle gossip
+             hlc vclock ring merkle gossip dynamo
 UNIT_BINS = $(addprefix $(BUILD)/test_,$(UNIT_TESTS))
 
 .PHONY: all deps build run test unit unit-asan integration fuzz bench clean cluster sim sim-bugs
@@ -109,7 +109,7 @@ build/libsyncgate.so: tests/integration/syncgate.c
 integration: $(BUILD)/triad build/libsyncgate.so
 	TRIAD_SYNCGATE=$(CURDIR)/build/libsyncgate.so TRIAD_BIN=$(CURDIR)/$(BUILD)/triad $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
-FUZZ_TARGETS = resp wal fsm peer lincheck_json vclock gossip
+FUZZ_TARGETS = resp wal fsm peer lincheck_json vclock gossip dynamo
 FUZZ_SECONDS ?= 30
 build-fuzz/fuzz_resp: tests/fuzz/fuzz_resp.c $(COMMON_SRC) $(RESP_SRC) $(HEADERS)
 	@mkdir -p build-fuzz
@@ -138,6 +138,10 @@ build-fuzz/fuzz_vclock: tests/fuzz/fuzz_vclock.c $(COMMON_SRC) $(CORE_SRC) $(HEA
 build-fuzz/fuzz_gossip: tests/fuzz/fuzz_gossip.c $(COMMON_SRC) $(CORE_SRC) $(HEADERS)
 	@mkdir -p build-fuzz
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -o $@ tests/fuzz/fuzz_gossip.c $(COMMON_SRC) $(CORE_SRC) -lxxhash -lm
+
+build-fuzz/fuzz_dynamo: tests/fuzz/fuzz_dynamo.c $(COMMON_SRC) $(CORE_SRC) $(HEADERS)
+	@mkdir -p build-fuzz
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -o $@ tests/fuzz/fuzz_dynamo.c $(COMMON_SRC) $(CORE_SRC) -lxxhash -lm
 
 # Each harness runs for FUZZ_SECONDS from its seed corpus (copied, so the
 # checked-in corpus stays small).
