@@ -174,12 +174,13 @@ int dyn_msg_decode(struct dyn_msg *m, const void *p, size_t n, char *errmsg, siz
 
 /* ---- the node's state ---- */
 
-enum dyn__op_kind { OPK_READ = 1, OPK_WRITE, OPK_HINT, OPK_HANDOFF };
+enum dyn__op_kind { OPK_READ = 1, OPK_WRITE, OPK_HINT, OPK_HANDOFF, OPK_PULL };
 
 /* One target of a coordination. */
 struct dyn__target {
     uint32_t node;
     uint32_t hint_for; /* a fallback standing in for this primary */
+    bool extra;        /* a joining node's copy: does not count towards W */
     uint8_t state;     /* 0 waiting, 1 answered, 2 failed */
     bool has_obj;      /* reads: obj holds its reply */
     struct dvv_obj obj;
@@ -208,7 +209,7 @@ struct dyn__op {
     uint32_t need;           /* R or W */
     uint32_t n_primaries;
     uint64_t deadline_ms;
-    struct dyn__target t[DYN_N_MAX];
+    struct dyn__target t[2 * DYN_N_MAX]; /* replicas, then joining nodes */
     uint32_t nt;
     uint32_t acks, fails;
     bool answered;
@@ -219,6 +220,8 @@ struct dyn__op {
     bool existed;
     uint64_t digest;         /* hints and handoff: the digest offered */
     uint32_t owner;          /* hints: whose hint */
+    bool for_leave;          /* a handoff of our leave (not of a LEFT node's hint) */
+    uint64_t lo, hi;         /* pulls: the range */
     bool listed;                   /* in the deadline list */
     struct dyn__op *next, *prev;   /* deadline list */
 };
@@ -298,6 +301,15 @@ struct dyn {
     size_t ae_cursor;
     uint64_t ae_next_ms;
     struct dyn__ae ae;
+
+    struct ring *pending;    /* the ring with the JOINING nodes (NULL: none) */
+
+    bool joining, join_started;
+    struct ring *join_ring;  /* the ring with us */
+    uint64_t *join_todo;     /* ranges (lo, hi) still to pull, 2 per range */
+    size_t join_n;
+    uint32_t join_inflight;
+    uint64_t join_start_ms;
 
     bool leaving, left;
     struct ring *leave_ring; /* the ring without us */
@@ -504,6 +516,22 @@ static void dyn__ring_sync(struct dyn *d)
     for (size_t i = 0; i < d->n_seeds; i++)
         if (gossip_get(d->g, d->seeds[i]) == NULL)
             ring_add(r, d->seeds[i]);
+    /* the ring as it will be once the joining nodes own their ranges */
+    if (d->pending)
+        ring_free(d->pending);
+    d->pending = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (st[i].status != GOSSIP_JOINING || st[i].id == d->id)
+            continue;
+        if (d->pending == NULL) {
+            d->pending = ring_new(d->cfg.vnodes);
+            uint32_t m[RING_NODES_MAX];
+            size_t k = ring_members(r, m, RING_NODES_MAX);
+            for (size_t j = 0; j < k; j++)
+                ring_add(d->pending, m[j]);
+        }
+        ring_add(d->pending, st[i].id);
+    }
     uint32_t members[RING_NODES_MAX];
     size_t k = ring_members(r, members, RING_NODES_MAX);
     uint64_t epoch = XXH3_64bits(members, k * sizeof(members[0]));
@@ -691,6 +719,28 @@ static uint32_t dyn__targets(struct dyn *d, const char *key, size_t klen, uint32
     return (uint32_t)np;
 }
 
+/* A joining node that will be one of the key's replicas gets the write
+ * too (as an extra target: its ack does not count towards W). */
+static void dyn__pending_targets(struct dyn *d, const char *key, size_t klen, uint32_t coord,
+                                 struct dyn__op *o)
+{
+    if (d->pending == NULL)
+        return;
+    uint32_t walk[DYN_N_MAX];
+    size_t n = ring_walk(d->pending, ring_hash(key, klen), walk, d->cfg.n);
+    for (size_t i = 0; i < n; i++) {
+        bool known = walk[i] == coord || ring_has(d->ring, walk[i]);
+        for (uint32_t k = 0; k < o->nt && !known; k++)
+            known = o->t[k].node == walk[i];
+        if (known || o->nt == 2 * DYN_N_MAX)
+            continue;
+        struct dyn__target *t = &o->t[o->nt++];
+        memset(t, 0, sizeof(*t));
+        t->node = walk[i];
+        t->extra = true;
+    }
+}
+
 /* ---- writes ---- */
 
 static void dyn__write_sendout(struct dyn *d, struct dyn__op *o)
@@ -805,6 +855,7 @@ static void dyn__submit_write(struct dyn *d, const struct dyn_req *rq)
     o->op = rq->op;
     o->need = w;
     dyn__targets(d, rq->key, rq->klen, coord, o);
+    dyn__pending_targets(d, rq->key, rq->klen, coord, o);
     if (coord == d->id) {
         char msg[160];
         struct dyn__wait *wt = dyn__wait_new(d, WAIT_OWN_COPY);
@@ -991,6 +1042,8 @@ static void dyn__on_put_ack(struct dyn *d, const struct dyn_msg *m)
         if (t->node != m->from || t->state != 0)
             continue;
         t->state = m->status == DYN_ST_OK ? 1 : 2;
+        if (t->extra)
+            break;
         if (t->state == 1)
             o->acks++;
         else
@@ -1220,11 +1273,20 @@ static void dyn__durable(struct dyn *d, uint64_t token)
 
 /* ---- hinted handoff ---- */
 
+struct dyn__handoff_scan {
+    struct dyn *d;
+    uint32_t owner;          /* scanning hints for this owner (0: our keys) */
+    const struct ring *ring; /* whose replicas get them */
+    bool for_leave;
+};
+
+static void dyn__handoff_key(void *arg, const char *key, size_t klen, const struct dvv_obj *obj);
+
 static uint32_t dyn__hints_inflight(struct dyn *d, uint32_t owner)
 {
     uint32_t n = 0;
     for (struct dyn__op *o = d->head; o != NULL; o = o->next)
-        if (o->kind == OPK_HINT && o->owner == owner)
+        if ((o->kind == OPK_HINT || o->kind == OPK_HANDOFF) && o->owner == owner)
             n++;
     return n;
 }
@@ -1258,10 +1320,16 @@ static void dyn__hints_round(struct dyn *d)
     size_t n = gossip_states(d->g, st, GOSSIP_NODES_MAX);
     for (size_t i = 0; i < n; i++) {
         uint32_t owner = st[i].id;
-        if (owner == d->id || !gossip_alive(d->g, owner, d->now_ms) ||
-            st[i].status == GOSSIP_LEFT)
+        if (owner == d->id || d->io.hint_count(d->io.arg, owner) == 0 ||
+            dyn__hints_inflight(d, owner) > 0)
             continue;
-        if (d->io.hint_count(d->io.arg, owner) == 0 || dyn__hints_inflight(d, owner) > 0)
+        if (st[i].status == GOSSIP_LEFT) {
+            /* its owner is gone for good: to the key's replicas now */
+            struct dyn__handoff_scan hs = {d, owner, d->ring, false};
+            d->io.scan_hints(d->io.arg, owner, d->cfg.hint_batch, dyn__handoff_key, &hs);
+            continue;
+        }
+        if (!gossip_alive(d->g, owner, d->now_ms))
             continue;
         struct dyn__hint_scan hs = {d, owner};
         d->io.scan_hints(d->io.arg, owner, d->cfg.hint_batch, dyn__hint_offer, &hs);
@@ -1299,6 +1367,17 @@ static bool dyn__merge_local(struct dyn *d, const char *key, size_t klen, const 
     dvv_free(&local);
     dvv_free(&next);
     return changed;
+}
+
+/* Append (u32 klen, key, u32 olen, obj) to an object list. */
+static void dyn__objs_add(struct tbuf *b, const char *key, size_t klen, const struct dvv_obj *o)
+{
+    tbuf_append_u32le(b, (uint32_t)klen);
+    tbuf_append(b, key, klen);
+    size_t at = b->len;
+    tbuf_append_u32le(b, 0);
+    dvv_encode(o, b);
+    tbuf_write_u32le(b->data + at, (uint32_t)(b->len - at - 4));
 }
 
 /* ---- anti-entropy ---- */
@@ -1601,12 +1680,7 @@ static void dyn__ae_match(void *arg, const char *key, size_t klen, const struct 
     }
     if (s->nobjs >= s->d->cfg.ae_keys_max)
         return;
-    tbuf_append_u32le(s->objs, (uint32_t)klen);
-    tbuf_append(s->objs, key, klen);
-    size_t at = s->objs->len;
-    tbuf_append_u32le(s->objs, 0);
-    dvv_encode(o, s->objs);
-    tbuf_write_u32le(s->objs->data + at, (uint32_t)(s->objs->len - at - 4));
+    dyn__objs_add(s->objs, key, klen, o);
     s->nobjs++;
 }
 
@@ -1695,7 +1769,7 @@ static void dyn__on_ae_keys(struct dyn *d, const struct dyn_msg *m)
 
 /* Merge a list (u32 n, then n x (u32 klen, key, u32 olen, obj)); r is
  * left after it. false if malformed. */
-static bool dyn__ae_merge_objs(struct dyn *d, struct rd *r)
+static bool dyn__merge_objs(struct dyn *d, struct rd *r, uint64_t *changed)
 {
     uint32_t n = rd_u32(r);
     for (uint32_t k = 0; k < n && !r->bad; k++) {
@@ -1710,17 +1784,12 @@ static bool dyn__ae_merge_objs(struct dyn *d, struct rd *r)
         if (dvv_decode(&o, obj, olen, NULL, 0) != 0)
             return false;
         if (dyn__merge_local(d, (const char *)key, klen, &o))
-            d->st.ae_keys_repaired++;
+            (*changed)++;
         dvv_free(&o);
     }
     return !r->bad;
 }
 
-struct dyn__ae_get {
-    struct dyn *d;
-    struct tbuf *objs;
-    uint32_t n;
-};
 
 static void dyn__on_ae_objs(struct dyn *d, const struct dyn_msg *m)
 {
@@ -1728,7 +1797,7 @@ static void dyn__on_ae_objs(struct dyn *d, const struct dyn_msg *m)
     if (!dyn__ae_range(d, m, &i))
         return;
     struct rd r = {m->body, m->blen, false};
-    if (!dyn__ae_merge_objs(d, &r))
+    if (!dyn__merge_objs(d, &r, &d->st.ae_keys_repaired))
         return;
     if (m->op != 0)
         return; /* the last step */
@@ -1746,12 +1815,7 @@ static void dyn__on_ae_objs(struct dyn *d, const struct dyn_msg *m)
             break;
         struct dvv_obj mine = {0};
         if (d->io.get(d->io.arg, (const char *)key, klen, &mine) && mine.vv.n > 0) {
-            tbuf_append_u32le(&objs, klen);
-            tbuf_append(&objs, key, klen);
-            size_t at = objs.len;
-            tbuf_append_u32le(&objs, 0);
-            dvv_encode(&mine, &objs);
-            tbuf_write_u32le(objs.data + at, (uint32_t)(objs.len - at - 4));
+            dyn__objs_add(&objs, (const char *)key, klen, &mine);
             nobjs++;
         }
         dvv_free(&mine);
@@ -1770,25 +1834,25 @@ static void dyn__on_ae_objs(struct dyn *d, const struct dyn_msg *m)
 
 /* ---- leaving ---- */
 
-struct dyn__handoff_scan {
-    struct dyn *d;
-    uint32_t owner; /* scanning hints for this owner (0: our keys) */
-};
-
+/* Send key's object to its first n nodes on hs->ring; the hint (if it is
+ * one) is dropped once they all have it. */
 static void dyn__handoff_key(void *arg, const char *key, size_t klen, const struct dvv_obj *obj)
 {
     struct dyn__handoff_scan *hs = arg;
     struct dyn *d = hs->d;
     uint32_t walk[DYN_N_MAX];
-    size_t n = ring_walk(d->leave_ring, ring_hash(key, klen), walk, d->cfg.n);
+    size_t n = ring_walk(hs->ring, ring_hash(key, klen), walk, d->cfg.n);
     if (n == 0 || obj->vv.n == 0)
         return;
     struct dyn__op *o = dyn__op_new(d, OPK_HANDOFF, key, klen);
     o->owner = hs->owner;
     o->digest = dvv_digest(obj);
     o->need = (uint32_t)n;
-    /* a leave waits for its copies: no deadline */
-    dyn__op_unlist(d, o);
+    o->for_leave = hs->for_leave;
+    if (o->for_leave) {
+        dyn__op_unlist(d, o); /* a leave waits for its copies: no deadline */
+        d->leave_inflight++;
+    }
     tbuf_reset(&d->scratch);
     dvv_encode(obj, &d->scratch);
     for (size_t i = 0; i < n; i++) {
@@ -1797,29 +1861,30 @@ static void dyn__handoff_key(void *arg, const char *key, size_t klen, const stru
                             .blen = (uint32_t)d->scratch.len};
         dyn__send(d, &m);
     }
-    d->leave_inflight++;
 }
 
 static void dyn__handoff_acked(struct dyn *d, struct dyn__op *o, bool ok)
 {
     if (!ok) {
         o->fails++;
-    } else if (++o->acks == o->need) {
-        if (o->owner != 0) {
-            struct dvv_obj held = {0};
-            if (d->io.hint_get(d->io.arg, o->owner, o->key, o->klen, &held) &&
-                dvv_digest(&held) == o->digest)
-                d->io.hint_put(d->io.arg, o->owner, o->key, o->klen, NULL, 0);
-            dvv_free(&held);
+    } else if (++o->acks == o->need && o->owner != 0) {
+        struct dvv_obj held = {0};
+        if (d->io.hint_get(d->io.arg, o->owner, o->key, o->klen, &held) &&
+            dvv_digest(&held) == o->digest) {
+            d->io.hint_put(d->io.arg, o->owner, o->key, o->klen, NULL, 0);
+            d->st.hints_delivered++;
         }
+        dvv_free(&held);
     }
     if (o->acks + o->fails < o->need)
         return;
-    bool failed = o->fails > 0;
+    bool failed = o->fails > 0, for_leave = o->for_leave;
     dyn__op_free(d, o);
-    d->leave_inflight--;
-    if (failed)
-        d->leave_next_ms = 0; /* go round again */
+    if (for_leave) {
+        d->leave_inflight--;
+        if (failed)
+            d->leave_next_ms = 0; /* go round again */
+    }
 }
 
 static void dyn__leave_step(struct dyn *d)
@@ -1832,7 +1897,7 @@ static void dyn__leave_step(struct dyn *d)
         d->left = true;
         return;
     }
-    struct dyn__handoff_scan hs = {d, 0};
+    struct dyn__handoff_scan hs = {d, 0, d->leave_ring, true};
     d->io.scan(d->io.arg, 0, 0, 0, dyn__handoff_key, &hs);
     struct gossip_state st[GOSSIP_NODES_MAX];
     size_t n = gossip_states(d->g, st, GOSSIP_NODES_MAX);
@@ -1862,6 +1927,141 @@ void dyn_leave(struct dyn *d)
 }
 
 bool dyn_left(const struct dyn *d) { return d->left; }
+
+/* ---- joining ---- */
+
+#define DYN_JOIN_PULLS_MAX 4 /* ranges pulled at once */
+
+struct dyn__pull_scan {
+    struct tbuf *objs;
+    uint32_t n;
+};
+
+static void dyn__pull_add(void *arg, const char *key, size_t klen, const struct dvv_obj *o)
+{
+    struct dyn__pull_scan *ps = arg;
+    if (o->vv.n == 0)
+        return;
+    dyn__objs_add(ps->objs, key, klen, o);
+    ps->n++;
+}
+
+/* PULL: a joining node wants our keys of a range. */
+static void dyn__on_pull(struct dyn *d, const struct dyn_msg *m)
+{
+    struct tbuf objs = {0}, body = {0};
+    struct dyn__pull_scan ps = {&objs, 0};
+    d->io.scan(d->io.arg, m->a, m->b, 0, dyn__pull_add, &ps);
+    tbuf_append_u32le(&body, ps.n);
+    tbuf_append(&body, objs.data, objs.len);
+    struct dyn_msg r = {.type = DYN_MSG_PULL_REPLY, .to = m->from, .req = m->req, .a = m->a,
+                        .b = m->b, .body = body.data, .blen = (uint32_t)body.len};
+    dyn__send(d, &r);
+    tbuf_free(&objs);
+    tbuf_free(&body);
+}
+
+static void dyn__pull_done(struct dyn *d, struct dyn__op *o, bool ok)
+{
+    if (ok) {
+        d->st.join_ranges_pulled++;
+    } else {
+        /* again later */
+        d->join_todo = trealloc(d->join_todo, (d->join_n + 1) * 2 * sizeof(uint64_t));
+        d->join_todo[2 * d->join_n] = o->lo;
+        d->join_todo[2 * d->join_n + 1] = o->hi;
+        d->join_n++;
+    }
+    d->join_inflight--;
+    dyn__op_free(d, o);
+}
+
+static void dyn__on_pull_reply(struct dyn *d, const struct dyn_msg *m)
+{
+    struct dyn__op *o = dyn__op_find(d, m->req);
+    if (o == NULL || o->kind != OPK_PULL)
+        return;
+    struct rd r = {m->body, m->blen, false};
+    for (uint32_t i = 0; i < o->nt; i++) {
+        if (o->t[i].node != m->from || o->t[i].state != 0)
+            continue;
+        bool ok = dyn__merge_objs(d, &r, &d->st.join_keys_received) && r.n == 0;
+        o->t[i].state = ok ? 1 : 2;
+        o->acks += ok;
+        o->fails += !ok;
+    }
+    if (o->acks + o->fails == o->nt)
+        dyn__pull_done(d, o, o->fails == 0);
+}
+
+/* Pull the ranges we will replicate from their current replicas, a few
+ * at a time; once all are in, turn NORMAL. */
+static void dyn__join_step(struct dyn *d)
+{
+    if (!d->joining)
+        return;
+    if (!d->join_started) {
+        /* wait until gossip has told us the ring (or a few rounds passed) */
+        bool ready = true;
+        for (size_t i = 0; i < d->n_seeds; i++)
+            ready = ready && gossip_get(d->g, d->seeds[i]) != NULL;
+        if (!ready && d->now_ms < d->join_start_ms + 3 * d->cfg.gossip.interval_ms)
+            return;
+        dyn__ring_sync(d);
+        d->join_ring = ring_new(d->cfg.vnodes);
+        uint32_t m[RING_NODES_MAX];
+        size_t k = ring_members(d->ring, m, RING_NODES_MAX);
+        for (size_t i = 0; i < k; i++)
+            ring_add(d->join_ring, m[i]);
+        ring_add(d->join_ring, d->id);
+        size_t nr = ring_ranges(d->join_ring);
+        d->join_todo = tmalloc(2 * nr * sizeof(uint64_t) + 1);
+        for (size_t i = 0; i < nr; i++) {
+            uint32_t walk[DYN_N_MAX];
+            size_t n = ring_range_walk(d->join_ring, i, walk, d->cfg.n);
+            for (size_t j = 0; j < n; j++) {
+                if (walk[j] != d->id)
+                    continue;
+                ring_range_bounds(d->join_ring, i, &d->join_todo[2 * d->join_n],
+                                  &d->join_todo[2 * d->join_n + 1]);
+                d->join_n++;
+            }
+        }
+        d->join_started = true;
+    }
+    while (d->join_inflight < DYN_JOIN_PULLS_MAX && d->join_n > 0) {
+        uint64_t lo = d->join_todo[2 * (d->join_n - 1)], hi = d->join_todo[2 * d->join_n - 1];
+        uint32_t walk[DYN_N_MAX];
+        size_t n = ring_walk(d->ring, hi, walk, d->cfg.n);
+        struct dyn__op *o = dyn__op_new(d, OPK_PULL, "", 0);
+        o->lo = lo;
+        o->hi = hi;
+        for (size_t i = 0; i < n; i++) {
+            if (walk[i] == d->id || !dyn__alive(d, walk[i]))
+                continue;
+            memset(&o->t[o->nt], 0, sizeof(o->t[0]));
+            o->t[o->nt++].node = walk[i];
+        }
+        if (o->nt == 0) {
+            dyn__op_free(d, o); /* nobody to pull from yet */
+            break;
+        }
+        d->join_n--;
+        d->join_inflight++;
+        for (uint32_t i = 0; i < o->nt; i++) {
+            struct dyn_msg m = {.type = DYN_MSG_PULL, .to = o->t[i].node, .req = o->id, .a = lo,
+                                .b = hi};
+            dyn__send(d, &m);
+        }
+    }
+    if (d->join_n == 0 && d->join_inflight == 0) {
+        d->joining = false;
+        gossip_set_status(d->g, GOSSIP_NORMAL);
+        dyn__ring_sync(d);
+    }
+}
+
+bool dyn_joining(const struct dyn *d) { return d->joining; }
 
 /* ---- gossip ---- */
 
@@ -1912,6 +2112,8 @@ static void dyn__handle(struct dyn *d, const struct dyn_msg *m)
     case DYN_MSG_AE_KEYS: dyn__on_ae_keys(d, m); break;
     case DYN_MSG_AE_OBJS: dyn__on_ae_objs(d, m); break;
     case DYN_MSG_PURGE: dyn__on_purge(d, m); break;
+    case DYN_MSG_PULL: dyn__on_pull(d, m); break;
+    case DYN_MSG_PULL_REPLY: dyn__on_pull_reply(d, m); break;
     }
 }
 
@@ -1979,6 +2181,9 @@ static void dyn__expire(struct dyn *d)
             }
             dyn__read_finish(d, o);
             break;
+        case OPK_PULL:
+            dyn__pull_done(d, o, false);
+            break;
         default:
             dyn__op_free(d, o);
             break;
@@ -2003,6 +2208,7 @@ void dyn_tick(struct dyn *d, uint64_t now_ms)
     }
     if (d->cfg.ae_interval_ms > 0 && !d->ae.active && d->now_ms >= d->ae_next_ms)
         dyn__ae_start(d);
+    dyn__join_step(d);
     dyn__leave_step(d);
     d->depth--;
     dyn__drain(d);
@@ -2016,7 +2222,7 @@ uint64_t dyn_next_tick_ms(const struct dyn *d)
     t = TRIAD_MIN(t, d->hint_next_ms);
     if (d->cfg.ae_interval_ms > 0)
         t = TRIAD_MIN(t, d->ae.active ? d->ae.deadline_ms : d->ae_next_ms);
-    if (d->leaving && !d->left)
+    if ((d->leaving && !d->left) || d->joining)
         t = TRIAD_MIN(t, TRIAD_MAX(d->leave_next_ms, d->now_ms + 10));
     return t;
 }
@@ -2068,6 +2274,8 @@ struct dyn *dyn_new(const struct dyn_config *cfg, const struct dyn_io *io,
     hlc_init(&d->hlc, HLC_FROM_MS(now_ms), cfg->clock_max_ahead_ms);
     d->hint_next_ms = now_ms + cfg->hint_retry_ms;
     d->ae_next_ms = now_ms + cfg->ae_interval_ms;
+    d->joining = self->status == GOSSIP_JOINING;
+    d->join_start_ms = now_ms;
     dyn__ring_sync(d);
     return d;
 }
@@ -2092,6 +2300,11 @@ void dyn_free(struct dyn *d)
         ring_free(d->ring);
     if (d->leave_ring)
         ring_free(d->leave_ring);
+    if (d->join_ring)
+        ring_free(d->join_ring);
+    if (d->pending)
+        ring_free(d->pending);
+    tfree(d->join_todo);
     gossip_free(d->g);
     tbuf_free(&d->loop_q);
     tbuf_free(&d->scratch);

@@ -37,6 +37,20 @@
  * and the objects that differ, at most ae_keys_max per step; both sides
  * merge what they receive.
  *
+ * Joining: a node started JOINING (its gossip state) owns nothing yet.
+ * Once gossip has told it the ring, it pulls every range it will
+ * replicate from all live current replicas of the range, then turns
+ * NORMAL and the others add it to their rings. Meanwhile coordinators also
+ * send writes to the joining node where it will be a replica (as
+ * Cassandra's pending ranges), so nothing written during the join is
+ * missing from it once it owns the range; such copies do not count
+ * towards W.
+ *
+ * Leaving: dyn_leave turns the node LEAVING and hands every key and hint
+ * to the nodes that will replicate it without this one; once all have
+ * acknowledged, it turns LEFT and the others drop it from their rings.
+ * Hints held for a node that LEFT go to the key's current replicas.
+ *
  * Tombstones: an object whose siblings are all tombstones, the newest
  * older than tombstone_grace_ms, is removed once a read or an exchange has
  * seen it identical on all N replicas: the coordinator then asks each to
@@ -78,7 +92,9 @@ enum dyn_msg_type {
     DYN_MSG_AE_KEYS = 11,     /* (key, digest) of the leaves that differ */
     DYN_MSG_AE_OBJS = 12,     /* objects that differ, and the keys wanted back */
     DYN_MSG_PURGE = 13,       /* drop key if your copy has this digest */
-    DYN_MSG_TYPE_MAX = DYN_MSG_PURGE,
+    DYN_MSG_PULL = 14,        /* a joining node: your keys in (a, b], please */
+    DYN_MSG_PULL_REPLY = 15,  /* ... the objects */
+    DYN_MSG_TYPE_MAX = DYN_MSG_PULL_REPLY,
 };
 
 /* Update kinds (DYN_MSG_UPDATE's op). */
@@ -254,10 +270,11 @@ void dyn_durable(struct dyn *d, uint64_t token);
 /* When dyn_tick next has something to do. */
 uint64_t dyn_next_tick_ms(const struct dyn *d);
 
-/* Leaving: hand every key and hint off to the nodes that will own them
- * once this one is gone, then announce LEFT. dyn_left() says when done. */
+/* Leaving (see above). dyn_left() says when done. */
 void dyn_leave(struct dyn *d);
 bool dyn_left(const struct dyn *d);
+/* Still JOINING (pulling its ranges)? */
+bool dyn_joining(const struct dyn *d);
 
 /* Introspection (INFO, tests, the simulator). */
 struct dyn_stats {
@@ -267,6 +284,7 @@ struct dyn_stats {
     uint64_t read_repairs;       /* objects written back by read repair */
     uint64_t ae_exchanges, ae_keys_repaired, ae_bytes_sent;
     uint64_t tombstones_purged;
+    uint64_t join_ranges_pulled, join_keys_received;
     uint64_t clock_refused;      /* peer timestamps ignored as too far ahead */
 };
 const struct dyn_stats *dyn_stats(const struct dyn *d);

@@ -49,6 +49,7 @@ static uint64_t t_now;
 static struct tbuf t_q; /* [u32 to][u32 len][msg] ... */
 static struct t_reply t_rep[64];
 static bool t_cut[T_NODES_MAX + 1][T_NODES_MAX + 1]; /* link from->to dropped */
+static uint8_t t_drop_type; /* messages of this type vanish (0: none) */
 
 static struct t_ent *t_find(struct t_node *n, uint32_t owner, const char *key, size_t klen)
 {
@@ -194,7 +195,7 @@ static void t_cfg(struct dyn_config *c, uint32_t id)
     c->merkle_depth = 6;
 }
 
-static void t_start(uint32_t id, const struct dyn_config *cfg)
+static void t_start_as(uint32_t id, const struct dyn_config *cfg, uint8_t status)
 {
     struct t_node *n = &tn[id];
     struct dyn_io io = {n, io_send, io_get, io_put, io_hint_get, io_hint_put, io_hint_count,
@@ -203,7 +204,7 @@ static void t_start(uint32_t id, const struct dyn_config *cfg)
     memset(&self, 0, sizeof(self));
     self.id = id;
     self.generation = t_now + 1;
-    self.status = GOSSIP_NORMAL;
+    self.status = status;
     self.peer_port = (uint16_t)(7000 + id);
     self.client_port = (uint16_t)(6000 + id);
     strcpy(self.host, "127.0.0.1");
@@ -212,6 +213,11 @@ static void t_start(uint32_t id, const struct dyn_config *cfg)
     n->d = dyn_new(cfg, &io, &self, id * 7919, t_now);
     for (uint32_t k = 1; k <= t_count; k++)
         dyn_add_seed(n->d, k);
+}
+
+static void t_start(uint32_t id, const struct dyn_config *cfg)
+{
+    t_start_as(id, cfg, GOSSIP_NORMAL);
 }
 
 static void t_cluster(uint32_t count, void (*tweak)(struct dyn_config *))
@@ -262,7 +268,7 @@ static void t_deliver(void)
             struct dyn_msg m;
             int rc = dyn_msg_decode(&m, p, len, NULL, 0);
             TRIAD_ASSERT(rc == 0);
-            if (to > t_count || tn[to].down || t_cut[m.from][to])
+            if (to > t_count || tn[to].down || t_cut[m.from][to] || m.type == t_drop_type)
                 continue;
             dyn_step(tn[to].d, &m, t_now);
         }
@@ -734,6 +740,73 @@ TEST(dyn_a_clock_stepping_back_never_reorders_a_nodes_writes)
     t_teardown();
 }
 
+TEST(dyn_a_joining_node_pulls_its_ranges_and_gets_writes_made_meanwhile)
+{
+    t_cluster(3, NULL);
+    t_settle();
+    char key[16];
+    for (int i = 0; i < 60; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        t_req(1, (uint64_t)(i % 60), DYN_OP_SET, key, key, NULL, 0, 3);
+    }
+    /* node 4 joins; the others know of it by gossip only */
+    t_count = 4;
+    struct dyn_config c;
+    t_cfg(&c, 4);
+    t_start_as(4, &c, GOSSIP_JOINING);
+    CHECK(dyn_joining(tn[4].d));
+    CHECK(!ring_has(dyn_ring(tn[1].d), 4));
+    /* writes while it joins: its pulls get no answer for a while */
+    t_drop_type = DYN_MSG_PULL_REPLY;
+    t_run(1000);
+    CHECK(dyn_joining(tn[4].d));
+    for (int i = 60; i < 80; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        t_req(2, (uint64_t)(i % 60), DYN_OP_SET, key, key, NULL, 0, 2);
+        CHECK(t_rep[i % 60].err == DYN_OK);
+    }
+    /* those it will replicate reached it already (pending ranges) */
+    struct ring *future = ring_new(8);
+    for (uint32_t id = 1; id <= 4; id++)
+        ring_add(future, id);
+    uint32_t pending = 0;
+    for (int i = 60; i < 80; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        uint32_t walk[3];
+        ring_walk(future, ring_hash(key, strlen(key)), walk, 3);
+        if (walk[0] == 4 || walk[1] == 4 || walk[2] == 4) {
+            pending++;
+            CHECK(t_local_is(4, key, key));
+        }
+    }
+    CHECK(pending > 5);
+    ring_free(future);
+    t_drop_type = 0;
+    t_run(5000);
+    CHECK(!dyn_joining(tn[4].d));
+    CHECK(dyn_stats(tn[4].d)->join_ranges_pulled > 0);
+    for (uint32_t id = 1; id <= 4; id++)
+        CHECK(ring_has(dyn_ring(tn[id].d), 4));
+    /* it holds every key it replicates, old and new */
+    uint32_t owned = 0;
+    for (int i = 0; i < 80; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        uint32_t reps[3];
+        size_t n = dyn_replicas(tn[1].d, key, strlen(key), reps, 3);
+        for (size_t k = 0; k < n; k++) {
+            if (reps[k] != 4)
+                continue;
+            owned++;
+            if (!t_local_is(4, key, key)) {
+                CHECK(t_local_is(4, key, key));
+                i = 80;
+            }
+        }
+    }
+    CHECK(owned > 20);
+    t_teardown();
+}
+
 TEST(dyn_a_leaving_node_hands_its_data_off)
 {
     t_cluster(4, NULL);
@@ -827,6 +900,7 @@ int main(void)
     RUN(dyn_anti_entropy_in_sync_sends_little);
     RUN(dyn_tombstones_are_collected_only_once_every_replica_holds_them_past_grace);
     RUN(dyn_a_clock_stepping_back_never_reorders_a_nodes_writes);
+    RUN(dyn_a_joining_node_pulls_its_ranges_and_gets_writes_made_meanwhile);
     RUN(dyn_a_leaving_node_hands_its_data_off);
     RUN(dyn_requests_are_checked);
     RUN(dyn_messages_round_trip_and_malformed_ones_are_refused);
