@@ -36,7 +36,7 @@ TRIAD_SRC = src/triad.c $(COMMON_SRC) $(RESP_SRC) $(STORE_SRC) $(CMD_SRC) $(CORE
 TRIAD_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(TRIAD_SRC))
 
 UNIT_TESTS = resp kv wal snap cmd cmd_string config raft fsm lincheck node sim raftlog peer_proto peer \
-             hlc vclock ring merkle gossip dynamo
+             hlc vclock ring merkle gossip dynamo dsim
 UNIT_BINS = $(addprefix $(BUILD)/test_,$(UNIT_TESTS))
 
 .PHONY: all deps build run test unit unit-asan integration fuzz bench clean cluster sim sim-bugs
@@ -160,21 +160,27 @@ fuzz: $(addprefix build-fuzz/fuzz_,$(FUZZ_TARGETS))
 test: deps-test
 	$(MAKE) unit integration sim
 	$(MAKE) SAN=1 unit integration
-	$(MAKE) SAN=1 sim SEEDS=200
+	$(MAKE) SAN=1 sim SEEDS=200 LL_SEEDS=1000
 	$(MAKE) fuzz
 
 # The deterministic simulator: SEEDS seeds from SEED (`make sim SEEDS=1000000`
 # runs as long as one likes; a failing seed prints the command that replays it).
 SEED ?= 1
 SEEDS ?= 2000
+# leaderless mode's seeds (about 3 ms each)
+LL_SEEDS ?= $(SEEDS)
 sim: $(BUILD)/triad
 	./$(BUILD)/triad sim --seed $(SEED) --seeds $(SEEDS) --quiet
+	./$(BUILD)/triad sim --mode leaderless --seeds $(SEED)-$$(($(SEED) + $(LL_SEEDS) - 1)) --quiet
 
 # Each planted bug must be caught by the simulator's checks within 10,000 seeds.
 SIM_BUGS = commit-minority vote-twice ack-before-fsync apply-uncommitted lease-without-checkquorum
+LL_SIM_BUGS = ack-early causal drop-hint repair-clobber
 sim-bugs: $(BUILD)/triad
 	@set -e; for b in $(SIM_BUGS); do \
 	  ./$(BUILD)/triad sim --seed 1 --seeds 10000 --bug $$b --expect-failure --quiet | tail -1; \
+	done; for b in $(LL_SIM_BUGS); do \
+	  ./$(BUILD)/triad sim --mode leaderless --seeds 1-2000 --bug $$b --expect-failure --quiet | tail -1; \
 	done
 
 bench: deps-bench build

@@ -1,5 +1,5 @@
 /* cli.c - `triad sim`: run seeds, report, print the replay command of a
- * failing seed. */
+ * failing seed. `--mode leaderless` hands over to dsim_main (dsim.c). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "../src/core/raft.h"
+#include "dsim.h"
 #include "lincheck.h"
 #include "sim.h"
 
@@ -33,6 +34,7 @@ static void sim__usage(FILE *f)
 {
     fprintf(f,
             "Usage: triad sim [options]\n"
+            "  --mode MODE         leader (default) or leaderless (triad sim --mode leaderless --help)\n"
             "  --seed N            first seed (default 1)\n"
             "  --seeds COUNT       how many seeds from N (default 1)\n"
             "  --bug NAME          plant a bug: commit-minority, vote-twice, ack-before-fsync,\n"
@@ -78,10 +80,23 @@ int sim_main(int argc, char **argv)
     const char *bug_name = NULL, *history = NULL, *trace = NULL;
     bool expect_failure = false, quiet = false, default_timeouts = false, leader_faults = false;
     uint32_t bugs = 0;
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--mode") != 0)
+            continue;
+        if (strcmp(argv[i + 1], "leaderless") == 0)
+            return dsim_main(argc, argv);
+        if (strcmp(argv[i + 1], "leader") != 0) {
+            fprintf(stderr, "triad sim: unknown mode '%s'\n", argv[i + 1]);
+            sim__usage(stderr);
+            return 2;
+        }
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--seed") == 0 && v) {
+        if (strcmp(a, "--mode") == 0 && v) {
+            i++; /* leader: checked above */
+        } else if (strcmp(a, "--seed") == 0 && v) {
             seed = strtoull(v, NULL, 10);
             i++;
         } else if (strcmp(a, "--seeds") == 0 && v) {

@@ -185,7 +185,11 @@ struct dyn_io {
 
 struct dyn_config {
     uint32_t id;                 /* this node, >= 1 */
-    dvv_actor actor;             /* its actor id (new whenever it drops data) */
+    /* Its actor id. New whenever the node may have lost a version it made:
+     * after a crash (what was not durable is gone, yet it may have left in
+     * a PUT or a GET reply before it was), on a new disk, after dropping
+     * data. Otherwise the old actor's next dot could name two writes. */
+    dvv_actor actor;
     uint32_t n, r, w;            /* replicas, default read and write quorums */
     uint32_t vnodes;             /* tokens per node */
     bool sloppy;                 /* sloppy quorum + hinted handoff */
