@@ -516,21 +516,26 @@ static void dyn__ring_sync(struct dyn *d)
     for (size_t i = 0; i < d->n_seeds; i++)
         if (gossip_get(d->g, d->seeds[i]) == NULL)
             ring_add(r, d->seeds[i]);
-    /* the ring as it will be once the joining nodes own their ranges */
+    /* the ring as it will be once the joining nodes own their ranges and
+     * the leaving ones are gone (NULL: the same as r) */
     if (d->pending)
         ring_free(d->pending);
     d->pending = NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (st[i].status != GOSSIP_JOINING || st[i].id == d->id)
-            continue;
-        if (d->pending == NULL) {
-            d->pending = ring_new(d->cfg.vnodes);
-            uint32_t m[RING_NODES_MAX];
-            size_t k = ring_members(r, m, RING_NODES_MAX);
-            for (size_t j = 0; j < k; j++)
+    bool moving = false;
+    for (size_t i = 0; i < n; i++)
+        moving = moving || st[i].status == GOSSIP_JOINING || st[i].status == GOSSIP_LEAVING;
+    if (moving) {
+        d->pending = ring_new(d->cfg.vnodes);
+        uint32_t m[RING_NODES_MAX];
+        size_t k = ring_members(r, m, RING_NODES_MAX);
+        for (size_t j = 0; j < k; j++) {
+            const struct gossip_state *g = gossip_get(d->g, m[j]);
+            if (g == NULL || g->status != GOSSIP_LEAVING)
                 ring_add(d->pending, m[j]);
         }
-        ring_add(d->pending, st[i].id);
+        for (size_t i = 0; i < n; i++)
+            if (st[i].status == GOSSIP_JOINING)
+                ring_add(d->pending, st[i].id);
     }
     uint32_t members[RING_NODES_MAX];
     size_t k = ring_members(r, members, RING_NODES_MAX);
@@ -719,8 +724,10 @@ static uint32_t dyn__targets(struct dyn *d, const char *key, size_t klen, uint32
     return (uint32_t)np;
 }
 
-/* A joining node that will be one of the key's replicas gets the write
- * too (as an extra target: its ack does not count towards W). */
+/* A node that will be one of the key's replicas once the joins and leaves
+ * under way are done gets the write too, as an extra target (its ack does
+ * not count towards W): a joining node, or the one that takes over from a
+ * leaving node. */
 static void dyn__pending_targets(struct dyn *d, const char *key, size_t klen, uint32_t coord,
                                  struct dyn__op *o)
 {
@@ -1923,7 +1930,9 @@ void dyn_leave(struct dyn *d)
         if (members[i] != d->id)
             ring_add(d->leave_ring, members[i]);
     gossip_set_status(d->g, GOSSIP_LEAVING);
-    d->leave_next_ms = 0;
+    /* hand off once the others know we are leaving (a few gossip rounds),
+     * so every write from then on also goes to the nodes taking over */
+    d->leave_next_ms = d->now_ms + 3 * d->cfg.gossip.interval_ms;
 }
 
 bool dyn_left(const struct dyn *d) { return d->left; }

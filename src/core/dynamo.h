@@ -46,9 +46,11 @@
  * missing from it once it owns the range; such copies do not count
  * towards W.
  *
- * Leaving: dyn_leave turns the node LEAVING and hands every key and hint
- * to the nodes that will replicate it without this one; once all have
- * acknowledged, it turns LEFT and the others drop it from their rings.
+ * Leaving: dyn_leave turns the node LEAVING; a few gossip rounds later,
+ * once the others know (and so also send new writes to the nodes taking
+ * over, as for a join), it hands every key and hint to the nodes that will
+ * replicate it without this one; once all have acknowledged, it turns LEFT
+ * and the others drop it from their rings.
  * Hints held for a node that LEFT go to the key's current replicas.
  *
  * Tombstones: an object whose siblings are all tombstones, the newest
