@@ -669,17 +669,10 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, const struct config *cfg
                  const struct cluster_hooks *hooks, char *errmsg, size_t errlen)
 {
     struct config_peer peers[CONFIG_PEERS_MAX];
-    int n = config_parse_peers(cfg->peers, peers, CONFIG_PEERS_MAX, errmsg, errlen);
+    const struct config_peer *self;
+    int n = config_peers_self(cfg, peers, &self, errmsg, errlen);
     if (n < 0)
         return -1;
-    const struct config_peer *self = NULL;
-    for (int i = 0; i < n; i++)
-        if (peers[i].id == cfg->node_id)
-            self = &peers[i];
-    if (self == NULL) {
-        snprintf(errmsg, errlen, "--peers does not list node %d", cfg->node_id);
-        return -1;
-    }
     struct cluster *cl = calloc(1, sizeof(*cl));
     if (cl == NULL) {
         snprintf(errmsg, errlen, "out of memory");

@@ -10,10 +10,12 @@
 #include <strings.h>
 
 #include "../common/defs.h"
+#include "../core/dynamo.h"
+#include "../core/ring.h"
 
 /* CT_FIXED: a read-only value reported for tools that ask Redis for it
  * (redis-benchmark reads `save` and `appendonly`); never set. */
-enum config_type { CT_INT, CT_MEMORY, CT_STRING, CT_ENUM, CT_FIXED };
+enum config_type { CT_INT, CT_LLONG, CT_MEMORY, CT_STRING, CT_ENUM, CT_FIXED };
 
 struct config_param {
     const char *name;
@@ -30,6 +32,7 @@ static const char *const fsync_names[] = {"always", "everysec", "no", NULL};
 static const char *const maxmemory_policy_names[] = {"noeviction", NULL};
 static const char *const loglevel_names[] = {"debug", "verbose", "notice", "warning", NULL};
 static const char *const yesno_names[] = {"no", "yes", NULL};
+static const char *const mode_names[] = {"leader", "leaderless", NULL};
 
 #define OFF(f) offsetof(struct config, f)
 #define SZ(f) sizeof(((struct config *)0)->f)
@@ -83,9 +86,10 @@ static const struct config_param config_params[] = {
     {"wal-segment-bytes", CT_MEMORY, false, OFF(wal_segment_bytes), SZ(wal_segment_bytes), 4096,
      1ll << 40, NULL, "size of one WAL segment file. Default 64mb."},
     {"node-id", CT_INT, false, OFF(node_id), SZ(node_id), 0, 1000000, NULL,
-     "this node's id in a cluster (leader mode); 0 = a single node. Default 0."},
+     "this node's id in a cluster (either mode); 0 = a single node. Default 0."},
     {"peers", CT_STRING, false, OFF(peers), SZ(peers), 0, 0, NULL,
-     "every member's id and peer address: 1=host:port,2=host:port,... (with node-id)."},
+     "every member's id and peer address: 1=host:port,2=host:port,... (with node-id; in "
+     "leaderless mode the gossip seeds, and this node's own entry)."},
     {"cluster-id", CT_STRING, false, OFF(cluster_id), SZ(cluster_id), 0, 0, NULL,
      "a name every member of one cluster shares; peers of another are refused. Default triad."},
     {"cluster-secret", CT_STRING, false, OFF(cluster_secret), SZ(cluster_secret), 0, 0, NULL,
@@ -95,14 +99,48 @@ static const struct config_param config_params[] = {
      "allow TRIAD.FAULT (cut this node off from peers, for partition tests). Default no."},
     {"join", CT_ENUM, false, OFF(join), SZ(join), 0, 0, yesno_names,
      "start with an empty log and wait to be added by a running cluster's leader (TRIAD.MEMBERS "
-     "ADD) instead of founding a new cluster of --peers. Use it for a new or wiped node. "
-     "Default no."},
+     "ADD) instead of founding a new cluster of --peers (leaderless: a node with no data "
+     "first streams the ranges it will replicate from the running nodes). Use it for a new or "
+     "wiped node. Default no."},
     {"redirect", CT_ENUM, true, OFF(redirect), SZ(redirect), 0, 0, yesno_names,
      "a follower answers a command for the leader with -MOVED <slot> <leader's address> instead of "
      "forwarding it. Default no."},
     {"raft-snapshot-entries", CT_INT, false, OFF(raft_snapshot_entries),
      SZ(raft_snapshot_entries), 1, 1000000000, NULL,
      "compact the Raft log into a snapshot after this many applied entries. Default 100000."},
+    {"mode", CT_ENUM, false, OFF(mode), SZ(mode), 0, 0, mode_names,
+     "with node-id and peers: leader (Raft, one leader orders every write) or leaderless "
+     "(Dynamo-style: any node coordinates, N replicas, R and W quorums). Default leader."},
+    {"replicas", CT_INT, false, OFF(replicas), SZ(replicas), 1, DYN_N_MAX, NULL,
+     "leaderless: copies of each key, N (at most 7). Default 3."},
+    {"read-quorum", CT_INT, false, OFF(read_quorum), SZ(read_quorum), 1, DYN_N_MAX, NULL,
+     "leaderless: replies a read waits for by default, R (1..N). Default 2."},
+    {"write-quorum", CT_INT, false, OFF(write_quorum), SZ(write_quorum), 1, DYN_N_MAX, NULL,
+     "leaderless: durable copies a write waits for by default, W (1..N). Default 2."},
+    {"vnodes", CT_INT, false, OFF(vnodes), SZ(vnodes), 1, RING_VNODES_MAX, NULL,
+     "leaderless: tokens per node on the hash ring. Default 64."},
+    {"sloppy-quorum", CT_ENUM, false, OFF(sloppy_quorum), SZ(sloppy_quorum), 0, 0, yesno_names,
+     "leaderless: a replica that is down is stood in for by the next live node, which keeps a "
+     "hint and hands it over when the replica is back (no: such writes fail). Default yes."},
+    {"anti-entropy-interval-ms", CT_LLONG, false, OFF(anti_entropy_interval_ms),
+     SZ(anti_entropy_interval_ms), 0, 86400000ll, NULL,
+     "leaderless: compare a range's Merkle tree with another replica this often (0 = off). "
+     "Default 10000."},
+    {"hints-max", CT_LLONG, false, OFF(hints_max), SZ(hints_max), 0, 1000000000ll, NULL,
+     "leaderless: hints this node keeps at most for nodes that are down. Default 1000000."},
+    {"tombstone-grace-ms", CT_LLONG, false, OFF(tombstone_grace_ms), SZ(tombstone_grace_ms), 0,
+     100ll * 365 * 86400000, NULL,
+     "leaderless: a deletion's tombstone is kept at least this long (Cassandra's gc_grace). "
+     "Default 864000000 (10 days)."},
+    {"gossip-interval-ms", CT_LLONG, false, OFF(gossip_interval_ms), SZ(gossip_interval_ms), 10,
+     60000, NULL, "leaderless: a gossip round this often. Default 1000."},
+    {"phi-convict-threshold", CT_INT, false, OFF(phi_convict_threshold),
+     SZ(phi_convict_threshold), 1, 100, NULL,
+     "leaderless: a node is thought down once the failure detector's phi reaches this. "
+     "Default 8."},
+    {"request-timeout-ms", CT_LLONG, false, OFF(request_timeout_ms), SZ(request_timeout_ms), 1,
+     3600000, NULL,
+     "leaderless: a read or write not done by then fails. Default 2000."},
     /* What Redis tools ask for, answered truthfully: Triad has no RDB save
      * points (snapshots follow WAL growth) and always keeps a log. */
     {"save", CT_FIXED, false, 0, 0, 0, 0, NULL, ""},
@@ -170,7 +208,8 @@ static int config__apply(struct config *cfg, const struct config_param *p, const
 {
     char *field = (char *)cfg + p->offset;
     switch (p->type) {
-    case CT_INT: {
+    case CT_INT:
+    case CT_LLONG: {
         char *end;
         errno = 0;
         long long v = strtoll(value, &end, 10);
@@ -180,7 +219,10 @@ static int config__apply(struct config *cfg, const struct config_param *p, const
         }
         if (!config__in_range(p, v, errmsg, errlen))
             return -1;
-        *(int *)field = (int)v;
+        if (p->type == CT_LLONG)
+            *(long long *)field = v;
+        else
+            *(int *)field = (int)v;
         return 0;
     }
     case CT_MEMORY: {
@@ -229,6 +271,7 @@ static void config__format(const struct config *cfg, const struct config_param *
     case CT_INT:
         snprintf(out, outlen, "%d", *(const int *)field);
         break;
+    case CT_LLONG:
     case CT_MEMORY:
         snprintf(out, outlen, "%lld", *(const long long *)field);
         break;
@@ -263,6 +306,18 @@ static void config__defaults(struct config *cfg)
     cfg->wal_segment_bytes = 64ll * 1024 * 1024;
     strcpy(cfg->cluster_id, "triad");
     cfg->raft_snapshot_entries = 100000;
+    cfg->mode = CONFIG_MODE_LEADER;
+    cfg->replicas = 3;
+    cfg->read_quorum = 2;
+    cfg->write_quorum = 2;
+    cfg->vnodes = 64;
+    cfg->sloppy_quorum = 1;
+    cfg->anti_entropy_interval_ms = 10000;
+    cfg->hints_max = 1000000;
+    cfg->tombstone_grace_ms = 864000000ll;
+    cfg->gossip_interval_ms = 1000;
+    cfg->phi_convict_threshold = 8;
+    cfg->request_timeout_ms = 2000;
 }
 
 /* Split a config file line into words, honouring "double" and 'single'
@@ -422,6 +477,20 @@ int config_load(struct config *cfg, int argc, char **argv, char *errmsg, size_t 
         snprintf(errmsg, errlen, "--node-id and --peers go together (a cluster needs both)");
         return -1;
     }
+    if (cfg->mode == CONFIG_MODE_LEADERLESS) {
+        if (cfg->node_id == 0) {
+            snprintf(errmsg, errlen, "--mode leaderless needs --node-id and --peers (this node's "
+                                     "own peer address and the gossip seeds)");
+            return -1;
+        }
+        if (cfg->read_quorum > cfg->replicas || cfg->write_quorum > cfg->replicas) {
+            snprintf(errmsg, errlen,
+                     "--read-quorum %d and --write-quorum %d must each be between 1 and "
+                     "--replicas %d",
+                     cfg->read_quorum, cfg->write_quorum, cfg->replicas);
+            return -1;
+        }
+    }
     if (cfg->node_id != 0) {
         struct config_peer peers[CONFIG_PEERS_MAX];
         char why[256];
@@ -543,6 +612,23 @@ int config_parse_peers(const char *s, struct config_peer *out, int max, char *er
     }
     if (n == 0) {
         snprintf(errmsg, errlen, "no members");
+        return -1;
+    }
+    return n;
+}
+
+int config_peers_self(const struct config *cfg, struct config_peer *out,
+                      const struct config_peer **self, char *errmsg, size_t errlen)
+{
+    int n = config_parse_peers(cfg->peers, out, CONFIG_PEERS_MAX, errmsg, errlen);
+    if (n < 0)
+        return -1;
+    *self = NULL;
+    for (int i = 0; i < n; i++)
+        if (out[i].id == cfg->node_id)
+            *self = &out[i];
+    if (*self == NULL) {
+        snprintf(errmsg, errlen, "--peers does not list node %d", cfg->node_id);
         return -1;
     }
     return n;

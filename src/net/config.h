@@ -3,7 +3,10 @@
  *
  * Names follow Redis wherever Redis has the setting (port, bind, dir,
  * requirepass, maxmemory, maxclients, loglevel, ...); Triad's own are
- * `fsync`, `name`, `snapshot-wal-bytes` and `wal-segment-bytes`.
+ * `fsync`, `name`, `snapshot-wal-bytes` and `wal-segment-bytes`, and
+ * those of the replicated modes (`node-id`, `peers`, `mode`, and leaderless
+ * mode's `replicas`, `read-quorum`, ... named as Cassandra and Riak name
+ * theirs where they have one).
  */
 #ifndef TRIAD_CONFIG_H
 #define TRIAD_CONFIG_H
@@ -15,6 +18,7 @@
 
 enum config_fsync { CONFIG_FSYNC_ALWAYS = 0, CONFIG_FSYNC_EVERYSEC, CONFIG_FSYNC_NO };
 enum config_loglevel { LOG_DEBUG = 0, LOG_VERBOSE, LOG_NOTICE, LOG_WARNING };
+enum config_mode { CONFIG_MODE_LEADER = 0, CONFIG_MODE_LEADERLESS };
 
 #define CONFIG_STR_MAX 1024
 
@@ -51,6 +55,20 @@ struct config {
     int redirect;                          /* followers answer -MOVED instead of forwarding */
     int join;                              /* an empty log waits for a leader: no bootstrap */
     int raft_snapshot_entries;             /* compact the Raft log after this many entries */
+    /* which replicated mode --node-id and --peers run */
+    int mode;                              /* enum config_mode */
+    /* leaderless mode (src/core/dynamo.h): --peers are the gossip seeds */
+    int replicas;                          /* N */
+    int read_quorum;                       /* R: the default read level */
+    int write_quorum;                      /* W: the default write level */
+    int vnodes;                            /* ring tokens per node */
+    int sloppy_quorum;                     /* fallbacks and hinted handoff */
+    long long anti_entropy_interval_ms;    /* 0: off */
+    long long hints_max;
+    long long tombstone_grace_ms;
+    long long gossip_interval_ms;
+    int phi_convict_threshold;
+    long long request_timeout_ms;
 };
 
 #define CONFIG_PEERS_MAX 16 /* as RAFT_NODES_MAX */
@@ -67,6 +85,11 @@ struct config_peer {
  * number of peers (>= 1), or -1 with errmsg. */
 int config_parse_peers(const char *s, struct config_peer *out, int max, char *errmsg,
                        size_t errlen);
+/* cfg's --peers parsed into out (room for CONFIG_PEERS_MAX), with *self
+ * pointing at this node's entry: the count, or -1 with errmsg (bad list,
+ * or one without --node-id's entry). */
+int config_peers_self(const struct config *cfg, struct config_peer *out,
+                      const struct config_peer **self, char *errmsg, size_t errlen);
 
 /* Defaults, then the config file (if argv holds one), then --flags.
  * 0 on success; 1 if --help was printed; -1 with errmsg on bad input. */

@@ -1,11 +1,13 @@
-/* demo.c - `triad demo`: a local three-node leader-mode cluster in the
- * foreground, for trying Triad out (and what `make run` starts).
+/* demo.c - `triad demo`: a local three-node cluster in the foreground,
+ * leader mode or (--mode leaderless) leaderless mode, for trying Triad out
+ * (and what `make run` starts).
  *
  * Each node is a `triad server` child process of this one, on 127.0.0.1:
  * clients at ports base, base+1, base+2, peers at base+10.., data in
  * ./data/node<N>. Ctrl-C (or SIGTERM) stops them all and waits for them. A
  * node killed by hand is reported and the others go on (that is the
- * point: watch a new leader take over).
+ * point: watch a new leader take over, or, leaderless, the other two
+ * keep taking writes and hand them over when it is back).
  */
 #include "demo.h"
 
@@ -31,17 +33,27 @@ static void demo_on_signal(int sig)
 
 static void demo_usage(FILE *f)
 {
-    fprintf(f, "Usage: triad demo [--port BASE]\n"
-               "  Starts three leader-mode nodes on 127.0.0.1: clients on BASE, BASE+1, BASE+2\n"
-               "  (default 7379), peers on BASE+10.., data in ./data/node1..3. Ctrl-C stops them.\n");
+    fprintf(f, "Usage: triad demo [--port BASE] [--mode leader|leaderless]\n"
+               "  Starts three nodes on 127.0.0.1: clients on BASE, BASE+1, BASE+2 (default\n"
+               "  7379), peers on BASE+10.., data in ./data/node1..3 (leader mode) or\n"
+               "  ./data/ll-node1..3 (leaderless mode). Ctrl-C stops them.\n");
 }
 
 int demo_main(int argc, char **argv)
 {
     int base = 7379;
+    bool leaderless = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             base = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {
+            const char *m = argv[++i];
+            if (strcmp(m, "leaderless") == 0) {
+                leaderless = true;
+            } else if (strcmp(m, "leader") != 0) {
+                fprintf(stderr, "triad demo: --mode is leader or leaderless, not '%s'\n", m);
+                return 2;
+            }
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             demo_usage(stdout);
             return 0;
@@ -80,7 +92,8 @@ int demo_main(int argc, char **argv)
         char id[16], port[16], dir[64];
         snprintf(id, sizeof(id), "%d", i + 1);
         snprintf(port, sizeof(port), "%d", base + i);
-        snprintf(dir, sizeof(dir), "./data/node%d", i + 1);
+        /* the two modes' data directories are not interchangeable */
+        snprintf(dir, sizeof(dir), leaderless ? "./data/ll-node%d" : "./data/node%d", i + 1);
         pids[i] = fork();
         if (pids[i] < 0) {
             fprintf(stderr, "triad demo: fork: %s\n", strerror(errno));
@@ -92,12 +105,23 @@ int demo_main(int argc, char **argv)
             signal(SIGINT, SIG_DFL);
             signal(SIGTERM, SIG_DFL);
             execl(self, self, "server", "--node-id", id, "--peers", peers, "--port", port, "--dir",
-                  dir, (char *)NULL);
+                  dir, "--mode", leaderless ? "leaderless" : "leader", (char *)NULL);
             fprintf(stderr, "triad demo: exec %s: %s\n", self, strerror(errno));
             _exit(127);
         }
     }
-    if (!demo_stop) {
+    if (!demo_stop && leaderless) {
+        printf("Triad demo: three leaderless nodes (N=3, R=2, W=2) on 127.0.0.1, ports %d, %d "
+               "and %d.\n"
+               "  redis-cli -p %d SET greeting hello\n"
+               "  redis-cli -p %d GET greeting          any node coordinates any key\n"
+               "  redis-cli -p %d INFO leaderless       ring, hints, anti-entropy, peers\n"
+               "  redis-cli -p %d TRIAD.GETALL greeting  siblings and their context\n"
+               "Kill one node (kill -9): writes go on (sloppy quorum, hinted handoff) and reach\n"
+               "it when it is back. Ctrl-C stops them all.\n",
+               base, base + 1, base + 2, base, base + 1, base + 2, base);
+        fflush(stdout);
+    } else if (!demo_stop) {
         printf("Triad demo: a three-node cluster (leader mode) on 127.0.0.1, ports %d, %d and %d.\n"
                "  redis-cli -p %d INFO replication     who leads (triad_raft_role)\n"
                "  redis-cli -p %d SET greeting hello\n"

@@ -40,6 +40,9 @@
 #define PEER_LINE_BYTES 512                /* one log line */
 #define PEER_LOG_TEXT_BYTES 300            /* a peer's ERROR text, escaped, in a log line */
 #define PEER_SCRATCH_BYTES 4096            /* input of lingering connections, discarded */
+/* Open membership: the larger id dials this much later than the smaller
+ * would, so that a pair that knows each other seldom dials both ways. */
+#define PEER_OPEN_DIAL_DELAY_MS 500
 
 enum conn_state {
     CONN_CONNECTING = 1, /* connector: TCP connect in progress */
@@ -66,6 +69,7 @@ struct conn {
     bool write_in_flight;
     bool shutdown_sent;
     bool warned_bad_raft;
+    bool warned_bad_dyn;
     raft_id peer;   /* the id dialed; acceptor: the HELLO's from (0 before) */
     char addr[PEER_HOST_BYTES_MAX + 16];
     struct peer_decoder dec;
@@ -80,7 +84,7 @@ struct conn {
 struct member {
     raft_id id;
     char host[PEER_HOST_BYTES_MAX];
-    int port;
+    int port;             /* 0: no address known (open membership): never dialed */
     struct sockaddr_storage addr;
     struct conn *conn;    /* the connection UP, or NULL */
     struct conn *dialing; /* connector: the connection being set up, or NULL */
@@ -98,6 +102,7 @@ struct peer_net {
     size_t secret_len;
     struct peer_net_callbacks cb;
     struct peer_announce announce;
+    bool open; /* open_membership */
     uint64_t send_queue_bytes_max;
     uint64_t ping_interval_ms;
     uint64_t dead_timeout_ms;
@@ -260,7 +265,8 @@ static struct member *member_find(struct peer_net *pn, raft_id id)
 
 static void member_schedule_dial(struct peer_net *pn, struct member *m, uint64_t delay_ms)
 {
-    TRIAD_ASSERT(pn->self < m->id);
+    TRIAD_ASSERT(pn->self < m->id || pn->open);
+    TRIAD_ASSERT(m->port != 0);
     m->dial_pending = true;
     m->dial_at_ms = net_now_ms(pn) + delay_ms;
     net_arm_dial_timer(pn);
@@ -372,8 +378,8 @@ static void conn_detach(struct conn *c, enum conn_state was, int level, const ch
             m->conn = NULL;
         if (m->dialing == c)
             m->dialing = NULL;
-        if (c->dialer && !pn->closing && m->conn == NULL && m->dialing == NULL &&
-            !m->dial_pending) {
+        bool dials = c->dialer || (pn->open && m->port != 0);
+        if (dials && !pn->closing && m->conn == NULL && m->dialing == NULL && !m->dial_pending) {
             uint64_t now = net_now_ms(pn);
             /* A connection that stayed up a while was not a failure: start
              * the backoff over. One that dies at once keeps doubling, so a
@@ -382,6 +388,8 @@ static void conn_detach(struct conn *c, enum conn_state was, int level, const ch
             if (was_up && now - c->up_ms >= pn->backoff_ms_max)
                 m->backoff_ms = pn->backoff_ms_min;
             uint64_t delay = net_jitter(m->backoff_ms);
+            if (pn->self > m->id)
+                delay += PEER_OPEN_DIAL_DELAY_MS;
             m->backoff_ms = TRIAD_MIN(m->backoff_ms * 2, pn->backoff_ms_max);
             member_schedule_dial(pn, m, delay);
             snprintf(retry, sizeof(retry), "; redialing in %llu ms", (unsigned long long)delay);
@@ -571,6 +579,18 @@ static void conn_up(struct conn *c)
         return;
     }
     TRIAD_ASSERT(!c->dialer || m->dialing == c);
+    old = m->conn;
+    if (old != NULL && pn->open && old->dialer != c->dialer) {
+        /* Both sides dialed. Each keeps the connection the smaller id
+         * dialed, so both keep the same one. */
+        bool by_smaller = c->dialer == (pn->self < c->peer);
+        if (!by_smaller) {
+            conn_fail(c, LOG_VERBOSE, PEER_ERR_NODE,
+                      "nodes %u and %u are connected already (the connection node %u dialed "
+                      "stays)", pn->self, c->peer, TRIAD_MIN(pn->self, c->peer));
+            return;
+        }
+    }
     c->state = CONN_UP;
     c->up = true;
     c->up_ms = net_now_ms(pn);
@@ -580,7 +600,6 @@ static void conn_up(struct conn *c)
     if (c->dialer)
         m->dialing = NULL;
     m->failures = 0;
-    old = m->conn;
     m->conn = c;
     conn_log(c, LOG_NOTICE, "connected (%s)", c->dialer ? "dialed" : "accepted");
     if (pn->announce.client_port != 0 && peer_encode_announce(&c->out, &pn->announce) == 0)
@@ -665,11 +684,18 @@ static void conn_on_hello(struct conn *c, const struct peer_frame *f)
     }
     /* The smaller id dials: a HELLO the other way round would make a
      * second connection for the pair. */
-    if (h.from > pn->self) {
+    if (h.from > pn->self && !pn->open) {
         conn_fail(c, LOG_WARNING, PEER_ERR_NODE,
                   "node %u dialed node %u, but the node with the smaller id dials", h.from,
                   pn->self);
         return;
+    }
+    if (member_find(pn, h.from) == NULL && pn->open && pn->n_members < PEER_MEMBERS_MAX) {
+        /* a node gossip has not told us of yet: a member with no address */
+        struct member *m = &pn->members[pn->n_members++];
+        memset(m, 0, sizeof(*m));
+        m->id = h.from;
+        m->backoff_ms = pn->backoff_ms_min;
     }
     if (member_find(pn, h.from) == NULL) {
         conn_fail(c, LOG_WARNING, PEER_ERR_NODE, "node %u is not a member known to node %u",
@@ -841,6 +867,33 @@ static void conn_on_announce(struct conn *c, const struct peer_frame *f)
         pn->cb.on_announce(pn->cb.arg, c->peer, &an);
 }
 
+static void conn_on_dyn(struct conn *c, const struct peer_frame *f)
+{
+    struct peer_net *pn = c->pn;
+    struct dyn_msg m;
+    char err[200];
+
+    if (peer_decode_dyn(f->payload, f->len, &m, err, sizeof(err)) != 0) {
+        pn->stats.dropped_bad_frames++;
+        conn_fail(c, LOG_WARNING, PEER_ERR_PROTOCOL, "bad DYN frame: %s", err);
+        return;
+    }
+    /* as for RAFT: only the authenticated peer speaks for itself */
+    if (m.from != c->peer || m.to != pn->self) {
+        pn->stats.dropped_bad_frames++;
+        if (!c->warned_bad_dyn) {
+            c->warned_bad_dyn = true;
+            conn_log(c, LOG_WARNING,
+                     "dropped a DYN message from node %u to node %u on the connection of nodes "
+                     "%u and %u (logged once per connection)",
+                     m.from, m.to, c->peer, pn->self);
+        }
+        return;
+    }
+    if (pn->cb.on_dyn != NULL)
+        pn->cb.on_dyn(pn->cb.arg, c->peer, &m);
+}
+
 static void conn_on_ping(struct conn *c, const struct peer_frame *f)
 {
     uint64_t value;
@@ -893,6 +946,9 @@ static void conn_handle_frame(struct conn *c, const struct peer_frame *f)
             return;
         case PEER_MSG_ANNOUNCE:
             conn_on_announce(c, f);
+            return;
+        case PEER_MSG_DYN:
+            conn_on_dyn(c, f);
             return;
         case PEER_MSG_PING:
         case PEER_MSG_PONG:
@@ -1043,7 +1099,8 @@ static void member_dial(struct peer_net *pn, struct member *m)
 
     TRIAD_ASSERT(m->conn == NULL);
     TRIAD_ASSERT(m->dialing == NULL);
-    TRIAD_ASSERT(pn->self < m->id);
+    TRIAD_ASSERT(pn->self < m->id || pn->open);
+    TRIAD_ASSERT(m->port != 0);
     c = conn_new(pn, true, m->id);
     if (m->addr.ss_family == AF_INET6)
         snprintf(c->addr, sizeof(c->addr), "[%s]:%d", m->host, m->port);
@@ -1075,7 +1132,7 @@ static void net_on_dial_timer(uv_timer_t *t)
         if (m == NULL || !m->dial_pending || m->dial_at_ms > now)
             continue;
         m->dial_pending = false;
-        if (m->conn == NULL && m->dialing == NULL)
+        if (m->conn == NULL && m->dialing == NULL && m->port != 0)
             member_dial(pn, m);
     }
     net_arm_dial_timer(pn);
@@ -1228,6 +1285,7 @@ int peer_net_start(struct peer_net **out, const struct peer_net_config *cfg, cha
     }
     pn->cb = cfg->cb;
     pn->announce = cfg->announce;
+    pn->open = cfg->open_membership;
     pn->send_queue_bytes_max = cfg->send_queue_bytes_max ? cfg->send_queue_bytes_max
                                                          : PEER_SEND_QUEUE_BYTES_MAX;
     pn->ping_interval_ms = cfg->ping_interval_ms ? cfg->ping_interval_ms : PEER_PING_INTERVAL_MS;
@@ -1305,7 +1363,12 @@ int peer_net_set_member(struct peer_net *pn, raft_id id, const char *host, int p
     snprintf(m->host, sizeof(m->host), "%s", host);
     m->port = port;
     m->addr = ss;
-    if (pn->self > id || !changed)
+    if ((pn->self > id && !pn->open) || !changed)
+        return 0;
+    /* Open membership learns addresses by gossip, after the fact: a
+     * connection that is up (whoever dialed it) works whatever address was
+     * learned since. */
+    if (pn->open && (m->conn != NULL || m->dialing != NULL || m->dial_pending))
         return 0;
     /* A connection to the old address goes; the new one is dialed now. */
     if (m->conn != NULL || m->dialing != NULL)
@@ -1314,7 +1377,7 @@ int peer_net_set_member(struct peer_net *pn, raft_id id, const char *host, int p
     m = member_find(pn, id); /* the callback may have changed the members */
     if (m != NULL && !pn->closing && m->conn == NULL && m->dialing == NULL) {
         m->backoff_ms = pn->backoff_ms_min;
-        member_schedule_dial(pn, m, 0);
+        member_schedule_dial(pn, m, pn->self > id ? PEER_OPEN_DIAL_DELAY_MS : 0);
     }
     return 0;
 }
@@ -1419,6 +1482,16 @@ int peer_net_send_proxy_reply(struct peer_net *pn, raft_id to, const struct peer
     if (c == NULL)
         return TRIAD_EAGAIN;
     return net_send_end(pn, c, start, peer_encode_proxy_reply(&c->out, r));
+}
+
+int peer_net_send_dyn(struct peer_net *pn, const struct dyn_msg *m)
+{
+    size_t start;
+    TRIAD_ASSERT(m->from == pn->self);
+    struct conn *c = net_send_begin(pn, m->to, &start);
+    if (c == NULL)
+        return TRIAD_EAGAIN;
+    return net_send_end(pn, c, start, peer_encode_dyn(&c->out, m));
 }
 
 bool peer_net_connected(const struct peer_net *pn, raft_id id)

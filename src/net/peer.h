@@ -1,5 +1,6 @@
 /* peer.h - the peer transport: one node's TCP endpoint to the other members
- * of a leader-mode cluster, on libuv.
+ * of a cluster (leader mode's RAFT and PROXY frames, or leaderless mode's
+ * DYN frames with open membership), on libuv.
  *
  * One TCP connection per pair of nodes, so that one ordered byte stream
  * carries everything between two nodes: the node with the smaller id dials
@@ -82,6 +83,9 @@ struct peer_net_callbacks {
     void (*on_connected)(void *arg, raft_id peer, bool up);
     /* The peer told where its clients reach it (once per connection). */
     void (*on_announce)(void *arg, raft_id peer, const struct peer_announce *a);
+    /* Leaderless mode: a message from peer (m->from is peer, m->to this
+     * node; the transport drops any other). */
+    void (*on_dyn)(void *arg, raft_id peer, const struct dyn_msg *m);
 };
 
 struct peer_net_config {
@@ -95,6 +99,14 @@ struct peer_net_config {
     /* Where clients reach this node, sent to each peer as its connection
      * comes up (client_port 0: nothing is announced). */
     struct peer_announce announce;
+    /* Leaderless mode, where membership is gossiped rather than configured:
+     * a HELLO from a node not yet known is accepted (the node becomes a
+     * member with no address, dialed once peer_net_set_member gives it
+     * one), and either side of a pair dials once it knows the other's
+     * address, so a new node can reach a seed that has never heard of it.
+     * If both dials succeed, both sides keep the connection the smaller id
+     * dialed and close the other with an ERROR saying so. */
+    bool open_membership;
 
     /* 0 = the default above. Tests shorten them. */
     uint64_t send_queue_bytes_max;
@@ -138,6 +150,9 @@ void peer_net_send_raft(struct peer_net *pn, const struct raft_msg *m);
  * codec refuses it); nothing is sent then. */
 int peer_net_send_proxy_req(struct peer_net *pn, raft_id to, const struct peer_proxy_req *r);
 int peer_net_send_proxy_reply(struct peer_net *pn, raft_id to, const struct peer_proxy_reply *r);
+/* A leaderless-mode message for m->to (m borrowed for the call; m->from
+ * must be this node). 0, TRIAD_EAGAIN, TRIAD_ELIMIT as above. */
+int peer_net_send_dyn(struct peer_net *pn, const struct dyn_msg *m);
 
 /* A connection to id is up (its handshake passed). */
 bool peer_net_connected(const struct peer_net *pn, raft_id id);
@@ -147,10 +162,10 @@ struct peer_net_stats {
     uint64_t frames_received;       /* whole frames read, every type */
     uint64_t bytes_sent;            /* bytes the sockets took */
     uint64_t bytes_received;
-    uint64_t dropped_not_connected; /* RAFT or PROXY for a peer with no connection up */
-    uint64_t dropped_queue_full;    /* RAFT or PROXY over the send queue's limit */
+    uint64_t dropped_not_connected; /* RAFT, PROXY or DYN for a peer with no connection up */
+    uint64_t dropped_queue_full;    /* RAFT, PROXY or DYN over the send queue's limit */
     uint64_t dropped_encode_errors; /* messages the codec refused to encode */
-    uint64_t dropped_bad_frames;    /* bad bytes, or a RAFT frame not from/to this pair */
+    uint64_t dropped_bad_frames;    /* bad bytes, or a RAFT or DYN frame not from/to this pair */
     uint64_t dials;                 /* TCP connects started */
     uint64_t dial_failures;         /* ... that failed before the TCP connection was made */
     uint64_t accepts;               /* TCP connections accepted */

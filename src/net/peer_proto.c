@@ -213,7 +213,7 @@ const char *peer_msg_type_name(uint8_t type)
         [PEER_MSG_ERROR] = "ERROR",         [PEER_MSG_PING] = "PING",
         [PEER_MSG_PONG] = "PONG",           [PEER_MSG_RAFT] = "RAFT",
         [PEER_MSG_PROXY_REQ] = "PROXY_REQ", [PEER_MSG_PROXY_REPLY] = "PROXY_REPLY",
-        [PEER_MSG_ANNOUNCE] = "ANNOUNCE",
+        [PEER_MSG_ANNOUNCE] = "ANNOUNCE",   [PEER_MSG_DYN] = "DYN",
     };
     if (type < 1 || type > PEER_MSG_TYPE_MAX)
         return "?";
@@ -1045,5 +1045,40 @@ int peer_decode_announce(const uint8_t *p, size_t len, struct peer_announce *out
     out->client_port = port;
     memcpy(out->host, host, n);
     out->host[n] = '\0';
+    return 0;
+}
+
+/* ---- DYN ---- */
+
+int peer_encode_dyn(struct tbuf *out, const struct dyn_msg *m)
+{
+    size_t start = out->len;
+    /* The header goes first with the length unknown: dyn_msg_encode
+     * appends the payload behind it, then the header is filled in. */
+    tbuf_reserve(out, PEER_HEADER_BYTES);
+    out->len += PEER_HEADER_BYTES;
+    dyn_msg_encode(m, out);
+    size_t payload_len = out->len - start - PEER_HEADER_BYTES;
+    if (payload_len > PEER_PAYLOAD_BYTES_MAX) {
+        out->len = start;
+        return TRIAD_ELIMIT;
+    }
+    uint8_t *h = (uint8_t *)out->data + start;
+    peer__put_u32(h + PEER_HDR_OFF_LEN, (uint32_t)payload_len);
+    h[PEER_HDR_OFF_TYPE] = PEER_MSG_DYN;
+    h[PEER_HDR_OFF_VERSION] = PEER_FRAME_VERSION;
+    peer__put_u16(h + PEER_HDR_OFF_FLAGS, 0);
+    peer__frame_end(out, start, h + PEER_HEADER_BYTES + payload_len);
+    return 0;
+}
+
+int peer_decode_dyn(const uint8_t *p, size_t len, struct dyn_msg *out, char *errmsg,
+                    size_t errlen)
+{
+    char why[160];
+    if (dyn_msg_decode(out, p, len, why, sizeof(why)) != 0) {
+        memset(out, 0, sizeof(*out));
+        return peer__fail(errmsg, errlen, "bad leaderless message: %s", why);
+    }
     return 0;
 }

@@ -27,7 +27,8 @@
  *     connector -> AUTH       HMAC(secret, role 1, ids, both nonces)
  *     acceptor  -> AUTH_OK    HMAC(secret, role 2, ...) | ERROR, close
  *     (the connector checks AUTH_OK's MAC: authentication is mutual)
- *   then either side sends RAFT, PROXY_REQ/PROXY_REPLY, PING/PONG, ERROR.
+ *   then either side sends RAFT, PROXY_REQ/PROXY_REPLY, PING/PONG, ERROR
+ *   (leader mode) or DYN, PING/PONG, ERROR (leaderless mode).
  *
  * Lifetimes: a decoded frame's payload points into the decoder's buffer (or
  * the caller's, for peer_frame_parse). A decoded message's pointers point
@@ -45,6 +46,7 @@
 #include <stdint.h>
 
 #include "../common/buf.h"
+#include "../core/dynamo.h"
 #include "../core/raft.h"
 
 /* ---- frames ---- */
@@ -77,7 +79,8 @@ enum peer_msg_type {
     PEER_MSG_PROXY_REQ = 9,
     PEER_MSG_PROXY_REPLY = 10,
     PEER_MSG_ANNOUNCE = 11,
-    PEER_MSG_TYPE_MAX = PEER_MSG_ANNOUNCE,
+    PEER_MSG_DYN = 12, /* leaderless mode: one dynamo.h message */
+    PEER_MSG_TYPE_MAX = PEER_MSG_DYN,
 };
 
 /* "HELLO", "RAFT", ...; "?" for an unknown type. */
@@ -348,5 +351,18 @@ struct peer_announce {
 int peer_encode_announce(struct tbuf *out, const struct peer_announce *a);
 int peer_decode_announce(const uint8_t *p, size_t len, struct peer_announce *out, char *errmsg,
                          size_t errlen);
+
+/* ---- DYN ---- */
+
+/* Leaderless mode's messages (src/core/dynamo.h): the payload is exactly
+ * dyn_msg_encode's bytes, so the codec's checks are dyn_msg_decode's. */
+
+/* TRIAD_ELIMIT (out unchanged) when the encoding exceeds
+ * PEER_PAYLOAD_BYTES_MAX: a message with an object over the frame limit
+ * cannot travel (the core counts it lost, as any message). */
+int peer_encode_dyn(struct tbuf *out, const struct dyn_msg *m);
+/* m's pointers point into p afterwards (dynamo.h). */
+int peer_decode_dyn(const uint8_t *p, size_t len, struct dyn_msg *out, char *errmsg,
+                    size_t errlen);
 
 #endif

@@ -55,6 +55,7 @@
 #include "../store/wal.h"
 #include "cluster.h"
 #include "config.h"
+#include "leaderless.h"
 #include "resp.h"
 
 #define TRIAD_VERSION "0.1.0"
@@ -90,11 +91,13 @@ struct session {
     char laddr[64];
     int64_t created_ms;
     int64_t last_ms;
-    /* leader mode: the data command this session waits for (one at a time,
-     * so that its replies stay in order and a read sees its own writes) */
+    /* leader or leaderless mode: the data command this session waits for
+     * (one at a time, so that its replies stay in order and a read sees its
+     * own writes) */
     uint64_t cluster_req;
     bool cluster_wait;
     struct cluster_session cs;
+    struct ll_session ls; /* leaderless mode */
     uint32_t slot; /* in srv->slots: how an answer finds its session */
 };
 
@@ -154,6 +157,7 @@ struct server {
     uint64_t dirty_at_snapshot;
 
     struct cluster *cluster; /* leader mode, or NULL for a single node */
+    struct ll *ll;           /* leaderless mode, or NULL */
     uint64_t next_req_id;
     struct session **slots;  /* by session slot; NULL: free */
     uint32_t *free_slots;
@@ -388,6 +392,8 @@ static void on_syncer_progress(uv_async_t *h)
     server_release_waiting(srv);
     if (srv->cluster != NULL)
         cluster_durable(srv->cluster, target);
+    if (srv->ll != NULL)
+        ll_durable(srv->ll, target);
     syncer_kick(srv);
 }
 
@@ -413,6 +419,8 @@ static void on_session_closed(uv_handle_t *h)
     struct server *srv = s->srv;
     cmd_client_free(&srv->cmd, &s->cc);
     cluster_session_free(&s->cs);
+    if (srv->ll != NULL)
+        ll_session_free(&s->ls);
     resp_parser_free(&s->parser);
     tbuf_free(&s->in);
     tbuf_free(&s->out);
@@ -567,6 +575,16 @@ static void server_cluster_log(void *arg, int level, const char *line)
     srv_log(level, "%s", line);
 }
 
+/* A request id for session s's next command in a cluster: its slot in
+ * the low bits, a sequence number above, below bit 63 (which leader mode
+ * keeps for the requests it runs for a follower). Wrapping is harmless: an
+ * answer must match the slot and the session's current id. */
+static uint64_t server_next_req_id(struct server *srv, struct session *s)
+{
+    uint64_t seq = ++srv->next_req_id & ((1ull << (63 - SERVER_SLOT_BITS)) - 1);
+    return (seq << SERVER_SLOT_BITS) | s->slot;
+}
+
 /* Leader mode: the cluster's commands and the data commands go to the
  * cluster (true: handled, maybe still waiting); everything else runs here. */
 static bool server_cluster_route(struct server *srv, struct session *s)
@@ -584,11 +602,7 @@ static bool server_cluster_route(struct server *srv, struct session *s)
         return false;
     }
     bool in_multi = (s->cc.flags & CMD_CLIENT_MULTI) != 0;
-    /* below bit 63, which the cluster keeps for the requests it runs for
-     * a follower; wrapping is harmless (an answer must match the slot and
-     * the session's current id) */
-    uint64_t seq = ++srv->next_req_id & ((1ull << (63 - SERVER_SLOT_BITS)) - 1);
-    uint64_t req_id = (seq << SERVER_SLOT_BITS) | s->slot;
+    uint64_t req_id = server_next_req_id(srv, s);
     s->cluster_req = req_id;
     s->cluster_wait = true;
     enum cluster_outcome o = cluster_command(srv->cluster, &s->cs, &s->cc, req_id,
@@ -598,6 +612,64 @@ static bool server_cluster_route(struct server *srv, struct session *s)
     if (in_multi && o != CLUSTER_LOCAL)
         cmd_discard_transaction(&srv->cmd, &s->cc); /* EXEC went to the log (or was refused) */
     return o != CLUSTER_LOCAL;
+}
+
+/* Leaderless mode: the answer to a session's command, from the loop (never
+ * from inside the core), or from inside ll_command when it came at once. */
+static void server_ll_reply(void *arg, uint64_t req_id, const char *resp, size_t len)
+{
+    struct server *srv = arg;
+    uint32_t slot = (uint32_t)(req_id & SERVER_SLOT_MASK);
+    struct session *s = slot < srv->nslots ? srv->slots[slot] : NULL;
+    if (s == NULL || !s->cluster_wait || s->cluster_req != req_id)
+        return;
+    tbuf_append(&s->out, resp, len);
+    s->cluster_wait = false;
+    /* As every reply: it leaves once what was applied before it is
+     * durable (a read may show this replica's own newest copy). */
+    uint64_t last = wal_last_lsn(srv->wal);
+    if (last > s->wait_lsn)
+        s->wait_lsn = last;
+    if (srv->current == s)
+        return;
+    session_flush(s);
+    if (!s->closing && s->in.len > 0)
+        session_process(s); /* what it sent meanwhile */
+}
+
+static void server_ll_log(void *arg, int level, const char *line)
+{
+    (void)arg;
+    srv_log(level, "%s", line);
+}
+
+static uint64_t server_ll_durable_lsn(void *arg)
+{
+    struct server *srv = arg;
+    return srv->cfg.fsync == CONFIG_FSYNC_NO ? UINT64_MAX : srv->durable_lsn;
+}
+
+/* Leaderless mode: the data commands go to the node (true: handled, maybe
+ * still waiting); connection and server commands run here. */
+static bool server_ll_route(struct server *srv, struct session *s)
+{
+    bool auth_ok = srv->cfg.requirepass[0] == '\0' || s->cc.authenticated;
+    if (!auth_ok)
+        return false; /* cmd_exec answers NOAUTH */
+    char **argv = s->parser.argv;
+    size_t *argvlen = s->parser.argvlen;
+    if (argvlen[0] == 5 && strncasecmp(argv[0], "RESET", 5) == 0) {
+        ll_session_reset(&s->ls);
+        return false;
+    }
+    uint64_t req_id = server_next_req_id(srv, s);
+    s->cluster_req = req_id;
+    s->cluster_wait = true;
+    enum ll_outcome o = ll_command(srv->ll, &s->ls, &s->cc, req_id, s->parser.argc, argv,
+                                   argvlen);
+    if (o != LL_PENDING)
+        s->cluster_wait = false;
+    return o != LL_LOCAL;
 }
 
 static void session_process(struct session *s)
@@ -640,7 +712,8 @@ static void session_process(struct session *s)
         if (s->parser.argc == 0)
             continue;
         srv->current = s;
-        if (srv->cluster != NULL && server_cluster_route(srv, s)) {
+        if ((srv->cluster != NULL && server_cluster_route(srv, s)) ||
+            (srv->ll != NULL && server_ll_route(srv, s))) {
             srv->current = NULL;
             produced = true;
             if (s->cluster_wait)
@@ -1156,6 +1229,10 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
                          "master_repl_offset:%llu\r\n",
                          srv->run_id, (unsigned long long)wal_last_lsn(srv->wal));
     }
+    if (srv->ll != NULL && info_wants(argc, argv, "leaderless", true)) {
+        SECTION("Leaderless");
+        ll_info(srv->ll, t);
+    }
     if (info_wants(argc, argv, "cpu", true)) {
         SECTION("CPU");
         struct rusage ru;
@@ -1191,7 +1268,10 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
             if (n != 0)
                 tbuf_appendf(t, "db%d:keys=%zu,expires=%zu,avg_ttl=0\r\n", i, n, expires);
         }
-        for (int i = 0; i < srv->cmd.databases && srv->cluster == NULL; i++) {
+        /* leaderless mode: database 0 holds the objects (tombstones too),
+         * database 1 the hints, which are not client data */
+        int dbs = srv->ll != NULL ? 1 : srv->cmd.databases;
+        for (int i = 0; i < dbs && srv->cluster == NULL; i++) {
             size_t n = kv_count(srv->cmd.db[i]);
             if (n == 0)
                 continue;
@@ -1424,6 +1504,8 @@ static void server_shutdown(struct server *srv, bool save)
     srv_log(LOG_WARNING, "shutting down: stop accepting, make the WAL durable, close");
     if (srv->cluster != NULL)
         cluster_stop(srv->cluster);
+    if (srv->ll != NULL)
+        ll_stop(srv->ll);
     uv_close((uv_handle_t *)&srv->listener, on_handle_closed);
     for (struct session *s = srv->sessions; s; s = s->next) {
         if (s->reading) {
@@ -1458,6 +1540,9 @@ static void server_shutdown(struct server *srv, bool save)
         srv->exit_code = 1;
     } else {
         srv->durable_lsn = sy->synced_lsn;
+        /* everything the node made is on disk: it may keep its actor id */
+        if (srv->ll != NULL)
+            ll_shutdown_clean(srv->ll);
     }
     if (save) {
         char err[256];
@@ -1636,7 +1721,8 @@ int server_main(int argc, char **argv)
     srv->cmd.clock_us = mono_us;
 
     srv->loop = uv_default_loop();
-    if (srv->cfg.node_id != 0) {
+    bool fresh = false;
+    if (srv->cfg.node_id != 0 && srv->cfg.mode == CONFIG_MODE_LEADER) {
         /* leader mode: the data lives in the cluster's replicated state
          * machine and its log; this cmd_server runs connection and server
          * commands only */
@@ -1688,6 +1774,8 @@ int server_main(int argc, char **argv)
     srv->durable_lsn = wal_last_lsn(srv->wal);
     srv->cmd.log_fn = server_log_record;
     srv->cmd.log_arg = srv;
+    /* leaderless mode: a node with no data takes a new actor id */
+    fresh = snap_lsn == 0 && wal_last_lsn(srv->wal) == 0;
 
 hooks:;
     struct cmd_hooks hooks = {
@@ -1724,6 +1812,20 @@ hooks:;
 
     if (server_listen(srv) != 0)
         return 1;
+    if (srv->cfg.mode == CONFIG_MODE_LEADERLESS) {
+        /* after listening: the gossiped client port is the real one */
+        struct ll_hooks lh = {
+            .arg = srv,
+            .reply = server_ll_reply,
+            .log = server_ll_log,
+            .durable_lsn = server_ll_durable_lsn,
+        };
+        if (ll_open(&srv->ll, srv->loop, &srv->cfg, &srv->cmd, fresh, &lh, err,
+                    sizeof(err)) != 0) {
+            srv_log(LOG_WARNING, "can't start the leaderless node: %s", err);
+            return 1;
+        }
+    }
     uv_prepare_init(srv->loop, &srv->prepare);
     srv->prepare.data = srv;
     uv_prepare_start(&srv->prepare, on_prepare);
@@ -1749,6 +1851,8 @@ hooks:;
 
     uv_run(srv->loop, UV_RUN_DEFAULT);
 
+    ll_free(srv->ll);
+    srv->ll = NULL;
     if (srv->cluster != NULL) {
         cluster_free(srv->cluster); /* closes its log, the WAL with it */
         srv->cluster = NULL;

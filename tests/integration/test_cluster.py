@@ -15,10 +15,10 @@ LOAD_S = 4.0  # the write load runs at most this long
 
 
 class Cluster:
-    def __init__(self, base_dir, n=3, extra_args=()):
+    def __init__(self, base_dir, n=3, extra_args=(), name="node"):
         self.peer_ports = [free_port() for _ in range(n)]
         self.peers = ",".join("%d=127.0.0.1:%d" % (i + 1, p) for i, p in enumerate(self.peer_ports))
-        self.nodes = [Server(base_dir, name="node%d" % (i + 1),
+        self.nodes = [Server(base_dir, name="%s%d" % (name, i + 1),
                              extra_args=["--node-id", str(i + 1), "--peers", self.peers,
                                          *extra_args])
                       for i in range(n)]
@@ -67,8 +67,9 @@ class Cluster:
         raise AssertionError("the nodes did not settle on one leader")
 
 
-def wait_for(pred, timeout_s=20.0, what="condition"):
-    """Until pred() is true; a Redis error counts as not yet."""
+def wait_for(pred, timeout_s=20.0, what="condition", detail=None):
+    """Until pred() is true (bounded); a Redis error counts as not yet.
+    detail(), if given, says more when time runs out (e.g. logs)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -77,7 +78,7 @@ def wait_for(pred, timeout_s=20.0, what="condition"):
         except redis.RedisError:
             pass
         time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
+    raise AssertionError("timed out waiting for " + what + ("\n" + detail() if detail else ""))
 
 
 @pytest.fixture

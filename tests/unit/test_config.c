@@ -89,6 +89,73 @@ TEST(config_cluster_needs_node_id_and_peers_together)
     CHECK(strcmp(err, "--peers 1=127.0.0.1: bad address '127.0.0.1' for node 1 (host:port)") == 0);
 }
 
+TEST(config_leaderless_settings_have_the_documented_defaults)
+{
+    struct config c;
+    char err[256];
+    char *argv[] = {"server"};
+    CHECK_EQ_INT(config_load(&c, 1, argv, err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.mode, CONFIG_MODE_LEADER);
+    CHECK_EQ_INT(c.replicas, 3);
+    CHECK_EQ_INT(c.read_quorum, 2);
+    CHECK_EQ_INT(c.write_quorum, 2);
+    CHECK_EQ_INT(c.vnodes, 64);
+    CHECK_EQ_INT(c.sloppy_quorum, 1);
+    CHECK_EQ_INT(c.anti_entropy_interval_ms, 10000);
+    CHECK_EQ_INT(c.hints_max, 1000000);
+    CHECK_EQ_INT(c.tombstone_grace_ms, 864000000ll);
+    CHECK_EQ_INT(c.gossip_interval_ms, 1000);
+    CHECK_EQ_INT(c.phi_convict_threshold, 8);
+    CHECK_EQ_INT(c.request_timeout_ms, 2000);
+}
+
+TEST(config_leaderless_mode_takes_its_settings_and_checks_r_and_w_against_n)
+{
+    struct config c;
+    char err[256];
+    char *ok[] = {"server", "--mode", "leaderless", "--node-id", "2", "--peers",
+                  "1=127.0.0.1:7380,2=127.0.0.1:7381", "--replicas", "5", "--read-quorum", "1",
+                  "--write-quorum", "5", "--sloppy-quorum", "no", "--tombstone-grace-ms",
+                  "5000000000", "--anti-entropy-interval-ms", "0", "--vnodes", "1024"};
+    CHECK_EQ_INT(config_load(&c, 21, ok, err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.mode, CONFIG_MODE_LEADERLESS);
+    CHECK_EQ_INT(c.replicas, 5);
+    CHECK_EQ_INT(c.read_quorum, 1);
+    CHECK_EQ_INT(c.write_quorum, 5);
+    CHECK_EQ_INT(c.sloppy_quorum, 0);
+    CHECK(c.tombstone_grace_ms == 5000000000ll); /* past an int */
+    CHECK_EQ_INT(c.anti_entropy_interval_ms, 0);
+    CHECK_EQ_INT(c.vnodes, 1024);
+
+    char *no_node[] = {"server", "--mode", "leaderless"};
+    CHECK_EQ_INT(config_load(&c, 3, no_node, err, sizeof(err)), -1);
+    CHECK(strcmp(err, "--mode leaderless needs --node-id and --peers (this node's own peer "
+                      "address and the gossip seeds)") == 0);
+    char *r_over[] = {"server", "--mode", "leaderless", "--node-id", "1", "--peers",
+                      "1=127.0.0.1:7380", "--read-quorum", "4"};
+    CHECK_EQ_INT(config_load(&c, 9, r_over, err, sizeof(err)), -1);
+    CHECK(strcmp(err, "--read-quorum 4 and --write-quorum 2 must each be between 1 and "
+                      "--replicas 3") == 0);
+    char *w_over[] = {"server", "--mode", "leaderless", "--node-id", "1", "--peers",
+                      "1=127.0.0.1:7380", "--replicas", "1", "--read-quorum", "1"};
+    CHECK_EQ_INT(config_load(&c, 11, w_over, err, sizeof(err)), -1);
+    CHECK(strstr(err, "--write-quorum 2") != NULL);
+    /* N is at most DYN_N_MAX (7); R and W at least 1; a mode is one of two */
+    char *n8[] = {"server", "--replicas", "8"};
+    CHECK_EQ_INT(config_load(&c, 3, n8, err, sizeof(err)), -1);
+    CHECK(strstr(err, "between 1 and 7") != NULL);
+    char *n7[] = {"server", "--replicas", "7"};
+    CHECK_EQ_INT(config_load(&c, 3, n7, err, sizeof(err)), 0);
+    char *w0[] = {"server", "--write-quorum", "0"};
+    CHECK_EQ_INT(config_load(&c, 3, w0, err, sizeof(err)), -1);
+    char *mode[] = {"server", "--mode", "masterless"};
+    CHECK_EQ_INT(config_load(&c, 3, mode, err, sizeof(err)), -1);
+    CHECK(strstr(err, "leader, leaderless") != NULL);
+    /* leader mode ignores R and W: no check against N there */
+    char *leader[] = {"server", "--read-quorum", "7", "--replicas", "3"};
+    CHECK_EQ_INT(config_load(&c, 5, leader, err, sizeof(err)), 0);
+}
+
 TEST(config_parses_memory_sizes_as_redis_does)
 {
     long long v;
@@ -219,6 +286,8 @@ TEST(config_reports_fixed_values_that_cannot_be_set)
 int main(void)
 {
     RUN(config_defaults_match_the_documented_ones);
+    RUN(config_leaderless_settings_have_the_documented_defaults);
+    RUN(config_leaderless_mode_takes_its_settings_and_checks_r_and_w_against_n);
     RUN(config_parses_memory_sizes_as_redis_does);
     RUN(config_parses_peers);
     RUN(config_refuses_bad_peers_with_the_reason);

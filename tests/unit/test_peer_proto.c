@@ -93,6 +93,11 @@ static int reencode(const struct peer_frame *f, struct peer_arena *a, struct tbu
         rc = peer_decode_announce(f->payload, f->len, &an, errmsg, sizeof(errmsg));
         return rc == 0 ? peer_encode_announce(out, &an) : rc;
     }
+    case PEER_MSG_DYN: {
+        struct dyn_msg m;
+        rc = peer_decode_dyn(f->payload, f->len, &m, errmsg, sizeof(errmsg));
+        return rc == 0 ? peer_encode_dyn(out, &m) : rc;
+    }
     }
     return TRIAD_EPROTO;
 }
@@ -229,7 +234,7 @@ TEST(peer_decoder_refuses_a_bad_header_before_its_payload)
         {8, PEER_MSG_PING, 1, 1, "unknown frame flags 0x0001"},
         {8, PEER_MSG_PING, 1, 0x8000, "unknown frame flags 0x8000"},
         {8, 0, 1, 0, "unknown frame type 0"},
-        {8, PEER_MSG_TYPE_MAX + 1, 1, 0, "unknown frame type 12"},
+        {8, PEER_MSG_TYPE_MAX + 1, 1, 0, "unknown frame type 13"},
         {PEER_PAYLOAD_BYTES_MAX + 1, PEER_MSG_RAFT, 1, 0,
          "RAFT frame of 67112949 bytes exceeds the limit of 67112948 bytes"},
         {UINT32_MAX, PEER_MSG_RAFT, 1, 0,
@@ -335,6 +340,11 @@ static void build_stream(struct tbuf *s)
     struct peer_announce an = {.client_port = 7379};
     strcpy(an.host, "127.0.0.1");
     TRIAD_ASSERT(peer_encode_announce(s, &an) == 0);
+    static const char ctxb[] = "context", val[] = "value";
+    struct dyn_msg dm = {.type = DYN_MSG_UPDATE, .from = 1, .to = 2, .req = 5,
+                         .ts = 0x123456789ull, .op = DYN_UPD_SET, .key = "key", .klen = 3,
+                         .body = ctxb, .blen = 7, .body2 = val, .b2len = 5};
+    TRIAD_ASSERT(peer_encode_dyn(s, &dm) == 0);
     peer_encode_errorf(s, PEER_ERR_SHUTDOWN, "node %d is stopping", 1);
 }
 
@@ -395,7 +405,7 @@ TEST(peer_stream_split_at_every_byte_decodes_identically)
 {
     struct tbuf s = {0}, ref = {0};
     build_stream(&s);
-    CHECK_EQ_INT(reference_log(&s, &ref), 12);
+    CHECK_EQ_INT(reference_log(&s, &ref), 13);
 
     for (size_t split = 0; split <= s.len; split++) {
         struct peer_decoder d;
@@ -434,7 +444,7 @@ TEST(peer_stream_fed_byte_by_byte_or_read_in_place_decodes_identically)
     }
     log_end(&d, &log);
     CHECK(logs_equal(&log, &ref));
-    CHECK_EQ_INT(frames, 12);
+    CHECK_EQ_INT(frames, 13);
     peer_decoder_free(&d);
     tbuf_free(&log);
 
@@ -484,7 +494,7 @@ TEST(peer_every_frame_of_the_stream_reencodes_to_the_same_bytes)
         off += consumed;
         frames++;
     }
-    CHECK_EQ_INT(frames, 12);
+    CHECK_EQ_INT(frames, 13);
     peer_arena_free(&a);
     tbuf_free(&s);
 }
@@ -1563,11 +1573,79 @@ TEST(peer_every_payload_cut_short_or_with_a_byte_more_is_refused)
     tbuf_free(&s);
 }
 
+/* ---- DYN ---- */
+
+/* Two decoded messages say the same in every field the codec carries. */
+static bool dyn_msg_equal(const struct dyn_msg *a, const struct dyn_msg *b)
+{
+    return a->type == b->type && a->from == b->from && a->to == b->to && a->req == b->req &&
+           a->klen == b->klen && (a->klen == 0 || memcmp(a->key, b->key, a->klen) == 0) &&
+           a->blen == b->blen && (a->blen == 0 || memcmp(a->body, b->body, a->blen) == 0) &&
+           a->b2len == b->b2len && (a->b2len == 0 || memcmp(a->body2, b->body2, a->b2len) == 0);
+}
+
+TEST(peer_dyn_round_trips_every_message_type_and_checks_the_payload)
+{
+    static uint8_t body[5000], body2[300];
+    fill(body, sizeof(body), 21);
+    fill(body2, sizeof(body2), 22);
+    for (uint8_t t = 1; t <= DYN_MSG_TYPE_MAX; t++) {
+        struct dyn_msg m = {.type = t, .from = 3, .to = 1, .req = 1000u + t,
+                            .ring_epoch = 0xabcdefull, .ts = (uint64_t)t << 20,
+                            .status = DYN_ST_OK, .op = DYN_UPD_PUT, .hint_for = 2,
+                            .a = 5, .b = 9, .level = 3, .key = "some-key", .klen = 8,
+                            .body = body, .blen = t * 100u, .body2 = body2, .b2len = 17};
+        struct tbuf b = {0}, raw = {0};
+        struct peer_frame f;
+        struct dyn_msg back, ref;
+        CHECK_EQ_INT(peer_encode_dyn(&b, &m), 0);
+        CHECK(parse_whole(&b, &f));
+        CHECK_EQ_INT(f.type, PEER_MSG_DYN);
+        /* the payload is exactly the core's encoding */
+        dyn_msg_encode(&m, &raw);
+        CHECK_EQ_INT(f.len, raw.len);
+        CHECK(memcmp(f.payload, raw.data, raw.len) == 0);
+        CHECK_EQ_INT(peer_decode_dyn(f.payload, f.len, &back, errmsg, sizeof(errmsg)), 0);
+        CHECK_EQ_INT(dyn_msg_decode(&ref, raw.data, raw.len, errmsg, sizeof(errmsg)), 0);
+        CHECK(dyn_msg_equal(&back, &ref));
+        CHECK_EQ_INT(back.type, t);
+        CHECK_EQ_INT(back.from, 3);
+        CHECK_EQ_INT(back.to, 1);
+        CHECK(reencodes_identically(&b));
+        tbuf_free(&b);
+        tbuf_free(&raw);
+    }
+    /* bytes that are no message: refused with the core's reason */
+    struct dyn_msg back;
+    uint8_t junk[16] = {0xff, 0xee, 0xdd};
+    CHECK_EQ_INT(peer_decode_dyn(junk, sizeof(junk), &back, errmsg, sizeof(errmsg)),
+                 TRIAD_EPROTO);
+    CHECK(strncmp(errmsg, "bad leaderless message: ", 24) == 0);
+    CHECK_EQ_INT(peer_decode_dyn(junk, 0, &back, errmsg, sizeof(errmsg)), TRIAD_EPROTO);
+}
+
+TEST(peer_dyn_over_the_frame_limit_is_refused_and_leaves_out_unchanged)
+{
+    struct tbuf b = {0};
+    tbuf_appends(&b, "xyz");
+    size_t big = PEER_PAYLOAD_BYTES_MAX; /* with the header fields, one over the limit */
+    char *v = tmalloc(big);
+    memset(v, 'v', big);
+    struct dyn_msg m = {.type = DYN_MSG_PUT, .from = 1, .to = 2, .key = "k", .klen = 1,
+                        .body = v, .blen = (uint32_t)big};
+    CHECK_EQ_INT(peer_encode_dyn(&b, &m), TRIAD_ELIMIT);
+    CHECK_EQ_INT(b.len, 3);
+    CHECK(memcmp(b.data, "xyz", 3) == 0);
+    tfree(v);
+    tbuf_free(&b);
+}
+
 TEST(peer_type_names_cover_every_type)
 {
     for (uint8_t t = 1; t <= PEER_MSG_TYPE_MAX; t++)
         CHECK(strcmp(peer_msg_type_name(t), "?") != 0);
     CHECK(strcmp(peer_msg_type_name(0), "?") == 0);
+    CHECK(strcmp(peer_msg_type_name(PEER_MSG_DYN), "DYN") == 0);
     CHECK(strcmp(peer_msg_type_name(PEER_MSG_TYPE_MAX + 1), "?") == 0);
 }
 
@@ -1608,6 +1686,8 @@ int main(void)
     RUN(peer_proxy_req_refuses_bad_fields);
     RUN(peer_proxy_reply_round_trips);
     RUN(peer_announce_round_trips_and_refuses_bad_addresses);
+    RUN(peer_dyn_round_trips_every_message_type_and_checks_the_payload);
+    RUN(peer_dyn_over_the_frame_limit_is_refused_and_leaves_out_unchanged);
     RUN(peer_every_payload_cut_short_or_with_a_byte_more_is_refused);
     RUN(peer_type_names_cover_every_type);
     return test_summary("peer_proto");
