@@ -29,6 +29,7 @@
 #include "../src/common/defs.h"
 #include "../src/core/dynamo.h"
 #include "../src/core/ring.h"
+#include "simlib.h"
 
 #define DS_NODES_MAX 5
 #define DS_CLIENTS_MAX 6
@@ -60,8 +61,7 @@ enum ds_ev_kind {
 };
 
 struct ds_ev {
-    uint64_t t;
-    uint64_t seq;
+    uint64_t t; /* the queue's order: by t, then by push */
     uint64_t a;
     void *p;
     uint32_t gen;
@@ -191,12 +191,10 @@ struct ds_params {
 struct dsim {
     const struct dsim_options *opt;
     struct dsim_result *res;
-    uint64_t rng;
+    struct simlib_rng rng;
     struct ds_params p;
     uint64_t now;
-    uint64_t ev_seq;
-    struct ds_ev *heap;
-    size_t n_heap, cap_heap;
+    struct simlib_evq events; /* of struct ds_ev */
 
     struct ds_node nodes[DS_NODES_MAX];
     bool link[DS_NODES_MAX][DS_NODES_MAX];
@@ -218,26 +216,6 @@ struct dsim {
     struct tbuf converged_img; /* the replicas' bytes when first seen converged */
     struct dvv_obj final[DS_KEYS_MAX];
 };
-
-/* ---- randomness, from the seed only (splitmix64, as sim.c) ---- */
-
-static uint64_t dsim__rand(struct dsim *s)
-{
-    uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t dsim__range(struct dsim *s, uint64_t lo, uint64_t hi) /* [lo, hi] */
-{
-    return hi <= lo ? lo : lo + dsim__rand(s) % (hi - lo + 1);
-}
-
-static bool dsim__chance(struct dsim *s, uint32_t permille)
-{
-    return dsim__rand(s) % 1000 < permille;
-}
 
 /* ---- failures and the trace ---- */
 
@@ -280,13 +258,10 @@ static void dsim__trace(struct dsim *s, const char *fmt, ...)
 {
     if (s->opt->trace == NULL)
         return;
-    char line[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    simlib_vtrace(s->opt->trace, s->now, fmt, ap);
     va_end(ap);
-    tbuf_appendf(s->opt->trace, "%" PRIu64 ".%03" PRIu64 " %s\n", s->now / 1000, s->now % 1000,
-                 line);
 }
 
 /* "(actor,counter)" for messages; actors are id << 32 | disk. */
@@ -297,32 +272,14 @@ static const char *dsim__dot_str(struct dvv_dot d, char *buf, size_t n)
     return buf;
 }
 
-/* ---- the event queue: a binary heap on (t, seq) ---- */
-
-static bool dsim__ev_less(const struct ds_ev *a, const struct ds_ev *b)
-{
-    return a->t < b->t || (a->t == b->t && a->seq < b->seq);
-}
+/* ---- the event queue ---- */
 
 static void dsim__push_ev(struct dsim *s, struct ds_ev ev)
 {
-    if (s->n_heap == s->cap_heap) {
-        s->cap_heap = s->cap_heap ? s->cap_heap * 2 : 1024;
-        s->heap = realloc(s->heap, s->cap_heap * sizeof(*s->heap));
-        TRIAD_ASSERT(s->heap != NULL);
-    }
     if (ev.t < s->now)
         ev.t = s->now;
-    ev.seq = s->ev_seq++;
-    size_t i = s->n_heap++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!dsim__ev_less(&ev, &s->heap[parent]))
-            break;
-        s->heap[i] = s->heap[parent];
-        i = parent;
-    }
-    s->heap[i] = ev;
+    struct ds_ev *slot = simlib_evq_push(&s->events, ev.t);
+    *slot = ev;
 }
 
 static void dsim__push(struct dsim *s, uint64_t t, uint8_t kind, int node, uint32_t gen, uint64_t a,
@@ -334,27 +291,10 @@ static void dsim__push(struct dsim *s, uint64_t t, uint8_t kind, int node, uint3
 
 static bool dsim__pop(struct dsim *s, struct ds_ev *out)
 {
-    if (s->n_heap == 0)
+    const struct ds_ev *ev = simlib_evq_pop(&s->events);
+    if (ev == NULL)
         return false;
-    *out = s->heap[0];
-    struct ds_ev last = s->heap[--s->n_heap];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const struct ds_ev *best = &last;
-        if (l < s->n_heap && dsim__ev_less(&s->heap[l], best)) {
-            m = l;
-            best = &s->heap[l];
-        }
-        if (r < s->n_heap && dsim__ev_less(&s->heap[r], best))
-            m = r;
-        if (m == i)
-            break;
-        s->heap[i] = s->heap[m];
-        i = m;
-    }
-    if (s->n_heap > 0)
-        s->heap[i] = last;
+    *out = *ev;
     return true;
 }
 
@@ -372,16 +312,9 @@ static void dsim__free_event(struct ds_ev *ev)
 
 /* ---- clocks ---- */
 
-static uint64_t dsim__local_us(const struct ds_node *sn, uint64_t g)
-{
-    int64_t drift = (int64_t)(g / 1000000) * sn->drift_ppm +
-                    (int64_t)(g % 1000000) * sn->drift_ppm / 1000000;
-    return (uint64_t)((int64_t)g + drift + sn->offset_us);
-}
-
 static uint64_t dsim__ms(const struct ds_node *sn)
 {
-    return dsim__local_us(sn, sn->s->now) / 1000;
+    return simlib_local_us(sn->s->now, sn->drift_ppm, sn->offset_us) / 1000;
 }
 
 /* The node wants dyn_tick at its local time dyn_next_tick_ms: when is that
@@ -396,7 +329,7 @@ static void dsim__schedule_tick(struct dsim *s, struct ds_node *sn)
         return;
     sn->tick_set = true;
     sn->tick_want_ms = want;
-    uint64_t local = dsim__local_us(sn, s->now);
+    uint64_t local = simlib_local_us(s->now, sn->drift_ppm, sn->offset_us);
     uint64_t at;
     if (want >= UINT64_MAX / 1000 || want * 1000 > local + 3600000000ull)
         at = s->now + 3600000000ull; /* nothing due: look again in an hour */
@@ -802,7 +735,7 @@ static void dsim__pend_add(struct dsim *s, struct ds_node *sn, bool hint, uint32
         TRIAD_ASSERT(sn->pend != NULL);
     }
     /* the disk finishes writes in the order they were issued */
-    uint64_t due = s->now + dsim__range(s, 0, s->p.fsync_max_us);
+    uint64_t due = s->now + simlib_range(&s->rng, 0, s->p.fsync_max_us);
     if (due < sn->fsync_at_us)
         due = sn->fsync_at_us;
     sn->fsync_at_us = due;
@@ -862,7 +795,7 @@ static void dsim__store(struct ds_node *sn, bool hint, uint32_t owner, const cha
     if (o != NULL)
         dvv_encode(o, &b);
     dsim__map_set(vol, owner, key, klen, o != NULL ? b.data : NULL, b.len);
-    bool inline_sync = sn->d != NULL && sn->n_pend == 0 && dsim__chance(s, s->p.inline_pm);
+    bool inline_sync = sn->d != NULL && sn->n_pend == 0 && simlib_chance(&s->rng, s->p.inline_pm);
     if (inline_sync) {
         dsim__map_set(hint ? &sn->hdur : &sn->dur, owner, key, klen, o != NULL ? b.data : NULL,
                       b.len);
@@ -985,10 +918,7 @@ static const char *dsim__msg_name(uint8_t t)
 
 static uint64_t dsim__latency(struct dsim *s)
 {
-    uint64_t l = dsim__range(s, s->p.lat_min_us, s->p.lat_max_us);
-    if (dsim__chance(s, s->p.tail_pm))
-        l += dsim__range(s, 0, s->p.tail_max_us);
-    return l;
+    return simlib_delay(&s->rng, s->p.lat_min_us, s->p.lat_max_us, s->p.tail_pm, s->p.tail_max_us);
 }
 
 /* Every message crosses the wire as dyn_msg_encode's bytes. */
@@ -1007,11 +937,11 @@ static void dsim__io_send(void *arg, const struct dyn_msg *m)
     }
     s->res->msgs_sent++;
     int from = (int)sn->id - 1, to = (int)m->to - 1;
-    if (!s->link[from][to] || dsim__chance(s, s->loss_pm))
+    if (!s->link[from][to] || simlib_chance(&s->rng, s->loss_pm))
         return;
     struct tbuf b = {0};
     dyn_msg_encode(m, &b);
-    int copies = dsim__chance(s, s->dup_pm) ? 2 : 1;
+    int copies = simlib_chance(&s->rng, s->dup_pm) ? 2 : 1;
     for (int i = 0; i < copies; i++) {
         struct ds_ev ev = {.t = s->now + dsim__latency(s), .kind = EV_DELIVER, .node = (uint8_t)to,
                            .from = (uint8_t)from, .gen = s->nodes[to].gen, .a = b.len,
@@ -1103,7 +1033,7 @@ static void dsim__node_start(struct dsim *s, struct ds_node *sn)
     sn->scanning = false;
     sn->made_ts = 0;
     sn->d = NULL;
-    struct dyn *d = dyn_new(&c, &io, &self, dsim__rand(s), dsim__ms(sn));
+    struct dyn *d = dyn_new(&c, &io, &self, simlib_rand(&s->rng), dsim__ms(sn));
     TRIAD_ASSERT(d != NULL);
     sn->d = d;
     for (uint32_t j = 1; j <= s->p.nodes; j++)
@@ -1255,7 +1185,7 @@ static bool dsim__is_write(uint8_t op)
 
 static uint64_t dsim__client_latency(struct dsim *s)
 {
-    return dsim__range(s, 100, 2000);
+    return simlib_range(&s->rng, 100, 2000);
 }
 
 static void dsim__client_next(struct dsim *s, struct ds_client *c)
@@ -1268,8 +1198,8 @@ static void dsim__client_next(struct dsim *s, struct ds_client *c)
     struct ds_op *op = &s->ops[idx];
     memset(op, 0, sizeof(*op));
     op->client = (uint8_t)c->idx;
-    op->key = (uint8_t)dsim__range(s, 0, s->p.keys - 1);
-    uint64_t r = dsim__range(s, 0, 99);
+    op->key = (uint8_t)simlib_range(&s->rng, 0, s->p.keys - 1);
+    uint64_t r = simlib_range(&s->rng, 0, 99);
     op->op = r < 15   ? DYN_OP_GET
              : r < 33 ? DYN_OP_GETALL
              : r < 66 ? DYN_OP_SET
@@ -1291,8 +1221,8 @@ static void dsim__client_next(struct dsim *s, struct ds_client *c)
     /* through a random node, mostly one that is up (a balancer's health
      * check), sometimes any */
     uint32_t k = s->p.nodes;
-    uint32_t node = (uint32_t)dsim__range(s, 0, k - 1);
-    if (dsim__chance(s, 800))
+    uint32_t node = (uint32_t)simlib_range(&s->rng, 0, k - 1);
+    if (simlib_chance(&s->rng, 800))
         for (uint32_t i = 0; i < k && !s->nodes[node].up; i++)
             node = (node + 1) % k;
     op->node = (uint8_t)node;
@@ -1310,8 +1240,8 @@ static void dsim__client_next(struct dsim *s, struct ds_client *c)
 static void dsim__client_done(struct dsim *s, struct ds_client *c)
 {
     c->cur = -1;
-    dsim__push(s, s->now + dsim__range(s, 0, (uint64_t)s->p.think_max_ms * 1000), EV_CLIENT_NEXT, 0,
-               0, c->idx, NULL);
+    dsim__push(s, s->now + simlib_range(&s->rng, 0, (uint64_t)s->p.think_max_ms * 1000),
+               EV_CLIENT_NEXT, 0, 0, c->idx, NULL);
 }
 
 static void dsim__submit(struct dsim *s, struct ds_node *sn, int idx)
@@ -1434,12 +1364,12 @@ static void dsim__links_all(struct dsim *s, bool up)
 static void dsim__nemesis(struct dsim *s)
 {
     uint32_t k = s->p.nodes;
-    uint64_t kind = dsim__range(s, 0, 99);
-    uint32_t v = (uint32_t)dsim__range(s, 0, k - 1);
+    uint64_t kind = simlib_range(&s->rng, 0, 99);
+    uint32_t v = (uint32_t)simlib_range(&s->rng, 0, k - 1);
     struct ds_node *sn = &s->nodes[v];
     s->res->faults++;
     if (kind < 14) { /* random halves */
-        uint32_t mask = (uint32_t)dsim__rand(s);
+        uint32_t mask = (uint32_t)simlib_rand(&s->rng);
         dsim__links_all(s, true);
         for (uint32_t i = 0; i < k; i++)
             for (uint32_t j = 0; j < k; j++)
@@ -1461,24 +1391,24 @@ static void dsim__nemesis(struct dsim *s)
         if (!sn->up || dsim__nodes_down(s) >= (k - 1) / 2)
             return;
         dsim__node_crash(s, sn);
-        dsim__push(s, s->now + dsim__range(s, 100000, 2500000), EV_RESTART, (int)v, sn->gen, 0,
-                   NULL);
+        dsim__push(s, s->now + simlib_range(&s->rng, 100000, 2500000), EV_RESTART, (int)v, sn->gen,
+                   0, NULL);
     } else if (kind < 80) { /* a pause: messages to it wait */
         if (!sn->up || sn->paused)
             return;
         sn->paused = true;
         s->res->pauses++;
         dsim__trace(s, "nemesis: pause node %u", v + 1);
-        dsim__push(s, s->now + dsim__range(s, 100000, 2000000), EV_RESUME, (int)v, sn->gen, 0,
-                   NULL);
+        dsim__push(s, s->now + simlib_range(&s->rng, 100000, 2000000), EV_RESUME, (int)v, sn->gen,
+                   0, NULL);
     } else if (kind < 92) { /* the clock steps back (NTP): the HLC must cope */
-        uint64_t back = dsim__range(s, 1000, 300000);
+        uint64_t back = simlib_range(&s->rng, 1000, 300000);
         sn->offset_us -= (int64_t)back;
         s->res->clock_jumps++;
         dsim__trace(s, "nemesis: node %u's clock steps back %" PRIu64 " ms", v + 1, back / 1000);
     } else {
-        s->loss_pm = (uint32_t)dsim__range(s, 0, 100);
-        s->dup_pm = (uint32_t)dsim__range(s, 0, 50);
+        s->loss_pm = (uint32_t)simlib_range(&s->rng, 0, 100);
+        s->dup_pm = (uint32_t)simlib_range(&s->rng, 0, 50);
         dsim__trace(s, "nemesis: loss %u permille, duplication %u permille", s->loss_pm, s->dup_pm);
     }
 }
@@ -1701,37 +1631,37 @@ static void dsim__check_false_siblings(struct dsim *s)
 static void dsim__params(struct dsim *s)
 {
     struct ds_params *p = &s->p;
-    p->nodes = dsim__chance(s, 500) ? 3 : 5;
+    p->nodes = simlib_chance(&s->rng, 500) ? 3 : 5;
     p->n = 3;
-    p->sloppy = dsim__chance(s, 500);
+    p->sloppy = simlib_chance(&s->rng, 500);
     static const uint32_t rw[][2] = {{2, 2}, {2, 2}, {2, 2}, {2, 2}, {2, 2}, {1, 3},
                                      {3, 1}, {1, 2}, {2, 1}, {1, 1}};
-    uint64_t q = dsim__range(s, 0, TRIAD_ARRAY_LEN(rw) - 1);
+    uint64_t q = simlib_range(&s->rng, 0, TRIAD_ARRAY_LEN(rw) - 1);
     p->r = rw[q][0];
     p->w = rw[q][1];
-    p->clients = (uint32_t)dsim__range(s, 3, DS_CLIENTS_MAX);
-    p->keys = (uint32_t)dsim__range(s, 3, DS_KEYS_MAX);
-    p->lat_min_us = (uint32_t)dsim__range(s, 1000, 5000);
-    p->lat_max_us = p->lat_min_us + (uint32_t)dsim__range(s, 1000, 15000);
-    p->tail_pm = (uint32_t)dsim__range(s, 0, 20);
-    p->tail_max_us = (uint32_t)dsim__range(s, 10000, 200000);
-    p->loss_pm = (uint32_t)dsim__range(s, 0, 40);
-    p->dup_pm = (uint32_t)dsim__range(s, 0, 30);
-    p->fsync_max_us = (uint32_t)dsim__range(s, 0, 10000);
-    p->inline_pm = dsim__chance(s, 250) ? (uint32_t)dsim__range(s, 50, 500) : 0;
-    p->drift_ppm_max = (uint32_t)dsim__range(s, 0, 20000);
+    p->clients = (uint32_t)simlib_range(&s->rng, 3, DS_CLIENTS_MAX);
+    p->keys = (uint32_t)simlib_range(&s->rng, 3, DS_KEYS_MAX);
+    p->lat_min_us = (uint32_t)simlib_range(&s->rng, 1000, 5000);
+    p->lat_max_us = p->lat_min_us + (uint32_t)simlib_range(&s->rng, 1000, 15000);
+    p->tail_pm = (uint32_t)simlib_range(&s->rng, 0, 20);
+    p->tail_max_us = (uint32_t)simlib_range(&s->rng, 10000, 200000);
+    p->loss_pm = (uint32_t)simlib_range(&s->rng, 0, 40);
+    p->dup_pm = (uint32_t)simlib_range(&s->rng, 0, 30);
+    p->fsync_max_us = (uint32_t)simlib_range(&s->rng, 0, 10000);
+    p->inline_pm = simlib_chance(&s->rng, 250) ? (uint32_t)simlib_range(&s->rng, 50, 500) : 0;
+    p->drift_ppm_max = (uint32_t)simlib_range(&s->rng, 0, 20000);
     /* a replaced disk loses what only it held: only when W >= 2 (and once),
      * so that every acknowledged write keeps a durable copy */
-    p->wipe_pm = p->w >= 2 ? (uint32_t)dsim__range(s, 0, 150) : 0;
-    p->fault_ms = dsim__range(s, 4000, 9000);
-    p->fault_min_ms = (uint32_t)dsim__range(s, 100, 500);
-    p->fault_max_ms = p->fault_min_ms + (uint32_t)dsim__range(s, 100, 1500);
-    p->ops_max = (uint32_t)dsim__range(s, 20, DS_OPS_PER_CLIENT_MAX);
-    p->think_max_ms = (uint32_t)dsim__range(s, 0, 80);
+    p->wipe_pm = p->w >= 2 ? (uint32_t)simlib_range(&s->rng, 0, 150) : 0;
+    p->fault_ms = simlib_range(&s->rng, 4000, 9000);
+    p->fault_min_ms = (uint32_t)simlib_range(&s->rng, 100, 500);
+    p->fault_max_ms = p->fault_min_ms + (uint32_t)simlib_range(&s->rng, 100, 1500);
+    p->ops_max = (uint32_t)simlib_range(&s->rng, 20, DS_OPS_PER_CLIENT_MAX);
+    p->think_max_ms = (uint32_t)simlib_range(&s->rng, 0, 80);
     p->gossip_ms = 100;
     p->request_timeout_ms = 500;
     p->hint_retry_ms = 200;
-    p->ae_interval_ms = dsim__range(s, 200, 400);
+    p->ae_interval_ms = simlib_range(&s->rng, 200, 400);
 }
 
 static void dsim__handle(struct dsim *s, const struct ds_ev *ev)
@@ -1820,13 +1750,13 @@ static void dsim__handle(struct dsim *s, const struct ds_ev *ev)
         if (s->healed)
             break;
         dsim__nemesis(s);
-        dsim__push(s, s->now + dsim__range(s, (uint64_t)s->p.fault_min_ms * 1000,
-                                            (uint64_t)s->p.fault_max_ms * 1000),
+        dsim__push(s, s->now + simlib_range(&s->rng, (uint64_t)s->p.fault_min_ms * 1000,
+                                             (uint64_t)s->p.fault_max_ms * 1000),
                    EV_NEMESIS, 0, 0, 0, NULL);
         break;
     case EV_RESTART:
         if (!sn->up && sn->gen == ev->gen && !s->healed) {
-            bool wipe = !s->wiped_once && dsim__chance(s, s->p.wipe_pm);
+            bool wipe = !s->wiped_once && simlib_chance(&s->rng, s->p.wipe_pm);
             s->wiped_once |= wipe;
             dsim__node_restart(s, sn, wipe);
         }
@@ -1873,7 +1803,7 @@ static void dsim__free(struct dsim *s)
     }
     while (dsim__pop(s, &ev))
         dsim__free_event(&ev);
-    free(s->heap);
+    simlib_evq_free(&s->events);
     for (size_t i = 0; i < s->n_ops; i++) {
         dvv_clock_free(&s->ops[i].ctx);
         dvv_free(&s->ops[i].obj);
@@ -1901,7 +1831,8 @@ int dsim_run(const struct dsim_options *opt, struct dsim_result *res)
     memset(res, 0, sizeof(*res));
     s->opt = opt;
     s->res = res;
-    s->rng = opt->seed * 0x2545f4914f6cdd1dull + 0x5851f42d4c957f2dull;
+    s->rng.state = opt->seed * 0x2545f4914f6cdd1dull + 0x5851f42d4c957f2dull;
+    simlib_evq_init(&s->events, sizeof(struct ds_ev));
     dsim__params(s);
     res->nodes = s->p.nodes;
     res->n = s->p.n;
@@ -1926,11 +1857,11 @@ int dsim_run(const struct dsim_options *opt, struct dsim_result *res)
         sn->disks = 1;
         sn->actor = (dvv_actor)sn->id << 32 | 1;
         sn->generation = 1;
-        sn->drift_ppm = (int64_t)dsim__range(s, 0, 2 * (uint64_t)s->p.drift_ppm_max) -
+        sn->drift_ppm = (int64_t)simlib_range(&s->rng, 0, 2 * (uint64_t)s->p.drift_ppm_max) -
                         (int64_t)s->p.drift_ppm_max;
         /* clocks start up to half a second apart, far from zero so that
          * steps back never go below it */
-        sn->offset_us = 1000000000000ll + (int64_t)dsim__range(s, 0, 500000);
+        sn->offset_us = 1000000000000ll + (int64_t)simlib_range(&s->rng, 0, 500000);
     }
     for (uint32_t i = 0; i < s->p.nodes; i++)
         dsim__node_start(s, &s->nodes[i]);
@@ -1939,10 +1870,11 @@ int dsim_run(const struct dsim_options *opt, struct dsim_result *res)
         c->idx = i;
         c->cur = -1;
         c->ops_max = s->p.ops_max;
-        dsim__push(s, DS_WARMUP_MS * 1000ull + dsim__range(s, 0, 100000), EV_CLIENT_NEXT, 0, 0, i,
-                   NULL);
+        dsim__push(s, DS_WARMUP_MS * 1000ull + simlib_range(&s->rng, 0, 100000), EV_CLIENT_NEXT,
+                   0, 0, i, NULL);
     }
-    dsim__push(s, DS_WARMUP_MS * 1000ull + dsim__range(s, 0, 500000), EV_NEMESIS, 0, 0, 0, NULL);
+    dsim__push(s, DS_WARMUP_MS * 1000ull + simlib_range(&s->rng, 0, 500000), EV_NEMESIS, 0, 0, 0,
+               NULL);
     dsim__push(s, DS_WARMUP_MS * 1000ull + s->p.fault_ms * 1000, EV_HEAL, 0, 0, 0, NULL);
 
     struct ds_ev ev;

@@ -20,6 +20,7 @@
 #include "../src/node/fsm.h"
 #include "../src/node/node.h"
 #include "lincheck.h"
+#include "simlib.h"
 
 #define SIM_NODES_MAX 5
 #define SIM_CLIENTS_MAX 16
@@ -47,8 +48,7 @@ enum sim_ev_kind {
 };
 
 struct sim_ev {
-    uint64_t t;
-    uint64_t seq;
+    uint64_t t; /* the queue's order: by t, then by push */
     uint8_t kind;
     uint8_t node;
     uint32_t gen;
@@ -180,13 +180,11 @@ struct sim_lm_slot { /* (index, term) -> (entry hash, previous term) */
 struct sim {
     const struct sim_options *opt;
     struct sim_result *res;
-    uint64_t rng;
+    struct simlib_rng rng;
     uint64_t admin_seq;
     struct sim_params p;
     uint64_t now;
-    uint64_t ev_seq;
-    struct sim_ev *heap;
-    size_t n_heap, cap_heap;
+    struct simlib_evq events; /* of struct sim_ev */
 
     struct sim_node nodes[SIM_NODES_MAX];
     bool link[SIM_NODES_MAX][SIM_NODES_MAX];
@@ -217,26 +215,6 @@ struct sim {
     struct lin_history hist;
 };
 
-/* ---- randomness, from the seed only ---- */
-
-static uint64_t sim__rand(struct sim *s)
-{
-    uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t sim__range(struct sim *s, uint64_t lo, uint64_t hi) /* [lo, hi] */
-{
-    return hi <= lo ? lo : lo + sim__rand(s) % (hi - lo + 1);
-}
-
-static bool sim__chance(struct sim *s, uint32_t permille)
-{
-    return sim__rand(s) % 1000 < permille;
-}
-
 /* ---- failures of the checks ---- */
 
 static void sim__fail(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -257,76 +235,33 @@ static void sim__trace(struct sim *s, const char *fmt, ...)
 {
     if (s->opt->trace == NULL)
         return;
-    char line[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    simlib_vtrace(s->opt->trace, s->now, fmt, ap);
     va_end(ap);
-    tbuf_appendf(s->opt->trace, "%" PRIu64 ".%03" PRIu64 " %s\n", s->now / 1000, s->now % 1000, line);
 }
 
-/* ---- the event queue: a binary heap on (t, seq) ---- */
-
-static bool sim__ev_less(const struct sim_ev *a, const struct sim_ev *b)
-{
-    return a->t < b->t || (a->t == b->t && a->seq < b->seq);
-}
+/* ---- the event queue ---- */
 
 static void sim__push(struct sim *s, uint64_t t, uint8_t kind, int node, uint32_t gen, uint64_t a,
                       void *p)
 {
-    if (s->n_heap == s->cap_heap) {
-        s->cap_heap = s->cap_heap ? s->cap_heap * 2 : 1024;
-        s->heap = realloc(s->heap, s->cap_heap * sizeof(*s->heap));
-        TRIAD_ASSERT(s->heap != NULL);
-    }
-    struct sim_ev ev = {.t = t < s->now ? s->now : t, .seq = s->ev_seq++, .kind = kind,
-                        .node = (uint8_t)node, .gen = gen, .a = a, .p = p};
-    size_t i = s->n_heap++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!sim__ev_less(&ev, &s->heap[parent]))
-            break;
-        s->heap[i] = s->heap[parent];
-        i = parent;
-    }
-    s->heap[i] = ev;
+    if (t < s->now)
+        t = s->now;
+    struct sim_ev *ev = simlib_evq_push(&s->events, t);
+    *ev = (struct sim_ev){.t = t, .kind = kind, .node = (uint8_t)node, .gen = gen, .a = a, .p = p};
 }
 
 static bool sim__pop(struct sim *s, struct sim_ev *out)
 {
-    if (s->n_heap == 0)
+    const struct sim_ev *ev = simlib_evq_pop(&s->events);
+    if (ev == NULL)
         return false;
-    *out = s->heap[0];
-    struct sim_ev last = s->heap[--s->n_heap];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const struct sim_ev *best = &last;
-        if (l < s->n_heap && sim__ev_less(&s->heap[l], best)) {
-            m = l;
-            best = &s->heap[l];
-        }
-        if (r < s->n_heap && sim__ev_less(&s->heap[r], best))
-            m = r;
-        if (m == i)
-            break;
-        s->heap[i] = s->heap[m];
-        i = m;
-    }
-    if (s->n_heap > 0)
-        s->heap[i] = last;
+    *out = *ev;
     return true;
 }
 
 /* ---- clocks ---- */
-
-static uint64_t sim__local_us(const struct sim_node *sn, uint64_t global_us)
-{
-    int64_t drift = (int64_t)global_us / 1000000 * sn->drift_ppm +
-                    ((int64_t)global_us % 1000000) * sn->drift_ppm / 1000000;
-    return (uint64_t)((int64_t)global_us + drift + sn->offset_us);
-}
 
 static uint64_t sim__global_us(const struct sim_node *sn, uint64_t local_us)
 {
@@ -336,7 +271,7 @@ static uint64_t sim__global_us(const struct sim_node *sn, uint64_t local_us)
         return 0;
     long double g = (long double)x / (1.0L + (long double)sn->drift_ppm / 1e6L);
     uint64_t gu = (uint64_t)g + 1;
-    while (sim__local_us(sn, gu) < local_us)
+    while (simlib_local_us(gu, sn->drift_ppm, sn->offset_us) < local_us)
         gu++;
     return gu;
 }
@@ -755,21 +690,18 @@ static void sim__disk_free(struct sim_disk *d)
 static uint64_t sim__io_now(void *arg)
 {
     struct sim_node *sn = arg;
-    return sim__local_us(sn, sn->s->now) / 1000;
+    return simlib_local_us(sn->s->now, sn->drift_ppm, sn->offset_us) / 1000;
 }
 
 static uint64_t sim__io_random(void *arg)
 {
     struct sim_node *sn = arg;
-    return sim__rand(sn->s);
+    return simlib_rand(&sn->s->rng);
 }
 
 static uint64_t sim__latency(struct sim *s)
 {
-    uint64_t l = sim__range(s, s->p.lat_min_us, s->p.lat_max_us);
-    if (sim__chance(s, s->p.tail_pm))
-        l += sim__range(s, 0, s->p.tail_max_us);
-    return l;
+    return simlib_delay(&s->rng, s->p.lat_min_us, s->p.lat_max_us, s->p.tail_pm, s->p.tail_max_us);
 }
 
 static struct raft_msg *sim__msg_copy(const struct raft_msg *m)
@@ -818,9 +750,9 @@ static void sim__io_send(void *arg, const struct raft_msg *m)
     int to = (int)m->to - 1;
     if (to < 0 || to >= (int)s->p.n)
         return;
-    if (!s->link[sn->idx][to] || sim__chance(s, s->loss_pm))
+    if (!s->link[sn->idx][to] || simlib_chance(&s->rng, s->loss_pm))
         return;
-    int copies = sim__chance(s, s->dup_pm) ? 2 : 1;
+    int copies = simlib_chance(&s->rng, s->dup_pm) ? 2 : 1;
     for (int i = 0; i < copies; i++)
         sim__push(s, s->now + sim__latency(s) + s->link_delay_us[sn->idx][to], EV_DELIVER, to, s->nodes[to].gen, 0, sim__msg_copy(m));
 }
@@ -842,9 +774,9 @@ static void sim__io_persist(void *arg, const struct raft_ready *rd)
     d->op_truncate_from = rd->truncate_from;
     d->op_ents = sim__ents_copy(rd->entries, rd->n_entries);
     d->op_n = rd->n_entries;
-    uint64_t lat = sim__range(s, s->p.fsync_min_us, s->p.fsync_max_us);
-    if (s->now < d->spike_until_us || sim__chance(s, s->p.spike_pm))
-        lat += sim__range(s, 0, s->p.spike_max_us);
+    uint64_t lat = simlib_range(&s->rng, s->p.fsync_min_us, s->p.fsync_max_us);
+    if (s->now < d->spike_until_us || simlib_chance(&s->rng, s->p.spike_pm))
+        lat += simlib_range(&s->rng, 0, s->p.spike_max_us);
     sim__push(s, s->now + lat, EV_DISK_DONE, sn->idx, sn->gen, 0, NULL);
 }
 
@@ -885,7 +817,7 @@ static void sim__io_wake(void *arg)
 {
     struct sim_node *sn = arg;
     struct sim *s = sn->s;
-    sim__push(s, s->now + sim__range(s, 0, 300), EV_FLUSH, sn->idx, sn->gen, 0, NULL);
+    sim__push(s, s->now + simlib_range(&s->rng, 0, 300), EV_FLUSH, sn->idx, sn->gen, 0, NULL);
 }
 
 static void sim__node_start(struct sim *s, struct sim_node *sn, bool bootstrap)
@@ -961,12 +893,12 @@ static void sim__node_crash(struct sim *s, struct sim_node *sn)
     /* the unsynced write is lost, or torn: a prefix of its records made it */
     struct sim_disk *d = &sn->disk;
     if (d->op_pending) {
-        if (d->op_n > 0 && !d->op_has_snap && sim__chance(s, s->p.torn_pm)) {
+        if (d->op_n > 0 && !d->op_has_snap && simlib_chance(&s->rng, s->p.torn_pm)) {
             /* as src/store/raftlog.c lays a ready out: the entries records
              * (the first carries the truncation), then the hard state; a
              * tear keeps a prefix of them */
-            size_t kept = (size_t)sim__range(s, 0, d->op_n);
-            sim__disk_apply(d, kept, kept == d->op_n && sim__chance(s, 500));
+            size_t kept = (size_t)simlib_range(&s->rng, 0, d->op_n);
+            sim__disk_apply(d, kept, kept == d->op_n && simlib_chance(&s->rng, 500));
         }
         else
             sim__disk_drop_op(d);
@@ -1070,32 +1002,32 @@ static void sim__client_start_op(struct sim *s, struct sim_client *c)
     if (s->healed && !c->wrote_after_heal) {
         c->op = OP_SET;
         c->wrote_after_heal = true;
-    } else if (s->read_only || sim__range(s, 0, 99) >= s->p.write_pct) {
+    } else if (s->read_only || simlib_range(&s->rng, 0, 99) >= s->p.write_pct) {
         c->op = OP_GET;
     } else {
-        uint64_t r = sim__range(s, 0, 99);
+        uint64_t r = simlib_range(&s->rng, 0, 99);
         c->op = r < 30 ? OP_SET : r < 55 ? OP_IFEQ : r < 80 ? OP_APPEND : OP_INCR;
     }
-    c->key = (int)sim__range(s, 0, s->p.keys - 1);
+    c->key = (int)simlib_range(&s->rng, 0, s->p.keys - 1);
     c->n_ops++;
     if (c->op == OP_SET) {
-        if (sim__chance(s, 500))
-            snprintf(c->value, sizeof(c->value), "%" PRIu64, sim__range(s, 0, 99));
+        if (simlib_chance(&s->rng, 500))
+            snprintf(c->value, sizeof(c->value), "%" PRIu64, simlib_range(&s->rng, 0, 99));
         else
             snprintf(c->value, sizeof(c->value), "c%d.%" PRIu64, c->idx, c->n_ops);
     } else if (c->op == OP_IFEQ) {
         snprintf(c->value, sizeof(c->value), "c%d.%" PRIu64, c->idx, c->n_ops);
-        if (c->has_seen[c->key] && sim__chance(s, 800))
+        if (c->has_seen[c->key] && simlib_chance(&s->rng, 800))
             memcpy(c->expected, c->last_seen[c->key], sizeof(c->expected));
         else
-            snprintf(c->expected, sizeof(c->expected), "%" PRIu64, sim__range(s, 0, 99));
+            snprintf(c->expected, sizeof(c->expected), "%" PRIu64, simlib_range(&s->rng, 0, 99));
     } else if (c->op == OP_APPEND) {
-        snprintf(c->value, sizeof(c->value), "%" PRIu64, sim__range(s, 0, 9));
+        snprintf(c->value, sizeof(c->value), "%" PRIu64, simlib_range(&s->rng, 0, 9));
     }
     if (c->op != OP_GET)
         c->seq++;
-    if (sim__chance(s, s->p.spread_pm))
-        c->target = (int)sim__range(s, 0, s->p.n - 1);
+    if (simlib_chance(&s->rng, s->p.spread_pm))
+        c->target = (int)simlib_range(&s->rng, 0, s->p.n - 1);
     c->maybe_applied = false;
     c->busy = true;
     c->op_start_us = s->now;
@@ -1112,8 +1044,8 @@ static void sim__client_start_op(struct sim *s, struct sim_client *c)
 static void sim__client_done(struct sim *s, struct sim_client *c)
 {
     c->busy = false;
-    sim__push(s, s->now + sim__range(s, 0, (uint64_t)s->p.think_max_ms * 1000), EV_CLIENT_NEXT, 0,
-              0, (uint64_t)c->idx, NULL);
+    sim__push(s, s->now + simlib_range(&s->rng, 0, (uint64_t)s->p.think_max_ms * 1000),
+              EV_CLIENT_NEXT, 0, 0, (uint64_t)c->idx, NULL);
 }
 
 static void sim__client_give_up(struct sim *s, struct sim_client *c)
@@ -1137,8 +1069,8 @@ static void sim__client_retry(struct sim *s, struct sim_client *c, int target)
     c->target = target;
     /* a short pause before the retry: the cluster may be electing */
     c->attempt++;
-    sim__push(s, s->now + sim__range(s, 1000, 30000), EV_CLIENT_NEXT, 0, (uint32_t)c->attempt,
-              (uint64_t)c->idx + 1000, NULL);
+    sim__push(s, s->now + simlib_range(&s->rng, 1000, 30000), EV_CLIENT_NEXT, 0,
+              (uint32_t)c->attempt, (uint64_t)c->idx + 1000, NULL);
 }
 
 static void sim__client_reply(struct sim *s, struct sim_client *c, const struct sim_reply *rp)
@@ -1149,8 +1081,9 @@ static void sim__client_reply(struct sim *s, struct sim_client *c, const struct 
     if (d[0] == '-') {
         if (strncmp(d, "-NOTLEADER ", 11) == 0) {
             int leader = atoi(d + 11);
-            int target = leader >= 1 && leader <= (int)s->p.n ? leader - 1
-                                                               : (int)sim__range(s, 0, s->p.n - 1);
+            int target = leader >= 1 && leader <= (int)s->p.n
+                             ? leader - 1
+                             : (int)simlib_range(&s->rng, 0, s->p.n - 1);
             sim__client_retry(s, c, target);
             return;
         }
@@ -1268,7 +1201,7 @@ static void sim__nemesis_leader(struct sim *s)
         struct sim_node *sn = &s->nodes[leader];
         s->res->faults++;
         sim__leader_failing(s, leader);
-        switch (sim__range(s, 0, 2)) {
+        switch (simlib_range(&s->rng, 0, 2)) {
         case 0:
             sim__node_crash(s, sn);
             break;
@@ -1285,7 +1218,7 @@ static void sim__nemesis_leader(struct sim *s)
         }
     }
     if (!s->healed)
-        sim__push(s, s->now + sim__range(s, 2000000, 4000000), EV_NEMESIS, 0, 0, 0, NULL);
+        sim__push(s, s->now + simlib_range(&s->rng, 2000000, 4000000), EV_NEMESIS, 0, 0, 0, NULL);
 }
 
 static void sim__nemesis(struct sim *s)
@@ -1296,14 +1229,14 @@ static void sim__nemesis(struct sim *s)
         sim__nemesis_leader(s);
         return;
     }
-    uint64_t kind = s->p.membership && sim__chance(s, 300) ? 15
-                    : sim__chance(s, 60)                     ? 17
-                                                             : sim__range(s, 0, 14);
+    uint64_t kind = s->p.membership && simlib_chance(&s->rng, 300) ? 15
+                    : simlib_chance(&s->rng, 60)                     ? 17
+                                                                     : simlib_range(&s->rng, 0, 14);
     s->res->faults++;
     switch (kind) {
     case 0: { /* random halves */
         sim__links_all(s, true);
-        uint32_t mask = (uint32_t)sim__rand(s);
+        uint32_t mask = (uint32_t)simlib_rand(&s->rng);
         for (uint32_t i = 0; i < n; i++)
             for (uint32_t j = 0; j < n; j++)
                 if (((mask >> i) & 1) != ((mask >> j) & 1))
@@ -1333,7 +1266,7 @@ static void sim__nemesis(struct sim *s)
         break;
     case 3: { /* bridge: two halves joined by one node */
         sim__links_all(s, true);
-        uint32_t bridge = (uint32_t)sim__range(s, 0, n - 1);
+        uint32_t bridge = (uint32_t)simlib_range(&s->rng, 0, n - 1);
         for (uint32_t i = 0; i < n; i++)
             for (uint32_t j = 0; j < n; j++) {
                 if (i == bridge || j == bridge)
@@ -1346,9 +1279,9 @@ static void sim__nemesis(struct sim *s)
         break;
     }
     case 4: { /* asymmetric: one direction of some links */
-        uint32_t a = (uint32_t)sim__range(s, 0, n - 1);
+        uint32_t a = (uint32_t)simlib_range(&s->rng, 0, n - 1);
         for (uint32_t j = 0; j < n; j++)
-            if (j != a && sim__chance(s, 600))
+            if (j != a && simlib_chance(&s->rng, 600))
                 s->link[a][j] = false;
         sim__trace(s, "nemesis: node %u's outbound links cut", a + 1);
         break;
@@ -1360,31 +1293,35 @@ static void sim__nemesis(struct sim *s)
         break;
     case 7:
     case 8: { /* crash a node (the leader half the time), restart later */
-        int v = leader >= 0 && sim__chance(s, 500) ? leader : (int)sim__range(s, 0, n - 1);
+        int v = leader >= 0 && simlib_chance(&s->rng, 500) ? leader
+                                                            : (int)simlib_range(&s->rng, 0, n - 1);
         if (!s->nodes[v].up)
             break;
         sim__leader_failing(s, v);
         sim__node_crash(s, &s->nodes[v]);
-        sim__push(s, s->now + sim__range(s, 50000, 3000000), EV_RESTART, v, 0, 0, NULL);
+        sim__push(s, s->now + simlib_range(&s->rng, 50000, 3000000), EV_RESTART, v, 0, 0, NULL);
         break;
     }
     case 9:
     case 10: { /* pause a node for longer than an election timeout */
-        int v = leader >= 0 && sim__chance(s, 600) ? leader : (int)sim__range(s, 0, n - 1);
+        int v = leader >= 0 && simlib_chance(&s->rng, 600) ? leader
+                                                            : (int)simlib_range(&s->rng, 0, n - 1);
         struct sim_node *sn = &s->nodes[v];
         if (!sn->up || sn->paused)
             break;
         sim__leader_failing(s, v);
         sn->paused = true;
         sim__trace(s, "pause node %u", sn->id);
-        sim__push(s, s->now + sim__range(s, s->p.elect_min_ms * 1000, s->p.elect_max_ms * 5000),
+        sim__push(s,
+                  s->now + simlib_range(&s->rng, s->p.elect_min_ms * 1000,
+                                        s->p.elect_max_ms * 5000),
                   EV_RESUME, v, sn->gen, 0, NULL);
         break;
     }
     case 12: { /* a partial partition: the leader loses one follower, both ways */
         if (leader < 0)
             break;
-        uint32_t f = (uint32_t)sim__range(s, 0, n - 2);
+        uint32_t f = (uint32_t)simlib_range(&s->rng, 0, n - 2);
         if ((int)f >= leader)
             f++;
         s->link[leader][f] = s->link[f][leader] = false;
@@ -1392,11 +1329,12 @@ static void sim__nemesis(struct sim *s)
         break;
     }
     case 13: { /* slow links: one node's messages to the others lag */
-        uint32_t a = leader >= 0 && sim__chance(s, 500) ? (uint32_t)sim__range(s, 0, n - 1)
-                                                         : (uint32_t)sim__range(s, 0, n - 1);
+        uint32_t a = leader >= 0 && simlib_chance(&s->rng, 500)
+                         ? (uint32_t)simlib_range(&s->rng, 0, n - 1)
+                         : (uint32_t)simlib_range(&s->rng, 0, n - 1);
         for (uint32_t j = 0; j < n; j++)
-            if (j != a && sim__chance(s, 700))
-                s->link_delay_us[j][a] = (uint32_t)sim__range(s, 20000, 300000);
+            if (j != a && simlib_chance(&s->rng, 700))
+                s->link_delay_us[j][a] = (uint32_t)simlib_range(&s->rng, 20000, 300000);
         sim__trace(s, "nemesis: slow links into node %u", a + 1);
         break;
     }
@@ -1407,19 +1345,20 @@ static void sim__nemesis(struct sim *s)
                 * writes. Exactly what check-quorum's vote refusal is for. */
         if (leader < 0)
             break;
-        int v = (int)sim__range(s, 0, n - 2);
+        int v = (int)simlib_range(&s->rng, 0, n - 2);
         if (v >= leader)
             v++;
         struct sim_node *sn = &s->nodes[v];
         if (!sn->up || sn->paused)
             break;
-        uint64_t pause_us = sim__range(s, s->p.elect_max_ms * 1000, s->p.elect_max_ms * 2000);
+        uint64_t pause_us =
+            simlib_range(&s->rng, s->p.elect_max_ms * 1000, s->p.elect_max_ms * 2000);
         sn->paused = true;
         s->read_only = true;
         s->writes_resume_us = s->now + pause_us;
         for (uint32_t j = 0; j < n; j++)
             if ((int)j != leader)
-                s->link_delay_us[j][leader] = (uint32_t)sim__range(s, 20000, 250000);
+                s->link_delay_us[j][leader] = (uint32_t)simlib_range(&s->rng, 20000, 250000);
         s->link[leader][v] = false; /* it will not hear the leader when it wakes */
         sim__trace(s, "nemesis: quiet spell, node %u sleeps, slow links into leader %d", sn->id,
                    leader + 1);
@@ -1446,7 +1385,7 @@ static void sim__nemesis(struct sim *s)
             }
         if (id == 0 && raft_conf_voters(c) > 1) {
             change = RAFT_REMOVE;
-            id = (raft_id)sim__range(s, 1, n);
+            id = (raft_id)simlib_range(&s->rng, 1, n);
         }
         if (id == 0)
             break;
@@ -1455,7 +1394,7 @@ static void sim__nemesis(struct sim *s)
          * leader itself once it has caught up */
         char host[32];
         snprintf(host, sizeof(host), "10.0.0.%u", (unsigned)id);
-        bool voter = change == RAFT_ADD_LEARNER && sim__range(s, 0, 1) == 1;
+        bool voter = change == RAFT_ADD_LEARNER && simlib_range(&s->rng, 0, 1) == 1;
         static const char *names[] = {"", "add learner", "promote", "remove"};
         uint64_t rid = SIM_ADMIN_REQ | ++s->admin_seq;
         sim__trace(s, "nemesis: %s %u%s (change %llu)", names[change], id,
@@ -1469,7 +1408,7 @@ static void sim__nemesis(struct sim *s)
         if (leader < 0)
             break;
         struct raft *lr = node_raft(s->nodes[leader].node);
-        raft_id to = (raft_id)sim__range(s, 1, n);
+        raft_id to = (raft_id)simlib_range(&s->rng, 1, n);
         int rc = raft_transfer(lr, to);
         sim__trace(s, "nemesis: transfer leadership %d -> %u: %s", leader + 1, to,
                    rc == 0 ? "started" : "refused");
@@ -1480,15 +1419,15 @@ static void sim__nemesis(struct sim *s)
         break;
     }
     case 11: { /* an fsync latency spike on one disk */
-        int v = (int)sim__range(s, 0, n - 1);
-        s->nodes[v].disk.spike_until_us = s->now + sim__range(s, 100000, 2000000);
+        int v = (int)simlib_range(&s->rng, 0, n - 1);
+        s->nodes[v].disk.spike_until_us = s->now + simlib_range(&s->rng, 100000, 2000000);
         sim__trace(s, "nemesis: slow disk on node %d", v + 1);
         break;
     }
     }
     if (!s->healed)
-        sim__push(s, s->now + sim__range(s, (uint64_t)s->p.fault_min_ms * 1000,
-                                          (uint64_t)s->p.fault_max_ms * 1000),
+        sim__push(s, s->now + simlib_range(&s->rng, (uint64_t)s->p.fault_min_ms * 1000,
+                                           (uint64_t)s->p.fault_max_ms * 1000),
                   EV_NEMESIS, 0, 0, 0, NULL);
 }
 
@@ -1521,44 +1460,44 @@ static void sim__heal(struct sim *s)
 static void sim__params(struct sim *s)
 {
     struct sim_params *p = &s->p;
-    p->n = sim__chance(s, 500) ? 3 : 5;
-    if (s->opt->default_timeouts || sim__chance(s, 500)) {
+    p->n = simlib_chance(&s->rng, 500) ? 3 : 5;
+    if (s->opt->default_timeouts || simlib_chance(&s->rng, 500)) {
         p->heartbeat_ms = 50;
         p->elect_min_ms = 300;
         p->elect_max_ms = 600;
     } else {
-        p->heartbeat_ms = sim__range(s, 10, 100);
-        p->elect_min_ms = p->heartbeat_ms * sim__range(s, 4, 10);
+        p->heartbeat_ms = simlib_range(&s->rng, 10, 100);
+        p->elect_min_ms = p->heartbeat_ms * simlib_range(&s->rng, 4, 10);
         p->elect_max_ms = p->elect_min_ms * 2;
     }
-    p->lat_min_us = (uint32_t)sim__range(s, 50, 1000);
-    p->lat_max_us = p->lat_min_us + (uint32_t)sim__range(s, 100, 5000);
-    p->tail_pm = (uint32_t)sim__range(s, 0, 30);
-    p->tail_max_us = (uint32_t)sim__range(s, 1000, 200000);
-    p->loss_pm = (uint32_t)sim__range(s, 0, 50);
-    p->dup_pm = (uint32_t)sim__range(s, 0, 20);
-    p->fsync_min_us = (uint32_t)sim__range(s, 50, 1000);
-    p->fsync_max_us = p->fsync_min_us + (uint32_t)sim__range(s, 0, 5000);
-    p->spike_pm = (uint32_t)sim__range(s, 0, 20);
-    p->spike_max_us = (uint32_t)sim__range(s, 10000, 500000);
-    p->torn_pm = (uint32_t)sim__range(s, 0, 600);
-    p->drift_ppm_max = (uint32_t)sim__range(s, 0, 20000); /* <= 2%: the lease assumes 5% */
-    p->safety_ms = sim__range(s, 3000, 12000);
-    p->fault_min_ms = (uint32_t)sim__range(s, 50, 500);
-    p->fault_max_ms = p->fault_min_ms + (uint32_t)sim__range(s, 100, 2000);
-    p->clients = (uint32_t)sim__range(s, 2, 8);
-    p->keys = (uint32_t)sim__range(s, 1, 3);
-    p->think_max_ms = (uint32_t)sim__range(s, 0, 60);
-    p->write_pct = (uint32_t)sim__range(s, 2, 70);
-    p->spread_pm = (uint32_t)sim__range(s, 0, 500);
-    p->membership = sim__chance(s, 500);
-    p->grow = p->membership && sim__chance(s, 400);
+    p->lat_min_us = (uint32_t)simlib_range(&s->rng, 50, 1000);
+    p->lat_max_us = p->lat_min_us + (uint32_t)simlib_range(&s->rng, 100, 5000);
+    p->tail_pm = (uint32_t)simlib_range(&s->rng, 0, 30);
+    p->tail_max_us = (uint32_t)simlib_range(&s->rng, 1000, 200000);
+    p->loss_pm = (uint32_t)simlib_range(&s->rng, 0, 50);
+    p->dup_pm = (uint32_t)simlib_range(&s->rng, 0, 20);
+    p->fsync_min_us = (uint32_t)simlib_range(&s->rng, 50, 1000);
+    p->fsync_max_us = p->fsync_min_us + (uint32_t)simlib_range(&s->rng, 0, 5000);
+    p->spike_pm = (uint32_t)simlib_range(&s->rng, 0, 20);
+    p->spike_max_us = (uint32_t)simlib_range(&s->rng, 10000, 500000);
+    p->torn_pm = (uint32_t)simlib_range(&s->rng, 0, 600);
+    p->drift_ppm_max = (uint32_t)simlib_range(&s->rng, 0, 20000); /* <= 2%: the lease assumes 5% */
+    p->safety_ms = simlib_range(&s->rng, 3000, 12000);
+    p->fault_min_ms = (uint32_t)simlib_range(&s->rng, 50, 500);
+    p->fault_max_ms = p->fault_min_ms + (uint32_t)simlib_range(&s->rng, 100, 2000);
+    p->clients = (uint32_t)simlib_range(&s->rng, 2, 8);
+    p->keys = (uint32_t)simlib_range(&s->rng, 1, 3);
+    p->think_max_ms = (uint32_t)simlib_range(&s->rng, 0, 60);
+    p->write_pct = (uint32_t)simlib_range(&s->rng, 2, 70);
+    p->spread_pm = (uint32_t)simlib_range(&s->rng, 0, 500);
+    p->membership = simlib_chance(&s->rng, 500);
+    p->grow = p->membership && simlib_chance(&s->rng, 400);
     if (s->opt->leader_faults) /* failover of a full cluster of voters */
         p->membership = p->grow = false;
-    p->req_timeout_ms = (uint32_t)sim__range(s, 200, 1000);
-    p->op_deadline_ms = (uint32_t)sim__range(s, 1000, 4000);
-    p->snapshot_entries = sim__chance(s, 700) ? sim__range(s, 10, 300) : 0;
-    p->chunk_bytes = (uint32_t)sim__range(s, 64, 4096);
+    p->req_timeout_ms = (uint32_t)simlib_range(&s->rng, 200, 1000);
+    p->op_deadline_ms = (uint32_t)simlib_range(&s->rng, 1000, 4000);
+    p->snapshot_entries = simlib_chance(&s->rng, 700) ? simlib_range(&s->rng, 10, 300) : 0;
+    p->chunk_bytes = (uint32_t)simlib_range(&s->rng, 64, 4096);
     /* from the seed, not the generator: the other draws stay as they were */
     p->batch = ((s->opt->seed * 0x9e3779b97f4a7c15ull) >> 63) != 0;
 }
@@ -1648,7 +1587,7 @@ static void sim__handle(struct sim *s, const struct sim_ev *ev)
             break;
         if (c->op != OP_GET)
             c->maybe_applied = true;
-        sim__client_retry(s, c, (int)sim__range(s, 0, s->p.n - 1));
+        sim__client_retry(s, c, (int)simlib_range(&s->rng, 0, s->p.n - 1));
         break;
     }
     case EV_CLIENT_NEXT:
@@ -1688,7 +1627,7 @@ static void sim__handle(struct sim *s, const struct sim_ev *ev)
         if (s->writes_resume_us == 0)
             s->read_only = !s->read_only;
         if (!s->healed)
-            sim__push(s, s->now + sim__range(s, 100000, s->read_only ? 1500000 : 3000000),
+            sim__push(s, s->now + simlib_range(&s->rng, 100000, s->read_only ? 1500000 : 3000000),
                       EV_WORKLOAD, 0, 0, 0, NULL);
         else
             s->read_only = false;
@@ -1749,7 +1688,8 @@ int sim_run(const struct sim_options *opt, struct sim_result *res)
     memset(res, 0, sizeof(*res));
     s->opt = opt;
     s->res = res;
-    s->rng = opt->seed * 0x2545f4914f6cdd1dull + 1;
+    s->rng.state = opt->seed * 0x2545f4914f6cdd1dull + 1;
+    simlib_evq_init(&s->events, sizeof(struct sim_ev));
     sim__params(s);
     res->nodes = s->p.n;
     s->loss_pm = opt->leader_faults ? 0 : s->p.loss_pm;
@@ -1763,8 +1703,9 @@ int sim_run(const struct sim_options *opt, struct sim_result *res)
         sn->s = s;
         sn->idx = (int)i;
         sn->id = i + 1;
-        sn->drift_ppm = (int64_t)sim__range(s, 0, 2 * (uint64_t)s->p.drift_ppm_max) - s->p.drift_ppm_max;
-        sn->offset_us = (int64_t)sim__range(s, 0, 1000000000);
+        sn->drift_ppm = (int64_t)simlib_range(&s->rng, 0, 2 * (uint64_t)s->p.drift_ppm_max) -
+                        s->p.drift_ppm_max;
+        sn->offset_us = (int64_t)simlib_range(&s->rng, 0, 1000000000);
     }
     for (uint32_t i = 0; i < s->p.n; i++)
         sim__node_start(s, &s->nodes[i], true);
@@ -1772,13 +1713,13 @@ int sim_run(const struct sim_options *opt, struct sim_result *res)
         struct sim_client *c = &s->clients[i];
         c->idx = (int)i;
         c->client_id = 1000 + i;
-        c->target = (int)sim__range(s, 0, s->p.n - 1);
-        sim__push(s, sim__range(s, 0, 100000), EV_CLIENT_NEXT, 0, 0, i, NULL);
+        c->target = (int)simlib_range(&s->rng, 0, s->p.n - 1);
+        sim__push(s, simlib_range(&s->rng, 0, 100000), EV_CLIENT_NEXT, 0, 0, i, NULL);
     }
     uint64_t heal_at = s->p.safety_ms * 1000;
-    sim__push(s, sim__range(s, 200000, 1000000), EV_NEMESIS, 0, 0, 0, NULL);
+    sim__push(s, simlib_range(&s->rng, 200000, 1000000), EV_NEMESIS, 0, 0, 0, NULL);
     sim__push(s, heal_at, EV_HEAL, 0, 0, 0, NULL);
-    sim__push(s, sim__range(s, 0, 3000000), EV_WORKLOAD, 0, 0, 0, NULL);
+    sim__push(s, simlib_range(&s->rng, 0, 3000000), EV_WORKLOAD, 0, 0, 0, NULL);
     sim__push(s, heal_at + 3000000, EV_STOP_CLIENTS, 0, 0, 0, NULL);
     uint64_t end_at = heal_at + SIM_LIVENESS_MS * 1000ull;
 
@@ -1836,7 +1777,7 @@ int sim_run(const struct sim_options *opt, struct sim_result *res)
     }
     while (sim__pop(s, &ev))
         sim__free_event(&ev);
-    free(s->heap);
+    simlib_evq_free(&s->events);
     free(s->term_leader);
     free(s->committed.term);
     free(s->committed.hash);
