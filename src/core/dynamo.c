@@ -31,6 +31,7 @@
 #define DYN_MSG_VERSION 1
 #define DYN_HDR_BYTES (1 + 1 + 4 + 4 + 8 + 8 + 8 + 1 + 1 + 4 + 8 + 8 + 4)
 #define DYN_AE_TOP_LEVEL 4       /* AE_TREE sends this level's hashes */
+#define DYN_AE_WHOLE (1u << 31)  /* AE_TREE_REPLY: all leaves under this node differ */
 #define DYN_TABLE_MIN 64
 
 /* ---- small helpers ---- */
@@ -1503,8 +1504,15 @@ static void dyn__on_ae_tree(struct dyn *d, const struct dyn_msg *m)
     struct tbuf out = {0};
     const unsigned char *theirs = m->body;
     for (uint32_t k = 0; k < (1u << level); k++) {
-        if (merkle_node(t, level, k) == tbuf_read_u64le(theirs + 8 * k))
+        uint64_t mine = merkle_node(t, level, k), other = tbuf_read_u64le(theirs + 8 * k);
+        if (mine == other)
             continue;
+        if (mine == 0 || other == 0) {
+            /* one side holds nothing there: every leaf differs, no hashes
+             * needed (a replica that missed everything costs no leaves) */
+            tbuf_append_u32le(&out, k | DYN_AE_WHOLE);
+            continue;
+        }
         tbuf_append_u32le(&out, k);
         for (uint32_t j = 0; j < per; j++)
             tbuf_append_u64le(&out, merkle_node(t, depth, k * per + j));
@@ -1572,19 +1580,21 @@ static void dyn__on_ae_tree_reply(struct dyn *d, const struct dyn_msg *m)
     struct merkle *t = dyn__tree(d, i);
     unsigned depth = merkle_depth(t), level = dyn__ae_level(d);
     uint32_t per = 1u << (depth - level), nleaves = 1u << depth;
-    size_t entry = 4 + 8 * (size_t)per;
-    if (m->level != level || m->blen % entry != 0)
+    if (m->level != level)
         return;
     uint8_t *bits = tcalloc(nleaves / 8 + 1, 1);
     uint32_t ndiff = 0;
-    const unsigned char *p = m->body;
-    for (size_t off = 0; off < m->blen; off += entry) {
-        uint32_t k = tbuf_read_u32le(p + off);
-        if (k >= (1u << level))
+    struct rd in = {m->body, m->blen, false};
+    while (in.n > 0) {
+        uint32_t k = rd_u32(&in);
+        bool whole = (k & DYN_AE_WHOLE) != 0;
+        k &= ~DYN_AE_WHOLE;
+        const unsigned char *h = NULL;
+        if (in.bad || k >= (1u << level) || (!whole && !rd_take(&in, 8 * (size_t)per, &h)))
             break;
         for (uint32_t j = 0; j < per; j++) {
             uint32_t leaf = k * per + j;
-            if (merkle_node(t, depth, leaf) != tbuf_read_u64le(p + off + 4 + 8 * j)) {
+            if (whole || merkle_node(t, depth, leaf) != tbuf_read_u64le(h + 8 * j)) {
                 bits[leaf >> 3] |= (uint8_t)(1u << (leaf & 7));
                 ndiff++;
             }
@@ -2254,7 +2264,8 @@ void dyn_config_default(struct dyn_config *c, uint32_t id)
     c->hint_batch = 256;
     c->ae_interval_ms = 10000;
     c->ae_keys_max = 1000;
-    c->merkle_depth = 10;
+    c->merkle_depth = 7; /* 128 leaves a range: with 64 tokens a node, a few keys a leaf per
+                            10,000 keys */
     c->tombstone_grace_ms = 10ull * 24 * 3600 * 1000;
     c->read_repair = true;
     c->clock_max_ahead_ms = 60000;
