@@ -192,3 +192,9 @@ bench: deps-bench build
 bench-cluster: deps-bench build
 	$(call apt_install,etcd-server redis-sentinel)
 	$(PYTHON) bench/cluster.py --write
+
+# Leaderless mode (three nodes, N=3 R=2 W=2) beside leader mode, and an
+# anti-entropy repair: see the top of bench/leaderless.py.
+.PHONY: bench-leaderless
+bench-leaderless: deps-bench build
+	$(PYTHON) bench/leaderless.py --write
