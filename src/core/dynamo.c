@@ -1108,7 +1108,9 @@ static void dyn__read_finish(struct dyn *d, struct dyn__op *o)
     dyn__op_free(d, o);
 }
 
-static void dyn__submit_read(struct dyn *d, const struct dyn_req *rq)
+/* A read; internal (no client: a tombstone sweep) reads answer nobody
+ * but still repair and collect. */
+static void dyn__start_read(struct dyn *d, const struct dyn_req *rq, bool internal)
 {
     uint32_t r = rq->r ? rq->r : d->cfg.r;
     if (rq->local) {
@@ -1128,6 +1130,7 @@ static void dyn__submit_read(struct dyn *d, const struct dyn_req *rq)
     o->client_req = rq->id;
     o->op = rq->op;
     o->need = r;
+    o->answered = internal;
     if (d->cfg.sloppy) {
         dyn__targets(d, rq->key, rq->klen, 0, o);
     } else {
@@ -1140,10 +1143,12 @@ static void dyn__submit_read(struct dyn *d, const struct dyn_req *rq)
         }
     }
     if (r > o->n_primaries) {
-        d->st.reads_failed++;
-        dyn__reply_err(d, rq->id, DYN_ERR_UNAVAILABLE, 0, r,
-                       "UNAVAILABLE R=%u but the ring has only %u replicas for this key", r,
-                       o->n_primaries);
+        if (!internal) {
+            d->st.reads_failed++;
+            dyn__reply_err(d, rq->id, DYN_ERR_UNAVAILABLE, 0, r,
+                           "UNAVAILABLE R=%u but the ring has only %u replicas for this key", r,
+                           o->n_primaries);
+        }
         o->answered = true;
         o->nt = 0;
         dyn__op_free(d, o);
@@ -1155,6 +1160,42 @@ static void dyn__submit_read(struct dyn *d, const struct dyn_req *rq)
                             .klen = (uint32_t)rq->klen};
         dyn__send(d, &m);
     }
+}
+
+#define DYN_SWEEP_KEYS_MAX 16 /* tombstones checked per anti-entropy step */
+
+struct dyn__sweep {
+    struct dyn *d;
+    struct tbuf keys; /* (u32 klen, key) of tombstones past their grace */
+    uint32_t n;
+};
+
+static void dyn__sweep_add(void *arg, const char *key, size_t klen, const struct dvv_obj *o)
+{
+    struct dyn__sweep *sw = arg;
+    if (sw->n >= DYN_SWEEP_KEYS_MAX || o->vv.n == 0 || !dvv_deleted(o) ||
+        HLC_MS(dvv_max_ts(o)) + sw->d->cfg.tombstone_grace_ms >= sw->d->now_ms)
+        return;
+    tbuf_append_u32le(&sw->keys, (uint32_t)klen);
+    tbuf_append(&sw->keys, key, klen);
+    sw->n++;
+}
+
+/* Tombstones of range i past their grace: read each from all N replicas
+ * (a read that hears all N identical collects it), so a deleted key that
+ * nobody reads still goes. */
+static void dyn__sweep_tombstones(struct dyn *d, size_t i)
+{
+    struct dyn__sweep sw = {d, {0}, 0};
+    d->io.scan(d->io.arg, d->trees[i].lo, d->trees[i].hi, 0, dyn__sweep_add, &sw);
+    for (size_t off = 0; off < sw.keys.len;) {
+        uint32_t klen = tbuf_read_u32le(sw.keys.data + off);
+        struct dyn_req rq = {.op = DYN_OP_GET, .key = sw.keys.data + off + 4, .klen = klen,
+                             .r = d->cfg.n};
+        dyn__start_read(d, &rq, true);
+        off += 4 + klen;
+    }
+    tbuf_free(&sw.keys);
 }
 
 static void dyn__on_get(struct dyn *d, const struct dyn_msg *m)
@@ -1467,6 +1508,7 @@ static void dyn__ae_start(struct dyn *d)
         if (nc == 0)
             continue;
         uint32_t partner = cand[dyn__splitmix(&d->rng) % nc];
+        dyn__sweep_tombstones(d, i);
         struct merkle *t = dyn__tree(d, i);
         unsigned level = dyn__ae_level(d);
         uint32_t count = 1u << level;
@@ -2161,7 +2203,7 @@ void dyn_submit(struct dyn *d, const struct dyn_req *rq, uint64_t now_ms)
     }
     d->depth++;
     if (rq->op == DYN_OP_GET || rq->op == DYN_OP_GETALL)
-        dyn__submit_read(d, rq);
+        dyn__start_read(d, rq, false);
     else
         dyn__submit_write(d, rq);
     d->depth--;

@@ -54,9 +54,11 @@
  * Hints held for a node that LEFT go to the key's current replicas.
  *
  * Tombstones: an object whose siblings are all tombstones, the newest
- * older than tombstone_grace_ms, is removed once a read or an exchange has
- * seen it identical on all N replicas: the coordinator then asks each to
- * drop it if its copy still has that digest.
+ * older than tombstone_grace_ms, is removed once a read has heard it
+ * identical from all N replicas: the coordinator then asks each to drop it
+ * if its copy still has that digest. Besides clients' reads, each
+ * anti-entropy step reads a few such tombstones of its range from all N
+ * replicas, so a deleted key that nobody reads goes too.
  *
  * Pure: no clock (time comes in through dyn_tick and dyn_submit's now),
  * no randomness but the seed given, no I/O. Messages, the local store and

@@ -721,6 +721,38 @@ TEST(dyn_tombstones_are_collected_only_once_every_replica_holds_them_past_grace)
     t_teardown();
 }
 
+static void t_grace_ae(struct dyn_config *c)
+{
+    c->tombstone_grace_ms = 1000;
+    c->ae_interval_ms = 400;
+}
+
+TEST(dyn_tombstones_nobody_reads_are_collected_by_the_background_sweep)
+{
+    t_cluster(3, t_grace_ae);
+    t_settle();
+    char key[16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof(key), "d%d", i);
+        t_req(1, 1, DYN_OP_SET, key, "v", NULL, 0, 3);
+        t_req(1, 2, DYN_OP_DEL, key, NULL, NULL, 0, 3);
+        CHECK(t_rep[2].err == DYN_OK);
+    }
+    t_req(1, 3, DYN_OP_SET, "kept", "v", NULL, 0, 3);
+    t_run(500);
+    for (uint32_t id = 1; id <= 3; id++)
+        CHECK_EQ_INT(tn[id].n_ents, 21); /* within grace: all still there */
+    t_run(5000);
+    uint64_t purged = 0;
+    for (uint32_t id = 1; id <= 3; id++) {
+        CHECK_EQ_INT(tn[id].n_ents, 1);
+        CHECK(t_local_is(id, "kept", "v"));
+        purged += dyn_stats(tn[id].d)->tombstones_purged;
+    }
+    CHECK_EQ_INT(purged, 60);
+    t_teardown();
+}
+
 TEST(dyn_a_clock_stepping_back_never_reorders_a_nodes_writes)
 {
     t_cluster(3, NULL);
@@ -899,6 +931,7 @@ int main(void)
     RUN(dyn_anti_entropy_repairs_a_replica_that_missed_writes);
     RUN(dyn_anti_entropy_in_sync_sends_little);
     RUN(dyn_tombstones_are_collected_only_once_every_replica_holds_them_past_grace);
+    RUN(dyn_tombstones_nobody_reads_are_collected_by_the_background_sweep);
     RUN(dyn_a_clock_stepping_back_never_reorders_a_nodes_writes);
     RUN(dyn_a_joining_node_pulls_its_ranges_and_gets_writes_made_meanwhile);
     RUN(dyn_a_leaving_node_hands_its_data_off);
