@@ -221,6 +221,7 @@ struct dyn__op {
     bool existed;
     uint64_t digest;         /* hints and handoff: the digest offered */
     uint32_t owner;          /* hints: whose hint */
+    uint32_t coord;          /* writes: the coordinating replica */
     bool for_leave;          /* a handoff of our leave (not of a LEFT node's hint) */
     uint64_t lo, hi;         /* pulls: the range */
     bool listed;                   /* in the deadline list */
@@ -316,6 +317,8 @@ struct dyn {
     struct ring *leave_ring; /* the ring without us */
     uint64_t leave_next_ms;
     uint64_t leave_inflight;
+    size_t leave_range;      /* the next range of d->ring to hand off */
+    bool leave_failed;       /* this pass lost a copy: go round again */
 };
 
 /* ---- hash tables (chained, power-of-two sizes) ---- */
@@ -737,7 +740,9 @@ static void dyn__pending_targets(struct dyn *d, const char *key, size_t klen, ui
     uint32_t walk[DYN_N_MAX];
     size_t n = ring_walk(d->pending, ring_hash(key, klen), walk, d->cfg.n);
     for (size_t i = 0; i < n; i++) {
-        bool known = walk[i] == coord || ring_has(d->ring, walk[i]);
+        /* already the coordinating replica or a target (a replica, or a
+         * fallback standing in for one) */
+        bool known = walk[i] == coord;
         for (uint32_t k = 0; k < o->nt && !known; k++)
             known = o->t[k].node == walk[i];
         if (known || o->nt == 2 * DYN_N_MAX)
@@ -862,6 +867,7 @@ static void dyn__submit_write(struct dyn *d, const struct dyn_req *rq)
     o->client_req = rq->id;
     o->op = rq->op;
     o->need = w;
+    o->coord = coord;
     dyn__targets(d, rq->key, rq->klen, coord, o);
     dyn__pending_targets(d, rq->key, rq->klen, coord, o);
     if (coord == d->id) {
@@ -1908,10 +1914,8 @@ static void dyn__handoff_key(void *arg, const char *key, size_t klen, const stru
     o->digest = dvv_digest(obj);
     o->need = (uint32_t)n;
     o->for_leave = hs->for_leave;
-    if (o->for_leave) {
-        dyn__op_unlist(d, o); /* a leave waits for its copies: no deadline */
+    if (o->for_leave)
         d->leave_inflight++;
-    }
     tbuf_reset(&d->scratch);
     dvv_encode(obj, &d->scratch);
     for (size_t i = 0; i < n; i++) {
@@ -1941,32 +1945,46 @@ static void dyn__handoff_acked(struct dyn *d, struct dyn__op *o, bool ok)
     dyn__op_free(d, o);
     if (for_leave) {
         d->leave_inflight--;
-        if (failed)
-            d->leave_next_ms = 0; /* go round again */
+        d->leave_failed = d->leave_failed || failed;
     }
 }
 
+/* A leave goes one range at a time (its keys sent together, then the
+ * next once all are acknowledged or timed out), then the hints; a pass
+ * that lost a copy starts over after a pause, and one that lost none ends
+ * the leave. So a large node never floods its peers' queues, and a lost
+ * message only costs a retry. */
 static void dyn__leave_step(struct dyn *d)
 {
     if (!d->leaving || d->left || d->leave_inflight > 0 || d->now_ms < d->leave_next_ms)
         return;
-    if (d->leave_next_ms == 1) {
-        /* every key and hint went out and was acknowledged */
-        gossip_set_status(d->g, GOSSIP_LEFT);
-        d->left = true;
+    struct dyn__handoff_scan hs = {d, 0, d->leave_ring, true};
+    size_t nr = ring_ranges(d->ring);
+    if (d->leave_range < nr) {
+        uint64_t lo, hi;
+        ring_range_bounds(d->ring, d->leave_range++, &lo, &hi);
+        d->io.scan(d->io.arg, lo, hi, 0, dyn__handoff_key, &hs);
         return;
     }
-    struct dyn__handoff_scan hs = {d, 0, d->leave_ring, true};
-    d->io.scan(d->io.arg, 0, 0, 0, dyn__handoff_key, &hs);
+    /* then the hints, a batch per owner at a time, until none is left */
     struct gossip_state st[GOSSIP_NODES_MAX];
     size_t n = gossip_states(d->g, st, GOSSIP_NODES_MAX);
     for (size_t i = 0; i < n; i++) {
         hs.owner = st[i].id;
         if (st[i].id != d->id && d->io.hint_count(d->io.arg, st[i].id) > 0)
-            d->io.scan_hints(d->io.arg, st[i].id, 0, dyn__handoff_key, &hs);
+            d->io.scan_hints(d->io.arg, st[i].id, d->cfg.hint_batch, dyn__handoff_key, &hs);
     }
-    /* once these are all acknowledged (without failures), we are done */
-    d->leave_next_ms = 1;
+    if (d->leave_inflight > 0)
+        return;
+    if (d->leave_failed) {
+        d->leave_failed = false;
+        d->leave_range = 0;
+        d->leave_next_ms = d->now_ms + d->cfg.hint_retry_ms;
+        return;
+    }
+    /* every key and hint went out and was acknowledged */
+    gossip_set_status(d->g, GOSSIP_LEFT);
+    d->left = true;
 }
 
 void dyn_leave(struct dyn *d)
@@ -2216,11 +2234,13 @@ static void dyn__expire(struct dyn *d)
 {
     while (d->head != NULL && d->head->deadline_ms <= d->now_ms) {
         struct dyn__op *o = d->head;
+        uint64_t until = d->now_ms + 2 * d->cfg.gossip.interval_ms + d->cfg.request_timeout_ms;
+        if (o->kind == OPK_WRITE && !o->sent && o->coord != d->id)
+            dyn__suspect(d, o->coord, until); /* the coordinating replica never answered */
         if (o->kind == OPK_WRITE || o->kind == OPK_READ)
             for (uint32_t i = 0; i < o->nt; i++)
                 if (o->t[i].state == 0 && (o->kind == OPK_READ || o->sent))
-                    dyn__suspect(d, o->t[i].node, d->now_ms + 2 * d->cfg.gossip.interval_ms +
-                                                      d->cfg.request_timeout_ms);
+                    dyn__suspect(d, o->t[i].node, until);
         switch (o->kind) {
         case OPK_WRITE:
             if (!o->answered) {
@@ -2244,6 +2264,13 @@ static void dyn__expire(struct dyn *d)
             break;
         case OPK_PULL:
             dyn__pull_done(d, o, false);
+            break;
+        case OPK_HANDOFF:
+            if (o->for_leave) {
+                d->leave_inflight--;
+                d->leave_failed = true;
+            }
+            dyn__op_free(d, o);
             break;
         default:
             dyn__op_free(d, o);
@@ -2284,7 +2311,7 @@ uint64_t dyn_next_tick_ms(const struct dyn *d)
     if (d->cfg.ae_interval_ms > 0)
         t = TRIAD_MIN(t, d->ae.active ? d->ae.deadline_ms : d->ae_next_ms);
     if ((d->leaving && !d->left) || d->joining)
-        t = TRIAD_MIN(t, TRIAD_MAX(d->leave_next_ms, d->now_ms + 10));
+        t = TRIAD_MIN(t, TRIAD_MAX(d->leave_next_ms, d->now_ms + 1));
     return t;
 }
 

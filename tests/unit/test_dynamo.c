@@ -472,6 +472,28 @@ TEST(dyn_a_replica_that_times_out_is_stood_in_for_at_once)
     t_teardown();
 }
 
+TEST(dyn_a_coordinating_replica_that_times_out_is_passed_over_next_time)
+{
+    t_cluster(5, NULL);
+    t_settle();
+    char key[16];
+    uint32_t reps[3];
+    for (int i = 0;; i++) {
+        snprintf(key, sizeof(key), "key%d", i);
+        dyn_replicas(tn[1].d, key, strlen(key), reps, 3);
+        if (reps[0] != 5 && reps[1] != 5 && reps[2] != 5)
+            break;
+    }
+    tn[reps[0]].down = true;
+    t_req(5, 1, DYN_OP_SET, key, "v1", NULL, 0, 2);
+    t_run(600);
+    CHECK(t_rep[1].done && t_rep[1].err == DYN_ERR_UNAVAILABLE);
+    t_req(5, 2, DYN_OP_SET, key, "v2", NULL, 0, 2);
+    CHECK(t_rep[2].done && t_rep[2].err == DYN_OK);
+    CHECK(t_local_is(reps[1], key, "v2"));
+    t_teardown();
+}
+
 TEST(dyn_concurrent_puts_with_one_context_become_siblings_and_resolve)
 {
     t_cluster(3, NULL);
@@ -849,12 +871,34 @@ TEST(dyn_a_leaving_node_hands_its_data_off)
         t_req(1, (uint64_t)(i % 60), DYN_OP_SET, key, key, NULL, 0, 3);
     }
     dyn_leave(tn[4].d);
+    /* once the others know it is leaving (before its handoff starts), a
+     * write reaches the node that takes over from it at once */
+    t_run(150);
+    CHECK(!dyn_left(tn[4].d));
+    struct ring *after = ring_new(8);
+    for (uint32_t id = 1; id <= 3; id++)
+        ring_add(after, id);
+    int taken_over = 0;
+    for (int i = 100; i < 160; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        uint32_t reps[3], next[3];
+        dyn_replicas(tn[1].d, key, strlen(key), reps, 3);
+        t_req(1, (uint64_t)(i % 60), DYN_OP_SET, key, key, NULL, 0, 2);
+        if (reps[0] != 4 && reps[1] != 4 && reps[2] != 4)
+            continue;
+        ring_walk(after, ring_hash(key, strlen(key)), next, 3);
+        for (int k = 0; k < 3; k++)
+            CHECK(t_local_is(next[k], key, key));
+        taken_over++;
+    }
+    CHECK(taken_over > 10);
+    ring_free(after);
     t_run(5000);
     CHECK(dyn_left(tn[4].d));
     t_run(2000);
     /* the others see it gone, and each key is on its three new replicas */
     CHECK(!ring_has(dyn_ring(tn[1].d), 4));
-    for (int i = 0; i < 40; i++) {
+    for (int i = 0; i < 160; i = i == 39 ? 100 : i + 1) {
         snprintf(key, sizeof(key), "k%d", i);
         uint32_t reps[3];
         size_t n = dyn_replicas(tn[1].d, key, strlen(key), reps, 3);
@@ -862,7 +906,7 @@ TEST(dyn_a_leaving_node_hands_its_data_off)
         for (size_t k = 0; k < n; k++)
             if (!t_local_is(reps[k], key, key)) {
                 CHECK(t_local_is(reps[k], key, key));
-                i = 40;
+                i = 160;
                 break;
             }
     }
@@ -923,6 +967,7 @@ int main(void)
     RUN(dyn_strict_quorum_fails_clearly_when_w_replicas_are_down);
     RUN(dyn_sloppy_quorum_writes_hints_and_hands_them_off);
     RUN(dyn_a_replica_that_times_out_is_stood_in_for_at_once);
+    RUN(dyn_a_coordinating_replica_that_times_out_is_passed_over_next_time);
     RUN(dyn_concurrent_puts_with_one_context_become_siblings_and_resolve);
     RUN(dyn_one_clients_sets_through_different_coordinators_never_conflict);
     RUN(dyn_concurrent_writes_in_a_partition_survive_as_siblings_on_every_replica);
