@@ -34,6 +34,7 @@
 #define LL_ACTOR_FILE "actor"
 #define LL_GENERATION_FILE "generation"
 #define LL_CLEAN_FILE "clean" /* present from a clean shutdown to the next start */
+#define LL_LEFT_FILE "left"   /* this node left the ring (TRIAD.LEAVE): it never rejoins on this data */
 
 struct ll__token {
     uint64_t lsn, token;
@@ -608,6 +609,9 @@ static void ll__arm_timer(struct ll *ll)
     uv_timer_start(&ll->timer, ll__on_timer, at > now ? at - now : 0, 0);
 }
 
+static int ll__write_file(const char *dir, const char *name, const char *text, char *errmsg,
+                          size_t errlen);
+
 /* One log line when the node has pulled its ranges, and one when its
  * leave is done. */
 static void ll__note_status(struct ll *ll)
@@ -620,6 +624,9 @@ static void ll__note_status(struct ll *ll)
     }
     if (dyn_left(ll->d) && !ll->left_logged) {
         ll->left_logged = true;
+        char err[256];
+        if (ll__write_file(ll->cfg->dir, LL_LEFT_FILE, "left\n", err, sizeof(err)) != 0)
+            ll__log(ll, LOG_WARNING, "leaderless: %s", err);
         ll__log(ll, LOG_NOTICE, "leaderless: left the ring; every key and hint is on the "
                                 "nodes that own it now, and this node may be stopped");
     }
@@ -729,6 +736,15 @@ static bool ll__read_u64(const char *dir, const char *name, int base, uint64_t *
  * anything. */
 static int ll__identity(struct ll *ll, bool fresh, char *errmsg, size_t errlen)
 {
+    char left[CONFIG_STR_MAX + 16];
+    snprintf(left, sizeof(left), "%s/%s", ll->cfg->dir, LL_LEFT_FILE);
+    if (!fresh && access(left, F_OK) == 0) {
+        /* its data was handed off and the others dropped it: coming back
+         * on it would serve stale copies as a full member */
+        snprintf(errmsg, errlen, "this node left the ring (%s): to add it again, start it with an "
+                                 "empty --dir and --join yes", left);
+        return -1;
+    }
     const char *dir = ll->cfg->dir;
     char path[CONFIG_STR_MAX + 64];
     snprintf(path, sizeof(path), "%s/%s", dir, LL_CLEAN_FILE);

@@ -492,12 +492,16 @@ def test_a_node_joins_and_another_leaves_under_load_without_losing_a_write(tmp_p
         assert leaving.client().execute_command("TRIAD.LEAVE") == b"OK"
         wait_for(lambda: c.info(leaving)["status"] == "left", 60, "node 2 to hand off and leave")
         wait_for(lambda: all(c.info(s)["ring_members"] == 3 for s in (c.node(1), c.node(3), new)),
-                 20, "the others to drop node 2 from their rings")
+                 20, "the others to drop node 2 from their rings",
+                 lambda: "\n".join("%s: %r" % (s.name, c.info(s)) for s in c.running()))
         time.sleep(0.5)
         stop.set()
         for t in threads:
             t.join(timeout=30)
         assert leaving.stop() == 0
+        # a node that left never comes back on its old data
+        with pytest.raises(RuntimeError, match="left the ring"):
+            leaving.start()
         assert len(acked) > 200, (len(acked), errors[:5])
         # every acknowledged write reads back at R=2 ...
         r = c.node(1).client()
