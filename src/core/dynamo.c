@@ -543,7 +543,10 @@ static void dyn__ring_sync(struct dyn *d)
     }
     uint32_t members[RING_NODES_MAX];
     size_t k = ring_members(r, members, RING_NODES_MAX);
-    uint64_t epoch = XXH3_64bits(members, k * sizeof(members[0]));
+    unsigned char le[4 * RING_NODES_MAX]; /* the ids as u32 little-endian: a wire value */
+    for (size_t i = 0; i < k; i++)
+        tbuf_write_u32le(le + 4 * i, members[i]);
+    uint64_t epoch = XXH3_64bits(le, 4 * k);
     if (d->ring != NULL && epoch == d->ring_epoch) {
         ring_free(r);
         return;

@@ -196,8 +196,10 @@ static void triad_consistency(struct ll *ll, struct ll_session *ls, int argc, ch
         bool ok = r ? level_parse(argv[i + 1], argvlen[i + 1], n, &rl, &rn)
                     : level_parse(argv[i + 1], argvlen[i + 1], n, &wl, &wn);
         if (!ok) {
-            tbuf_appendf(out, "-ERR invalid %s level: use ONE, QUORUM, ALL or a number from 1 to "
-                              "%u (N)\r\n", r ? "R" : "W", (unsigned)n);
+            tbuf_appendf(out,
+                         "-ERR invalid %s level: use ONE, TWO, THREE, QUORUM, ALL or a number "
+                         "from 1 to %u (N)\r\n",
+                         r ? "R" : "W", (unsigned)n);
             return;
         }
     }

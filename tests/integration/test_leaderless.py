@@ -219,7 +219,7 @@ def test_consistency_levels_per_connection(cluster):
         assert c.cmd("TRIAD.CONSISTENCY", "W", "3") == "OK"
         assert c.cmd("TRIAD.CONSISTENCY") == [b"R", b"ONE", b"W", b"3"]
         assert c.cmd("TRIAD.CONSISTENCY", "W", "4") == \
-            Err("ERR invalid W level: use ONE, QUORUM, ALL or a number from 1 to 3 (N)")
+            Err("ERR invalid W level: use ONE, TWO, THREE, QUORUM, ALL or a number from 1 to 3 (N)")
         assert c.cmd("TRIAD.CONSISTENCY", "X", "ONE").startswith("ERR syntax error")
         assert c.cmd("SET", "lvl", "all") == "OK"  # all three nodes are up
         assert c.cmd("RESET") == "RESET"
