@@ -291,6 +291,7 @@ struct dyn {
     struct tbuf loop_q;      /* encoded messages to ourselves */
     bool draining;
     int depth;               /* inside an entry point */
+    bool sweep_needed;       /* there may be tombstones to collect */
     uint64_t *durable_q;     /* tokens made durable meanwhile: handled after */
     size_t durable_n, durable_cap;
     struct tbuf scratch;
@@ -646,6 +647,8 @@ static uint64_t dyn__store(struct dyn *d, const char *key, size_t klen, const st
         if (o != NULL && o->vv.n > 0)
             merkle_add(t->m, h, merkle_item_hash(key, klen, dvv_digest(o)));
     }
+    if (o != NULL && o->vv.n > 0 && dvv_deleted(o))
+        d->sweep_needed = true;
     uint64_t token = w ? w->token : 0;
     d->io.put(d->io.arg, key, klen, (o != NULL && o->vv.n > 0) ? o : NULL, token);
     return token;
@@ -1177,12 +1180,16 @@ struct dyn__sweep {
     struct dyn *d;
     struct tbuf keys; /* (u32 klen, key) of tombstones past their grace */
     uint32_t n;
+    uint64_t tombstones; /* seen, past their grace or not */
 };
 
 static void dyn__sweep_add(void *arg, const char *key, size_t klen, const struct dvv_obj *o)
 {
     struct dyn__sweep *sw = arg;
-    if (sw->n >= DYN_SWEEP_KEYS_MAX || o->vv.n == 0 || !dvv_deleted(o) ||
+    if (o->vv.n == 0 || !dvv_deleted(o))
+        return;
+    sw->tombstones++;
+    if (sw->n >= DYN_SWEEP_KEYS_MAX ||
         HLC_MS(dvv_max_ts(o)) + sw->d->cfg.tombstone_grace_ms >= sw->d->now_ms)
         return;
     tbuf_append_u32le(&sw->keys, (uint32_t)klen);
@@ -1190,13 +1197,20 @@ static void dyn__sweep_add(void *arg, const char *key, size_t klen, const struct
     sw->n++;
 }
 
-/* Tombstones of range i past their grace: read each from all N replicas
- * (a read that hears all N identical collects it), so a deleted key that
- * nobody reads still goes. */
-static void dyn__sweep_tombstones(struct dyn *d, size_t i)
+/* Tombstones past their grace: read each from all N replicas (a read
+ * that hears all N identical collects it), so a deleted key that nobody
+ * reads still goes. One pass over the store per anti-entropy sweep, and
+ * only while there may be tombstones (since the start, one was stored, or
+ * the last pass saw one). */
+static void dyn__sweep_tombstones(struct dyn *d)
 {
-    struct dyn__sweep sw = {d, {0}, 0};
-    d->io.scan(d->io.arg, d->trees[i].lo, d->trees[i].hi, 0, dyn__sweep_add, &sw);
+    if (!d->sweep_needed)
+        return;
+    d->sweep_needed = false;
+    struct dyn__sweep sw = {d, {0}, 0, 0};
+    d->io.scan(d->io.arg, 0, 0, 0, dyn__sweep_add, &sw);
+    if (sw.tombstones > 0)
+        d->sweep_needed = true; /* look again next sweep */
     for (size_t off = 0; off < sw.keys.len;) {
         uint32_t klen = tbuf_read_u32le(sw.keys.data + off);
         struct dyn_req rq = {.op = DYN_OP_GET, .key = sw.keys.data + off + 4, .klen = klen,
@@ -1452,19 +1466,25 @@ static bool dyn__replicates(struct dyn *d, size_t range)
 
 static void dyn__tree_add(void *arg, const char *key, size_t klen, const struct dvv_obj *o)
 {
-    struct merkle *m = arg;
-    if (o->vv.n > 0)
-        merkle_add(m, ring_hash(key, klen), merkle_item_hash(key, klen, dvv_digest(o)));
+    struct dyn *d = arg;
+    uint64_t h = ring_hash(key, klen);
+    struct merkle *m = d->trees[ring_range_of(d->ring, h)].m;
+    if (m != NULL && o->vv.n > 0)
+        merkle_add(m, h, merkle_item_hash(key, klen, dvv_digest(o)));
 }
 
+/* Range i's tree. The first one asked for after the ring changed builds
+ * the trees of every range we replicate, in one pass over the store: a
+ * scan costs the whole store, whatever its range. */
 static struct merkle *dyn__tree(struct dyn *d, size_t i)
 {
-    struct dyn__tree *t = &d->trees[i];
-    if (t->m == NULL) {
-        t->m = merkle_new(t->lo, t->hi, d->cfg.merkle_depth);
-        d->io.scan(d->io.arg, t->lo, t->hi, 0, dyn__tree_add, t->m);
+    if (d->trees[i].m == NULL) {
+        for (size_t k = 0; k < d->n_trees; k++)
+            if (d->trees[k].m == NULL && (k == i || dyn__replicates(d, k)))
+                d->trees[k].m = merkle_new(d->trees[k].lo, d->trees[k].hi, d->cfg.merkle_depth);
+        d->io.scan(d->io.arg, 0, 0, 0, dyn__tree_add, d);
     }
-    return t->m;
+    return d->trees[i].m;
 }
 
 /* The range a message names, if our ring has exactly it and we hold it. */
@@ -1501,6 +1521,8 @@ static void dyn__ae_start(struct dyn *d)
         mine += dyn__replicates(d, k);
     uint64_t period = mine ? d->cfg.ae_interval_ms / mine : d->cfg.ae_interval_ms;
     d->ae_next_ms = d->now_ms + TRIAD_MAX(period, 1);
+    if (d->ae_cursor == 0 && !d->ae.more)
+        dyn__sweep_tombstones(d); /* a new sweep of the ring begins */
     for (size_t step = 0; step < d->n_trees; step++) {
         size_t i = d->ae.more ? d->ae.range : d->ae_cursor;
         if (!d->ae.more)
@@ -1517,7 +1539,6 @@ static void dyn__ae_start(struct dyn *d)
         if (nc == 0)
             continue;
         uint32_t partner = cand[dyn__splitmix(&d->rng) % nc];
-        dyn__sweep_tombstones(d, i);
         struct merkle *t = dyn__tree(d, i);
         unsigned level = dyn__ae_level(d);
         uint32_t count = 1u << level;
@@ -2367,6 +2388,7 @@ struct dyn *dyn_new(const struct dyn_config *cfg, const struct dyn_io *io,
     d->hint_next_ms = now_ms + cfg->hint_retry_ms;
     d->ae_next_ms = now_ms + cfg->ae_interval_ms;
     d->joining = self->status == GOSSIP_JOINING;
+    d->sweep_needed = true; /* what is on disk is unknown: one pass */
     d->join_start_ms = now_ms;
     dyn__ring_sync(d);
     return d;
