@@ -57,8 +57,8 @@
  * older than tombstone_grace_ms, is removed once a read has heard it
  * identical from all N replicas: the coordinator then asks each to drop it
  * if its copy still has that digest. Besides clients' reads, each
- * anti-entropy step reads a few such tombstones of its range from all N
- * replicas, so a deleted key that nobody reads goes too.
+ * anti-entropy sweep of the ring starts by reading a few such tombstones
+ * from all N replicas, so a deleted key that nobody reads goes too.
  *
  * Pure: no clock (time comes in through dyn_tick and dyn_submit's now),
  * no randomness but the seed given, no I/O. Messages, the local store and
