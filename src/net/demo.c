@@ -117,8 +117,8 @@ int demo_main(int argc, char **argv)
                "  redis-cli -p %d GET greeting          any node coordinates any key\n"
                "  redis-cli -p %d INFO leaderless       ring, hints, anti-entropy, peers\n"
                "  redis-cli -p %d TRIAD.GETALL greeting  siblings and their context\n"
-               "Kill one node (kill -9): writes go on (sloppy quorum, hinted handoff) and reach\n"
-               "it when it is back. Ctrl-C stops them all.\n",
+               "Kill one node (kill -9): writes go on at W=2, and read repair and anti-entropy\n"
+               "bring it up to date when it is back. Ctrl-C stops them all.\n",
                base, base + 1, base + 2, base, base + 1, base + 2, base);
         fflush(stdout);
     } else if (!demo_stop) {
