@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../src/common/defs.h"
+
 struct tbuf;
 
 /* ---- randomness: splitmix64 ----
@@ -26,10 +28,7 @@ struct simlib_rng {
 
 static inline uint64_t simlib_rand(struct simlib_rng *r)
 {
-    uint64_t z = (r->state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return triad_splitmix64(&r->state);
 }
 
 /* Uniform in [lo, hi] (modulo bias and all: seeds must replay); lo when

@@ -76,6 +76,16 @@ static inline int triad_hex_digit(char c)
         return c - 'A' + 10;
     return -1;
 }
+/* splitmix64 (Steele, Lea, Flood 2014): the one PRNG of the cores and the
+ * simulators, seeded by the caller so every run replays. */
+static inline uint64_t triad_splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 #define TRIAD_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

@@ -36,14 +36,6 @@
 
 /* ---- small helpers ---- */
 
-static uint64_t dyn__splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static void put_u32(struct tbuf *b, uint32_t v) { tbuf_append_u32le(b, v); }
 static void put_u64(struct tbuf *b, uint64_t v) { tbuf_append_u64le(b, v); }
 
@@ -1538,7 +1530,7 @@ static void dyn__ae_start(struct dyn *d)
                 cand[nc++] = walk[k];
         if (nc == 0)
             continue;
-        uint32_t partner = cand[dyn__splitmix(&d->rng) % nc];
+        uint32_t partner = cand[triad_splitmix64(&d->rng) % nc];
         struct merkle *t = dyn__tree(d, i);
         unsigned level = dyn__ae_level(d);
         uint32_t count = 1u << level;
@@ -2309,7 +2301,7 @@ void dyn_tick(struct dyn *d, uint64_t now_ms)
 {
     d->now_ms = TRIAD_MAX(d->now_ms, now_ms);
     d->depth++;
-    uint32_t to = gossip_tick(d->g, d->now_ms, dyn__splitmix(&d->rng));
+    uint32_t to = gossip_tick(d->g, d->now_ms, triad_splitmix64(&d->rng));
     if (to != 0)
         dyn__gossip_send(d, to, DYN_MSG_GOSSIP);
     dyn__ring_sync(d);

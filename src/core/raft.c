@@ -168,11 +168,7 @@ struct raft {
 
 static uint64_t raft__rand(struct raft *r)
 {
-    /* splitmix64: the core's only randomness, seeded by the caller */
-    uint64_t z = (r->rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return triad_splitmix64(&r->rng); /* the core's only randomness, seeded by the caller */
 }
 
 static void raft__reset_election(struct raft *r)
