@@ -585,34 +585,6 @@ static uint64_t server_next_req_id(struct server *srv, struct session *s)
     return (seq << SERVER_SLOT_BITS) | s->slot;
 }
 
-/* Leader mode: the cluster's commands and the data commands go to the
- * cluster (true: handled, maybe still waiting); everything else runs here. */
-static bool server_cluster_route(struct server *srv, struct session *s)
-{
-    bool auth_ok = srv->cfg.requirepass[0] == '\0' || s->cc.authenticated;
-    if (!auth_ok)
-        return false; /* cmd_exec answers NOAUTH */
-    char **argv = s->parser.argv;
-    size_t *argvlen = s->parser.argvlen;
-    if (argvlen[0] == 5 && strncasecmp(argv[0], "RESET", 5) == 0) {
-        /* back to the defaults (the floor stays: it only ever helps) */
-        s->cs.ack = 0;
-        s->cs.readonly = false;
-        cluster_session_unwatch(&s->cs);
-        return false;
-    }
-    bool in_multi = (s->cc.flags & CMD_CLIENT_MULTI) != 0;
-    uint64_t req_id = server_next_req_id(srv, s);
-    s->cluster_req = req_id;
-    s->cluster_wait = true;
-    enum cluster_outcome o = cluster_command(srv->cluster, &s->cs, &s->cc, req_id,
-                                             s->parser.argc, argv, argvlen);
-    if (o != CLUSTER_PENDING)
-        s->cluster_wait = false;
-    if (in_multi && o != CLUSTER_LOCAL)
-        cmd_discard_transaction(&srv->cmd, &s->cc); /* EXEC went to the log (or was refused) */
-    return o != CLUSTER_LOCAL;
-}
 
 /* Leaderless mode: the answer to a session's command, from the loop (never
  * from inside the core), or from inside ll_command when it came at once. */
@@ -649,9 +621,11 @@ static uint64_t server_ll_durable_lsn(void *arg)
     return srv->cfg.fsync == CONFIG_FSYNC_NO ? UINT64_MAX : srv->durable_lsn;
 }
 
-/* Leaderless mode: the data commands go to the node (true: handled, maybe
- * still waiting); connection and server commands run here. */
-static bool server_ll_route(struct server *srv, struct session *s)
+/* A cluster (either mode) takes the data commands and its own commands of
+ * an authenticated connection (true: handled, maybe still waiting);
+ * connection and server commands run here, RESET after it has put the
+ * mode's session state back to its defaults. */
+static bool server_cluster_route(struct server *srv, struct session *s)
 {
     bool auth_ok = srv->cfg.requirepass[0] == '\0' || s->cc.authenticated;
     if (!auth_ok)
@@ -659,17 +633,34 @@ static bool server_ll_route(struct server *srv, struct session *s)
     char **argv = s->parser.argv;
     size_t *argvlen = s->parser.argvlen;
     if (argvlen[0] == 5 && strncasecmp(argv[0], "RESET", 5) == 0) {
-        ll_session_reset(&s->ls);
+        if (srv->ll != NULL) {
+            ll_session_reset(&s->ls);
+        } else {
+            /* back to the defaults (the floor stays: it only ever helps) */
+            s->cs.ack = 0;
+            s->cs.readonly = false;
+            cluster_session_unwatch(&s->cs);
+        }
         return false;
     }
     uint64_t req_id = server_next_req_id(srv, s);
     s->cluster_req = req_id;
     s->cluster_wait = true;
-    enum ll_outcome o = ll_command(srv->ll, &s->ls, &s->cc, req_id, s->parser.argc, argv,
-                                   argvlen);
-    if (o != LL_PENDING)
+    if (srv->ll != NULL) {
+        enum ll_outcome o = ll_command(srv->ll, &s->ls, &s->cc, req_id, s->parser.argc, argv,
+                                       argvlen);
+        if (o != LL_PENDING)
+            s->cluster_wait = false;
+        return o != LL_LOCAL;
+    }
+    bool in_multi = (s->cc.flags & CMD_CLIENT_MULTI) != 0;
+    enum cluster_outcome o = cluster_command(srv->cluster, &s->cs, &s->cc, req_id,
+                                             s->parser.argc, argv, argvlen);
+    if (o != CLUSTER_PENDING)
         s->cluster_wait = false;
-    return o != LL_LOCAL;
+    if (in_multi && o != CLUSTER_LOCAL)
+        cmd_discard_transaction(&srv->cmd, &s->cc); /* EXEC went to the log (or was refused) */
+    return o != CLUSTER_LOCAL;
 }
 
 static void session_process(struct session *s)
@@ -712,8 +703,7 @@ static void session_process(struct session *s)
         if (s->parser.argc == 0)
             continue;
         srv->current = s;
-        if ((srv->cluster != NULL && server_cluster_route(srv, s)) ||
-            (srv->ll != NULL && server_ll_route(srv, s))) {
+        if ((srv->cluster != NULL || srv->ll != NULL) && server_cluster_route(srv, s)) {
             srv->current = NULL;
             produced = true;
             if (s->cluster_wait)
