@@ -114,6 +114,49 @@ def wait_until(what, cond, timeout_s, procs=()):
         what, "\n".join("== %s\n%s" % (p.name, p.log_tail()) for p in procs)))
 
 
+class BenchRun:
+    """The frame of one benchmark run: a temporary directory holding a
+    private copy of the binary (others may rebuild build/triad meanwhile)
+    and the servers' logs, the report's lines, and at the end every process
+    of PROCS stopped by its pid; the directory goes if the run succeeded,
+    else its logs stay for a look."""
+
+    def __init__(self, prefix):
+        self.tmp = tempfile.mkdtemp(prefix=prefix)
+        self.logdir = os.path.join(self.tmp, "logs")
+        os.makedirs(self.logdir)
+        self.binary = os.path.join(self.tmp, "triad")
+        shutil.copy2(TRIAD, self.binary)
+        self.lines = []
+        self.t_begin = time.monotonic()
+        self.load_begin = os.getloadavg()[0]
+
+    def say(self, s=""):
+        print(s, flush=True)
+        self.lines.append(s)
+
+    @staticmethod
+    def progress(s):
+        print(s, file=sys.stderr, flush=True)
+
+    def footer(self):
+        self.say("Whole run: %.0f s; load average (1 min) of the machine %.1f at the start, %.1f at "
+                 "the end (2 cores; the servers, their fsyncs and the load generator share them)." % (
+                     time.monotonic() - self.t_begin, self.load_begin, os.getloadavg()[0]))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        for p in reversed(PROCS):
+            p.stop()
+        if exc_type is None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            print("logs kept in %s" % self.logdir, file=sys.stderr)
+        return False
+
+
 # ---- RESP and HTTP, blocking (set-up and failover writers) ----
 
 class RespError(Exception):
@@ -751,25 +794,8 @@ def main():
     rb_n = 20000 if opts.quick else 100000       # redis-benchmark requests per run
     py_ops, py_s = (20000, 3.0) if opts.quick else (100000, 10.0)  # generator: ops and seconds, the lesser
 
-    tmp = tempfile.mkdtemp(prefix="triad-bench-cluster-")
-    logdir = os.path.join(tmp, "logs")
-    os.makedirs(logdir)
-    # a private copy: others may rebuild build/triad while this runs
-    binary = os.path.join(tmp, "triad")
-    shutil.copy2(TRIAD, binary)
-    lines = []
-    t_begin = time.monotonic()
-    load_begin = os.getloadavg()[0]
-
-    def say(s=""):
-        print(s, flush=True)
-        lines.append(s)
-
-    def progress(s):
-        print(s, file=sys.stderr, flush=True)
-
-    ok_exit = False
-    try:
+    with BenchRun("triad-bench-cluster-") as run:
+        tmp, logdir, binary, say, progress = run.tmp, run.logdir, run.binary, run.say, run.progress
         triad = TriadCluster(tmp, binary, logdir)
         etcd = EtcdCluster(tmp, logdir)
         redis = RedisReplicas(tmp, logdir)
@@ -941,24 +967,14 @@ def main():
             "SETs on the master Sentinel names (no WAIT). A GET on triad's leader waits for a ReadIndex, "
             "which the leader lease (check-quorum on) answers without a round of heartbeats." % tb[0])
         say()
-        say("Whole run: %.0f s; load average (1 min) of the machine %.1f at the start, %.1f at the end "
-            "(2 cores; the servers, their fsyncs and the load generator share them)." % (
-                time.monotonic() - t_begin, load_begin, os.getloadavg()[0]))
-        ok_exit = True
+        run.footer()
         summary = {"write": write_ratios, "get": gc[0] / gs[0],
                    "failover": {k: (pct(v, 0.5), pct(v, 0.99)) for k, v in fo.items()}}
         progress("summary: %r" % (summary,))
-    finally:
-        for p in reversed(PROCS):
-            p.stop()
-        if ok_exit:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print("logs kept in %s" % logdir, file=sys.stderr)
 
     if opts.write:
         etcd = subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split()[2]
-        prepend_results("Leader mode (three nodes)", lines, opts.quick, ("etcd " + etcd,))
+        prepend_results("Leader mode (three nodes)", run.lines, opts.quick, ("etcd " + etcd,))
 
 
 if __name__ == "__main__":

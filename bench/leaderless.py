@@ -23,15 +23,13 @@ results are prepended to bench/RESULTS.md.
 """
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cluster  # noqa: E402
 from cluster import HOST, Proc, Resp, info_dict, redis_benchmark, resp_call, wait_until  # noqa: E402
-from run import TRIAD, free_port, prepend_results  # noqa: E402
+from run import free_port, prepend_results  # noqa: E402
 
 VALUE = b"v" * 16
 SMALL = 100  # keys node 3 misses in the "little differs" case
@@ -113,24 +111,8 @@ def main():
     rb_n = 20000 if opts.quick else 100000
     ae_keys = 20000 if opts.quick else 100000
 
-    tmp = tempfile.mkdtemp(prefix="triad-bench-leaderless-")
-    logdir = os.path.join(tmp, "logs")
-    os.makedirs(logdir)
-    binary = os.path.join(tmp, "triad")
-    shutil.copy2(TRIAD, binary)
-    lines = []
-    t_begin = time.monotonic()
-    load_begin = os.getloadavg()[0]
-
-    def say(s=""):
-        print(s, flush=True)
-        lines.append(s)
-
-    def progress(s):
-        print(s, file=sys.stderr, flush=True)
-
-    ok_exit = False
-    try:
+    with cluster.BenchRun("triad-bench-leaderless-") as run:
+        tmp, logdir, binary, say, progress = run.tmp, run.logdir, run.binary, run.say, run.progress
         # ---- 1. throughput beside leader mode ----
         ll = Leaderless(tmp, binary, logdir)
         lead = cluster.TriadCluster(tmp, binary, logdir)
@@ -245,20 +227,10 @@ def main():
         say("| in sync: bytes for a full sweep of the ring, all three nodes | %.0f (%.4f x the data) |" % (
             (s1 - s0) / 2.5 * 2.0, (s1 - s0) / 2.5 * 2.0 / payload))
         say()
-        say("Whole run: %.0f s; load average (1 min) %.1f at the start, %.1f at the end (2 cores; the "
-            "servers, their fsyncs and the load generator share them)." % (
-                time.monotonic() - t_begin, load_begin, os.getloadavg()[0]))
-        ok_exit = True
-    finally:
-        for p in reversed(cluster.PROCS):
-            p.stop()
-        if ok_exit:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print("logs kept in %s" % logdir, file=sys.stderr)
+        run.footer()
 
     if opts.write:
-        prepend_results("Leaderless mode (three nodes)", lines, opts.quick)
+        prepend_results("Leaderless mode (three nodes)", run.lines, opts.quick)
 
 
 if __name__ == "__main__":
