@@ -118,17 +118,33 @@ void cmd_propagate_db(struct cmd_server *s, int db, int argc, char **argv, size_
     TRIAD_ASSERT(db >= 0 && db < s->databases);
     TRIAD_ASSERT(argc >= 1);
     if (s->log_ncmds == 0) {
-        tbuf_reset(&s->log_buf);
-        tbuf_append_u64le(&s->log_buf, (uint64_t)s->now_ms);
-        tbuf_append_u32le(&s->log_buf, 0); /* ncmds, patched when the record is finished */
+        if (s->log_begin != NULL) {
+            s->log_out = s->log_begin(s->log_arg);
+        } else {
+            s->log_out = &s->log_buf;
+            tbuf_reset(&s->log_buf);
+        }
+        s->log_start = s->log_out->len;
+        tbuf_append_u64le(s->log_out, (uint64_t)s->now_ms);
+        tbuf_append_u32le(s->log_out, 0); /* ncmds, patched when the record is finished */
     }
-    tbuf_append_u32le(&s->log_buf, (uint32_t)db);
-    tbuf_append_u32le(&s->log_buf, (uint32_t)argc);
+    size_t need = 8;
     for (int i = 0; i < argc; i++) {
         TRIAD_ASSERT(argvlen[i] <= UINT32_MAX);
-        tbuf_append_u32le(&s->log_buf, (uint32_t)argvlen[i]);
-        tbuf_append(&s->log_buf, argv[i], argvlen[i]);
+        need += 4 + argvlen[i];
     }
+    struct tbuf *b = s->log_out;
+    tbuf_reserve(b, need);
+    char *p = b->data + b->len;
+    tbuf_write_u32le(p, (uint32_t)db);
+    tbuf_write_u32le(p + 4, (uint32_t)argc);
+    p += 8;
+    for (int i = 0; i < argc; i++) {
+        tbuf_write_u32le(p, (uint32_t)argvlen[i]);
+        memcpy(p + 4, argv[i], argvlen[i]);
+        p += 4 + argvlen[i];
+    }
+    b->len += need;
     s->log_ncmds++;
 }
 
@@ -141,7 +157,10 @@ void cmd_propagate(struct cmd_server *s, struct cmd_client *c, int argc, char **
 /* Forget the record being built (replay, or no WAL attached). */
 static void cmd__log_discard(struct cmd_server *s)
 {
+    if (s->log_ncmds > 0 && s->log_out != &s->log_buf)
+        s->log_cancel(s->log_arg);
     s->log_ncmds = 0;
+    s->log_out = NULL;
     if (s->log_buf.cap > CMD_LOG_BUF_KEEP_MAX)
         tbuf_free(&s->log_buf);
     else
@@ -154,10 +173,17 @@ static uint64_t cmd__log_finish(struct cmd_server *s)
     uint64_t lsn = 0;
     if (s->log_ncmds == 0)
         return 0;
-    TRIAD_ASSERT(s->log_buf.len >= CMD_LOG_HEADER_SIZE);
-    tbuf_write_u32le(s->log_buf.data + 8, s->log_ncmds);
+    struct tbuf *b = s->log_out;
+    TRIAD_ASSERT(b->len >= s->log_start + CMD_LOG_HEADER_SIZE);
+    tbuf_write_u32le(b->data + s->log_start + 8, s->log_ncmds);
+    if (b != &s->log_buf) {
+        lsn = s->log_end(s->log_arg);
+        s->log_ncmds = 0;
+        s->log_out = NULL;
+        return lsn;
+    }
     if (s->log_fn != NULL)
-        lsn = s->log_fn(s->log_arg, s->log_buf.data, s->log_buf.len);
+        lsn = s->log_fn(s->log_arg, b->data + s->log_start, b->len - s->log_start);
     cmd__log_discard(s);
     return lsn;
 }

@@ -184,9 +184,19 @@ struct cmd_server {
      * returns its lsn. NULL while replaying or in tests without a WAL. */
     uint64_t (*log_fn)(void *arg, const void *body, size_t len);
     void *log_arg;
+    /* Or, when log_begin is set (it takes precedence), records are built in
+     * the sink's own buffer, saving a copy of every value written:
+     * log_begin returns the buffer to append a record's body to,
+     * log_end frames the body appended since and returns its lsn, and
+     * log_cancel drops it. Nothing else appends to that buffer meanwhile. */
+    struct tbuf *(*log_begin)(void *arg);
+    uint64_t (*log_end)(void *arg);
+    void (*log_cancel)(void *arg);
 
     /* private */
-    struct tbuf log_buf;     /* the record being built */
+    struct tbuf log_buf;     /* the record being built, without log_begin */
+    struct tbuf *log_out;    /* where the open record is: log_buf or log_begin's */
+    size_t log_start;        /* its offset in *log_out */
     uint32_t log_ncmds;
     int exec_depth;
     struct cmd_watch_table *watch;

@@ -85,6 +85,11 @@ size_t resp_parse_hint(const struct resp_parser *p)
     return 0;
 }
 
+bool resp_parser_idle(const struct resp_parser *p)
+{
+    return p->state == RESP_ST_START;
+}
+
 /* Room for one more argument in argv / argvlen / arg_off. */
 static void resp__argv_reserve(struct resp_parser *p)
 {
@@ -654,4 +659,50 @@ int resp_format_long_double(char *dst, size_t size, long double v)
 err_no_room:
     dst[0] = '\0';
     return 0;
+}
+
+/* ---- lookahead ---- */
+
+/* A `<type><integer>\r\n` line at buf[*pos]; moves *pos past it. */
+static bool resp__peek_line(const char *buf, size_t len, size_t *pos, char type, long long *n)
+{
+    size_t p = *pos;
+    if (p >= len || buf[p] != type)
+        return false;
+    /* a length line is short: 1 type byte, at most 20 digits and a sign */
+    const char *cr = memchr(buf + p, '\r', TRIAD_MIN(len - p, (size_t)24));
+    if (cr == NULL || (size_t)(cr - buf) + 2 > len)
+        return false;
+    if (!resp__str2ll(buf + p + 1, (size_t)(cr - buf) - p - 1, n))
+        return false;
+    *pos = (size_t)(cr - buf) + 2;
+    return true;
+}
+
+size_t resp_peek_keys(const char *buf, size_t len, struct resp_key *keys, size_t max,
+                      size_t *scanned)
+{
+    size_t pos = 0, found = 0;
+    *scanned = 0;
+    while (found < max) {
+        long long argc;
+        if (!resp__peek_line(buf, len, &pos, '*', &argc) || argc < 1 || argc > RESP_MULTIBULK_MAX)
+            break;
+        struct resp_key key = {NULL, 0};
+        long long i;
+        for (i = 0; i < argc; i++) {
+            long long blen;
+            if (!resp__peek_line(buf, len, &pos, '$', &blen) || blen < 0 ||
+                (unsigned long long)blen > len - pos || len - pos - (size_t)blen < 2)
+                break;
+            if (i == 1)
+                key = (struct resp_key){buf + pos, (size_t)blen};
+            pos += (size_t)blen + 2;
+        }
+        if (i < argc)
+            break;
+        keys[found++] = key;
+        *scanned = pos;
+    }
+    return found;
 }

@@ -73,6 +73,22 @@ void resp_parser_reset(struct resp_parser *p);
 int resp_parse(struct resp_parser *p, const char *buf, size_t len, size_t *consumed);
 size_t resp_parse_hint(const struct resp_parser *p);
 
+/* Lookahead, for prefetching: the complete multibulk requests at the start
+ * of buf[0..len), at most `max` of them. keys[i] is the second element of
+ * request i (the key, for most commands), or {NULL, 0} if it has only one.
+ * Returns how many requests were found and sets *scanned to the bytes they
+ * span. An inline request, a malformed one or an incomplete one ends the
+ * scan: it is the parser's to judge. Nothing is copied; keys point into buf.
+ * resp_parser_idle says whether the parser is between requests, so that
+ * buf starts with one. */
+struct resp_key {
+    const char *ptr;
+    size_t len;
+};
+size_t resp_peek_keys(const char *buf, size_t len, struct resp_key *keys, size_t max,
+                      size_t *scanned);
+bool resp_parser_idle(const struct resp_parser *p);
+
 /* ---- replies ----
  * Each function appends one RESP value to `b`. `proto` is 2 or 3; where the
  * two protocols differ the function writes the right form:

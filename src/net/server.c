@@ -17,6 +17,11 @@
  * Group commit: all records appended during one loop turn leave as one
  * batch - one write() and one fdatasync() - handed over in the prepare
  * phase, right before the loop polls for I/O.
+ *
+ * Replies leave once per loop turn, too: a session that produced replies
+ * joins the flush queue, emptied in the check phase right after the I/O
+ * callbacks, so a pipeline that arrives in several reads is answered with
+ * one write.
  */
 #include "server.h"
 
@@ -62,13 +67,29 @@
 #define TRIAD_REDIS_COMPAT_VERSION "7.0.0"
 
 #define SESSION_READ_CHUNK_BYTES (16 * 1024)
-#define SESSION_IN_SHRINK_BYTES (64 * 1024)  /* free an idle query buffer above this */
+#define SESSION_OUT_SHRINK_BYTES (1024 * 1024) /* free an emptied output buffer above this */
+#define SERVER_READ_BYTES (64 * 1024)        /* the shared read buffer */
 #define SESSION_OUT_PAUSE_BYTES (64ull * 1024 * 1024) /* stop reading a client that doesn't read */
 #define SESSION_BATCH_COMMANDS_MAX 1024      /* commands per read before yielding */
+#define SESSION_PREFETCH_MAX 16              /* requests whose keys are prefetched at once */
 #define EXPIRE_KEYS_PER_TICK_MAX 2000
 #define OPS_SAMPLES 16
 
 struct server;
+struct session;
+
+/* A session's place in one of the server's queues (the wait list, the
+ * flush queue): intrusive, so joining and leaving cost no allocation. */
+struct squeue_link {
+    struct session *s;
+    struct squeue_link *prev, *next;
+    bool queued;
+};
+
+struct squeue {
+    struct squeue_link *first;
+    size_t n;
+};
 
 struct session {
     uv_tcp_t tcp;
@@ -84,9 +105,9 @@ struct session {
     bool write_in_flight;
     bool reading;
     bool closing;
-    bool on_wait_list;
     struct session *prev, *next;   /* srv->sessions */
-    struct session *wprev, *wnext; /* srv->waiting */
+    struct squeue_link wait_link;  /* srv->waiting */
+    struct squeue_link flush_link; /* srv->flushing */
     char addr[64];
     char laddr[64];
     int64_t created_ms;
@@ -107,13 +128,21 @@ struct session {
 #define SERVER_SLOT_BITS 24
 #define SERVER_SLOT_MASK ((1u << SERVER_SLOT_BITS) - 1)
 
+/* Batches queued for the fsync thread, at most. */
+#define SYNCER_JOBS_MAX 64
+/* Written batches' buffers kept for the loop to fill again, at most. */
+#define SYNCER_SPARES_MAX 4
+
 /* The fsync thread and what it shares with the loop (under mu). */
 struct syncer {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct wal_batch job;
-    bool has_job;
+    struct wal_batch jobs[SYNCER_JOBS_MAX]; /* a ring, oldest at jobs_head */
+    int jobs_head, njobs;
+    bool writing; /* the thread is writing jobs it has not yet dequeued */
+    struct wal_batch spares[SYNCER_SPARES_MAX];
+    int nspares;
     bool stop;
     int policy;
     uint64_t written_lsn;
@@ -130,6 +159,8 @@ struct server {
     uv_tcp_t listener;
     uv_timer_t cron;
     uv_prepare_t prepare;
+    uv_check_t check;
+    char rbuf[SERVER_READ_BYTES]; /* shared read buffer (on_alloc) */
     uv_signal_t sigterm, sigint;
     struct cmd_server cmd;
     struct wal *wal;
@@ -137,13 +168,15 @@ struct server {
     int lock_fd;
 
     struct session *sessions;
-    struct session *waiting;
+    struct squeue waiting;  /* sessions whose replies wait for durability */
+    struct squeue flushing; /* sessions with replies to send this loop turn */
     struct session *current; /* the session whose command is running */
     size_t nsessions;
     uint64_t next_client_id;
 
     uint64_t durable_lsn; /* replies for records up to here may leave */
     uint64_t wal_bytes_since_snapshot;
+    size_t log_open_at; /* where the open record's body starts (server_log_begin) */
 
     /* snapshots */
     pid_t child_pid;
@@ -226,6 +259,65 @@ __attribute__((format(printf, 2, 3))) static void srv_log(int level, const char 
 
 /* ---- the fsync thread ---- */
 
+/* Fsync thread, under mu: keep a written job's buffer for the loop to fill
+ * again (a fresh one per batch would cost the loop page faults and copies
+ * for every byte of log), or free it. */
+static void syncer_keep_buffer(struct syncer *sy, struct wal_batch *job)
+{
+    if (sy->nspares < SYNCER_SPARES_MAX && job->cap <= WAL_SPARE_BYTES_MAX) {
+        sy->spares[sy->nspares++] = *job;
+        memset(job, 0, sizeof(*job));
+        return;
+    }
+    pthread_mutex_unlock(&sy->mu);
+    wal_batch_free(job);
+    pthread_mutex_lock(&sy->mu);
+}
+
+/* Fsync thread, under mu: write the jobs queued now, as one group: each is
+ * written, and under `fsync always` the last is followed by one fdatasync
+ * that covers them all. Jobs queued meanwhile wait for the next group, so
+ * a steady stream of them cannot put the fdatasync off. */
+static void syncer_write_group(struct syncer *sy, int64_t *last_sync_ms)
+{
+    char err[256];
+    int n = sy->njobs;
+    bool sync = sy->policy == CONFIG_FSYNC_ALWAYS;
+    int rc = 0;
+    sy->writing = true;
+    for (int i = 0; i < n && rc == 0; i++) {
+        struct wal_batch job = sy->jobs[sy->jobs_head];
+        pthread_mutex_unlock(&sy->mu);
+        rc = wal_write_batch(sy->wal, &job, sync && i == n - 1, err, sizeof(err));
+        pthread_mutex_lock(&sy->mu);
+        sy->jobs_head = (sy->jobs_head + 1) % SYNCER_JOBS_MAX;
+        sy->njobs--;
+        if (rc == 0)
+            sy->written_lsn = job.last_lsn;
+        syncer_keep_buffer(sy, &job);
+    }
+    sy->writing = false;
+    if (rc != 0) {
+        sy->failed = true;
+        snprintf(sy->errmsg, sizeof(sy->errmsg), "%s", err);
+        /* nothing more is written: the loop stops the server */
+        while (sy->njobs > 0) {
+            wal_batch_free(&sy->jobs[sy->jobs_head]);
+            sy->jobs_head = (sy->jobs_head + 1) % SYNCER_JOBS_MAX;
+            sy->njobs--;
+        }
+    } else if (sync) {
+        sy->synced_lsn = sy->written_lsn;
+        *last_sync_ms = wall_ms();
+    }
+    /* Under `fsync no` no reply waits for this, so the loop is told only
+     * of a failure: a wake-up per batch would cost the loop a syscall and
+     * a turn for nothing. It hands over the next batch on its own (each
+     * turn and from the cron). */
+    if (rc != 0 || sy->policy != CONFIG_FSYNC_NO)
+        uv_async_send(&sy->async);
+}
+
 static void *syncer_main(void *arg)
 {
     struct syncer *sy = arg;
@@ -234,31 +326,8 @@ static void *syncer_main(void *arg)
 
     pthread_mutex_lock(&sy->mu);
     for (;;) {
-        if (sy->has_job) {
-            struct wal_batch job = sy->job;
-            bool sync = sy->policy == CONFIG_FSYNC_ALWAYS;
-            pthread_mutex_unlock(&sy->mu);
-            int rc = wal_write_batch(sy->wal, &job, sync, err, sizeof(err));
-            uint64_t last = job.last_lsn;
-            wal_batch_free(&job);
-            pthread_mutex_lock(&sy->mu);
-            sy->has_job = false;
-            if (rc != 0) {
-                sy->failed = true;
-                snprintf(sy->errmsg, sizeof(sy->errmsg), "%s", err);
-            } else {
-                sy->written_lsn = last;
-                if (sync) {
-                    sy->synced_lsn = last;
-                    last_sync_ms = wall_ms();
-                }
-            }
-            /* Under `fsync no` no reply waits for this, so the loop is told
-             * only of a failure: a wake-up per batch would cost the loop a
-             * syscall and a turn for nothing. It hands over the next batch
-             * on its own (each turn and from the cron). */
-            if (rc != 0 || sy->policy != CONFIG_FSYNC_NO)
-                uv_async_send(&sy->async);
+        if (sy->njobs > 0) {
+            syncer_write_group(sy, &last_sync_ms);
             continue;
         }
         if (sy->stop)
@@ -306,18 +375,29 @@ static void *syncer_main(void *arg)
 /* Under `fsync no`, records wait until this many bytes are pending (or the
  * cron runs): fewer, larger writes cost the other core less. */
 #define SYNCER_LAZY_BATCH_BYTES (64 * 1024)
+/* Pending records this big are handed over even while the fsync thread is
+ * busy: buffers stay small enough to be reused warm from the cache, and
+ * the disk gets the log while the loop makes more. */
+#define SYNCER_CHUNK_BYTES (256 * 1024)
 
-/* Loop thread: hand the pending records to the fsync thread if it is idle. */
-static void syncer_kick_if(struct server *srv, size_t min_bytes)
+/* Loop thread: queue the pending records for the fsync thread, if there
+ * are at least min_bytes of them and it is idle (or, with busy_too, has
+ * room in its queue). Small batches thus wait while it is busy and then
+ * go together: group commit. */
+static void syncer_hand_over(struct server *srv, size_t min_bytes, bool busy_too)
 {
     struct syncer *sy = &srv->syncer;
     size_t pending = wal_pending_bytes(srv->wal);
     if (pending == 0 || pending < min_bytes)
         return;
     pthread_mutex_lock(&sy->mu);
-    if (!sy->has_job) {
-        wal_take_batch(srv->wal, &sy->job);
-        sy->has_job = true;
+    bool idle = sy->njobs == 0 && !sy->writing;
+    if (idle || (busy_too && sy->njobs < SYNCER_JOBS_MAX)) {
+        int tail = (sy->jobs_head + sy->njobs) % SYNCER_JOBS_MAX;
+        wal_take_batch(srv->wal, &sy->jobs[tail]);
+        sy->njobs++;
+        if (sy->nspares > 0)
+            wal_recycle_batch(srv->wal, &sy->spares[--sy->nspares]);
         pthread_cond_signal(&sy->cv);
     }
     pthread_mutex_unlock(&sy->mu);
@@ -325,38 +405,68 @@ static void syncer_kick_if(struct server *srv, size_t min_bytes)
 
 static void syncer_kick(struct server *srv)
 {
-    syncer_kick_if(srv, 0);
+    syncer_hand_over(srv, 0, false);
 }
 
 static void session_flush(struct session *s);
 
-static void session_unlink_wait(struct session *s)
+static void squeue_push(struct squeue *q, struct squeue_link *l)
 {
-    struct server *srv = s->srv;
-    if (!s->on_wait_list)
+    if (l->queued)
         return;
-    if (s->wprev)
-        s->wprev->wnext = s->wnext;
+    l->queued = true;
+    q->n++;
+    l->prev = NULL;
+    l->next = q->first;
+    if (q->first)
+        q->first->prev = l;
+    q->first = l;
+}
+
+static void squeue_unlink(struct squeue *q, struct squeue_link *l)
+{
+    if (!l->queued)
+        return;
+    if (l->prev)
+        l->prev->next = l->next;
     else
-        srv->waiting = s->wnext;
-    if (s->wnext)
-        s->wnext->wprev = s->wprev;
-    s->wprev = s->wnext = NULL;
-    s->on_wait_list = false;
+        q->first = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    l->prev = l->next = NULL;
+    l->queued = false;
+    q->n--;
 }
 
 static void server_release_waiting(struct server *srv)
 {
-    struct session *s = srv->waiting;
-    while (s) {
-        struct session *next = s->wnext;
-        if (s->wait_lsn <= srv->durable_lsn) {
+    struct squeue_link *l = srv->waiting.first;
+    while (l) {
+        struct squeue_link *next = l->next;
+        if (l->s->wait_lsn <= srv->durable_lsn) {
             /* unlink, then flush (which may re-add it) */
-            session_unlink_wait(s);
-            session_flush(s);
+            squeue_unlink(&srv->waiting, l);
+            session_flush(l->s);
         }
-        s = next;
+        l = next;
     }
+}
+
+/* Send what the sessions produced in this loop turn, one write each (or
+ * move them to the wait list, if their replies wait for durability). */
+static void server_flush_queued(struct server *srv)
+{
+    struct squeue_link *l;
+    while ((l = srv->flushing.first) != NULL) {
+        squeue_unlink(&srv->flushing, l);
+        session_flush(l->s);
+    }
+}
+
+/* Check phase: right after the loop turn's I/O callbacks. */
+static void on_check(uv_check_t *h)
+{
+    server_flush_queued(h->data);
 }
 
 static uint64_t server_durable_target(struct server *srv)
@@ -400,7 +510,7 @@ static void on_syncer_progress(uv_async_t *h)
 static void on_prepare(uv_prepare_t *h)
 {
     struct server *srv = h->data;
-    syncer_kick_if(srv, srv->cfg.fsync == CONFIG_FSYNC_NO ? SYNCER_LAZY_BATCH_BYTES : 0);
+    syncer_hand_over(srv, srv->cfg.fsync == CONFIG_FSYNC_NO ? SYNCER_LAZY_BATCH_BYTES : 0, false);
 }
 
 static uint64_t server_log_record(void *arg, const void *body, size_t len)
@@ -408,6 +518,30 @@ static uint64_t server_log_record(void *arg, const void *body, size_t len)
     struct server *srv = arg;
     srv->wal_bytes_since_snapshot += len + WAL_RECORD_OVERHEAD + 8;
     return wal_append(srv->wal, CMD_LOG_BATCH, body, len);
+}
+
+/* A single node's commands build their records in the WAL's pending buffer
+ * itself (cmd.h, log_begin). */
+static struct tbuf *server_log_begin(void *arg)
+{
+    struct server *srv = arg;
+    struct tbuf *b = wal_record_begin(srv->wal);
+    srv->log_open_at = b->len;
+    return b;
+}
+
+static uint64_t server_log_end(void *arg)
+{
+    struct server *srv = arg;
+    size_t len = wal_pending_bytes(srv->wal) - srv->log_open_at;
+    srv->wal_bytes_since_snapshot += len + WAL_RECORD_OVERHEAD + 8;
+    return wal_record_end(srv->wal, CMD_LOG_BATCH);
+}
+
+static void server_log_cancel(void *arg)
+{
+    struct server *srv = arg;
+    wal_record_cancel(srv->wal);
 }
 
 /* ---- sessions ---- */
@@ -434,7 +568,8 @@ static void session_close(struct session *s)
     if (s->closing)
         return;
     s->closing = true;
-    session_unlink_wait(s);
+    squeue_unlink(&srv->waiting, &s->wait_link);
+    squeue_unlink(&srv->flushing, &s->flush_link);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -496,14 +631,7 @@ static void session_flush(struct session *s)
         return;
     }
     if (srv->cfg.fsync != CONFIG_FSYNC_NO && s->wait_lsn > srv->durable_lsn) {
-        if (!s->on_wait_list) {
-            s->on_wait_list = true;
-            s->wprev = NULL;
-            s->wnext = srv->waiting;
-            if (srv->waiting)
-                srv->waiting->wprev = s;
-            srv->waiting = s;
-        }
+        squeue_push(&srv->waiting, &s->wait_link);
         return;
     }
     uv_buf_t b = uv_buf_init(s->out.data, (unsigned int)TRIAD_MIN(s->out.len, (size_t)UINT_MAX));
@@ -518,7 +646,7 @@ static void session_flush(struct session *s)
     srv->net_output_bytes += (uint64_t)n;
     if ((size_t)n == s->out.len) {
         tbuf_reset(&s->out);
-        if (s->out.cap > SESSION_IN_SHRINK_BYTES * 16)
+        if (s->out.cap > SESSION_OUT_SHRINK_BYTES)
             tbuf_free(&s->out);
         if (s->cc.flags & CMD_CLIENT_CLOSE_AFTER_REPLY)
             session_close(s);
@@ -663,16 +791,38 @@ static bool server_cluster_route(struct server *srv, struct session *s)
     return o != CLUSTER_LOCAL;
 }
 
-static void session_process(struct session *s)
+/* Warm the cache for the keys of the next requests in data[0..len) (a
+ * pipeline): their lookups then overlap their cache misses instead of
+ * waiting for each in turn. Returns the bytes the requests looked at span. */
+static size_t session_prefetch(struct session *s, const char *data, size_t len)
+{
+    struct resp_key keys[SESSION_PREFETCH_MAX];
+    uint64_t hash[SESSION_PREFETCH_MAX];
+    size_t scanned;
+    size_t n = resp_peek_keys(data, len, keys, SESSION_PREFETCH_MAX, &scanned);
+    if (n < 2)
+        return scanned; /* a lone request: nothing to overlap */
+    const struct kv *kv = s->srv->cmd.db[s->cc.db];
+    for (size_t i = 0; i < n; i++)
+        if (keys[i].ptr != NULL)
+            hash[i] = kv_prefetch_bucket(kv, keys[i].ptr, keys[i].len);
+    for (size_t i = 0; i < n; i++)
+        if (keys[i].ptr != NULL)
+            kv_prefetch_entry(kv, hash[i]);
+    return scanned;
+}
+
+/* Parse and run the commands in data[0..len), as far as the session may go
+ * on; returns the bytes consumed and sets *produced if replies were made. */
+static size_t session_run(struct session *s, const char *data, size_t len, bool *produced)
 {
     struct server *srv = s->srv;
-    size_t off = 0;
+    size_t off = 0, prefetched = 0;
     int ncmds = 0;
-    bool produced = false;
 
     srv->cmd.now_ms = wall_ms();
     s->last_ms = srv->cmd.now_ms;
-    while (!s->closing && off < s->in.len) {
+    while (!s->closing && off < len) {
         if (s->cc.flags & CMD_CLIENT_CLOSE_AFTER_REPLY)
             break;
         if (s->cluster_wait)
@@ -685,8 +835,10 @@ static void session_process(struct session *s)
             }
             break;
         }
+        if (off >= prefetched && resp_parser_idle(&s->parser))
+            prefetched = off + session_prefetch(s, data + off, len - off);
         size_t consumed = 0;
-        int rc = resp_parse(&s->parser, s->in.data + off, s->in.len - off, &consumed);
+        int rc = resp_parse(&s->parser, data + off, len - off, &consumed);
         off += consumed;
         if (rc == TRIAD_EAGAIN)
             break;
@@ -696,8 +848,8 @@ static void session_process(struct session *s)
             tbuf_appends(&s->out, s->parser.errmsg);
             tbuf_appends(&s->out, "\r\n");
             s->cc.flags |= CMD_CLIENT_CLOSE_AFTER_REPLY;
-            produced = true;
-            off = s->in.len; /* drop the rest, as Redis does */
+            *produced = true;
+            off = len; /* drop the rest, as Redis does */
             break;
         }
         if (s->parser.argc == 0)
@@ -705,23 +857,30 @@ static void session_process(struct session *s)
         srv->current = s;
         if ((srv->cluster != NULL || srv->ll != NULL) && server_cluster_route(srv, s)) {
             srv->current = NULL;
-            produced = true;
+            *produced = true;
             if (s->cluster_wait)
                 break; /* the rest waits for this answer */
             continue;
         }
         cmd_exec(&srv->cmd, &s->cc, s->parser.argc, s->parser.argv, s->parser.argvlen);
         srv->current = NULL;
-        produced = true;
+        *produced = true;
         if (++ncmds >= SESSION_BATCH_COMMANDS_MAX) {
             /* keep latency fair: flush what we have; more follows below */
             ncmds = 0;
             srv->cmd.now_ms = wall_ms();
         }
     }
-    tbuf_consume(&s->in, off);
-    if (s->in.len == 0 && s->in.cap > SESSION_IN_SHRINK_BYTES)
-        tbuf_free(&s->in);
+    return off;
+}
+
+/* After session_run: enforce the query buffer limit, and queue the replies
+ * to leave at the end of the loop turn. */
+static void session_after_run(struct session *s, bool produced)
+{
+    struct server *srv = s->srv;
+    if (s->closing)
+        return;
     /* what the client sent and we hold unexecuted: the query buffer plus
      * the part of a request the parser has already taken into its arena */
     size_t held = s->in.len + s->parser.arena.len;
@@ -737,14 +896,36 @@ static void session_process(struct session *s)
         if (last > s->wait_lsn)
             s->wait_lsn = last;
     }
-    session_flush(s);
+    squeue_push(&srv->flushing, &s->flush_link);
 }
 
+/* Run what the session's own query buffer holds. */
+static void session_process(struct session *s)
+{
+    bool produced = false;
+    size_t off = session_run(s, s->in.data, s->in.len, &produced);
+    tbuf_consume(&s->in, off);
+    if (s->in.len == 0 && s->in.cap > 0)
+        tbuf_free(&s->in); /* reads go to the shared buffer again */
+    session_after_run(s, produced);
+}
+
+/* A session with nothing left over reads into the server's shared read
+ * buffer, as big as SERVER_READ_BYTES, and keeps only what it could not
+ * parse yet: an idle connection holds no query buffer, and a pipeline of
+ * big values arrives in one read. A session with bytes left over, or in
+ * the middle of a payload longer than the shared buffer, reads into its
+ * own buffer. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct session *s = h->data;
-    size_t want = SESSION_READ_CHUNK_BYTES;
+    struct server *srv = s->srv;
     size_t hint = resp_parse_hint(&s->parser);
+    if (s->in.len == 0 && hint <= SERVER_READ_BYTES) {
+        *buf = uv_buf_init(srv->rbuf, SERVER_READ_BYTES);
+        return;
+    }
+    size_t want = SESSION_READ_CHUNK_BYTES;
     if (hint > want)
         want = TRIAD_MIN(hint, (size_t)64 * 1024 * 1024);
     if (s->in.cap - s->in.len < want)
@@ -757,6 +938,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct session *s = stream->data;
+    struct server *srv = s->srv;
     if (nread == 0)
         return;
     if (nread < 0) {
@@ -765,9 +947,18 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         session_close(s);
         return;
     }
-    s->in.len += (size_t)nread;
-    s->srv->net_input_bytes += (uint64_t)nread;
-    session_process(s);
+    srv->net_input_bytes += (uint64_t)nread;
+    if (buf->base != srv->rbuf) {
+        s->in.len += (size_t)nread;
+        session_process(s);
+    } else {
+        bool produced = false;
+        size_t off = session_run(s, srv->rbuf, (size_t)nread, &produced);
+        if (off < (size_t)nread && !s->closing)
+            tbuf_append(&s->in, srv->rbuf + off, (size_t)nread - off);
+        session_after_run(s, produced);
+    }
+    syncer_hand_over(srv, SYNCER_CHUNK_BYTES, true);
 }
 
 static void session_start_reading(struct session *s)
@@ -841,6 +1032,7 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     struct session *s = tcalloc(1, sizeof(*s));
     s->srv = srv;
+    s->wait_link.s = s->flush_link.s = s;
     session_take_slot(srv, s);
     uv_tcp_init(srv->loop, &s->tcp);
     s->tcp.data = s;
@@ -1136,7 +1328,7 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
         tbuf_appendf(t,
                      "connected_clients:%zu\r\nmaxclients:%d\r\nblocked_clients:0\r\n"
                      "clients_waiting_for_durability:%zu\r\n",
-                     srv->nsessions, srv->cfg.maxclients, (size_t)0);
+                     srv->nsessions, srv->cfg.maxclients, srv->waiting.n);
     }
     if (info_wants(argc, argv, "memory", true)) {
         SECTION("Memory");
@@ -1513,7 +1705,7 @@ static void server_shutdown(struct server *srv, bool save)
     struct syncer *sy = &srv->syncer;
     for (;;) {
         pthread_mutex_lock(&sy->mu);
-        bool busy = sy->has_job;
+        bool busy = sy->njobs > 0 || sy->writing;
         pthread_mutex_unlock(&sy->mu);
         if (!busy)
             break;
@@ -1525,6 +1717,8 @@ static void server_shutdown(struct server *srv, bool save)
     pthread_cond_signal(&sy->cv);
     pthread_mutex_unlock(&sy->mu);
     pthread_join(sy->thread, NULL);
+    while (sy->nspares > 0)
+        wal_batch_free(&sy->spares[--sy->nspares]);
     if (sy->failed) {
         srv_log(LOG_WARNING, "WAL write failed during shutdown: %s", sy->errmsg);
         srv->exit_code = 1;
@@ -1540,6 +1734,7 @@ static void server_shutdown(struct server *srv, bool save)
             srv_log(LOG_WARNING, "snapshot at shutdown failed: %s", err);
     }
     /* Replies that are now durable get a last chance to leave. */
+    server_flush_queued(srv);
     server_release_waiting(srv);
     struct session *s = srv->sessions;
     while (s) {
@@ -1549,6 +1744,7 @@ static void server_shutdown(struct server *srv, bool save)
     }
     uv_close((uv_handle_t *)&srv->cron, on_handle_closed);
     uv_close((uv_handle_t *)&srv->prepare, on_handle_closed);
+    uv_close((uv_handle_t *)&srv->check, on_handle_closed);
     uv_close((uv_handle_t *)&sy->async, on_handle_closed);
     uv_close((uv_handle_t *)&srv->sigterm, on_handle_closed);
     uv_close((uv_handle_t *)&srv->sigint, on_handle_closed);
@@ -1764,6 +1960,12 @@ int server_main(int argc, char **argv)
     srv->durable_lsn = wal_last_lsn(srv->wal);
     srv->cmd.log_fn = server_log_record;
     srv->cmd.log_arg = srv;
+    if (srv->cfg.mode != CONFIG_MODE_LEADERLESS) {
+        /* leaderless mode appends records of its own too (leaderless.c) */
+        srv->cmd.log_begin = server_log_begin;
+        srv->cmd.log_end = server_log_end;
+        srv->cmd.log_cancel = server_log_cancel;
+    }
     /* leaderless mode: a node with no data takes a new actor id */
     fresh = snap_lsn == 0 && wal_last_lsn(srv->wal) == 0;
 
@@ -1819,6 +2021,9 @@ hooks:;
     uv_prepare_init(srv->loop, &srv->prepare);
     srv->prepare.data = srv;
     uv_prepare_start(&srv->prepare, on_prepare);
+    uv_check_init(srv->loop, &srv->check);
+    srv->check.data = srv;
+    uv_check_start(&srv->check, on_check);
     uv_timer_init(srv->loop, &srv->cron);
     srv->cron.data = srv;
     uv_timer_start(&srv->cron, on_cron, (uint64_t)(1000 / srv->cfg.hz),

@@ -566,6 +566,34 @@ bool kv_exists(struct kv *kv, const char *key, size_t klen, int64_t now_ms)
     return kv__find_live(kv, key, klen, h, now_ms).e != NULL;
 }
 
+/* The table a lookup of hash h reads first (kv__find's order). */
+static const struct kv_table *kv__table_of(const struct kv *kv, uint64_t h)
+{
+    const struct kv_table *t = &kv->tab[0];
+    if (kv__rehashing(kv) && (h & (t->size - 1)) < kv->rehash_idx)
+        t = &kv->tab[1];
+    return t->buckets != NULL ? t : NULL;
+}
+
+uint64_t kv_prefetch_bucket(const struct kv *kv, const char *key, size_t klen)
+{
+    uint64_t h = kv__hash(kv, key, klen);
+    const struct kv_table *t = kv__table_of(kv, h);
+    if (t != NULL)
+        __builtin_prefetch(&t->buckets[h & (t->size - 1)], 0, 3);
+    return h;
+}
+
+void kv_prefetch_entry(const struct kv *kv, uint64_t hash)
+{
+    const struct kv_table *t = kv__table_of(kv, hash);
+    if (t == NULL)
+        return;
+    const struct kv_entry *e = t->buckets[hash & (t->size - 1)];
+    if (e != NULL)
+        __builtin_prefetch(e, 0, 3);
+}
+
 void kv_set(struct kv *kv, const char *key, size_t klen, const void *val, size_t vlen,
             int64_t expire_ms)
 {

@@ -100,6 +100,8 @@ struct wal {
     /* Loop thread only. */
     struct tbuf pending;
     uint64_t pending_first_lsn;
+    bool open;          /* a record is being built in pending (wal_record_begin) */
+    size_t open_start;  /* where its framing starts */
     uint64_t next_lsn;
     size_t batch_len_hint; /* size of the last batch, to pre-size the next */
 
@@ -945,30 +947,53 @@ void wal_close(struct wal *w)
 
 /* ---- loop thread ------------------------------------------------------- */
 
-uint64_t wal_append(struct wal *w, uint8_t type, const void *body, size_t len)
+struct tbuf *wal_record_begin(struct wal *w)
 {
+    TRIAD_ASSERT(!w->open);
+    if (w->pending.len == 0 && w->pending.cap == 0 && w->batch_len_hint > 0)
+        tbuf_reserve(&w->pending, TRIAD_MIN(w->batch_len_hint, WAL_PENDING_HINT_BYTES_MAX));
+    w->open = true;
+    w->open_start = w->pending.len;
+    tbuf_reserve(&w->pending, WAL_RECORD_MIN_BYTES);
+    w->pending.len += WAL_RECORD_MIN_BYTES;
+    return &w->pending;
+}
+
+uint64_t wal_record_end(struct wal *w, uint8_t type)
+{
+    TRIAD_ASSERT(w->open);
+    w->open = false;
+    size_t len = w->pending.len - w->open_start - WAL_RECORD_MIN_BYTES;
     /* Callers bound a command's size far below this; a bigger record could
      * never be read back, so it must not be written. */
     TRIAD_ASSERT(len <= WAL_RECORD_MAX_BYTES - WAL_PAYLOAD_MIN_BYTES);
     uint64_t lsn = w->next_lsn++;
-    uint32_t payload_len = (uint32_t)(WAL_PAYLOAD_MIN_BYTES + len);
-    if (w->pending.len == 0) {
+    if (w->open_start == 0)
         w->pending_first_lsn = lsn;
-        if (w->pending.cap == 0 && w->batch_len_hint > 0)
-            tbuf_reserve(&w->pending, TRIAD_MIN(w->batch_len_hint, WAL_PENDING_HINT_BYTES_MAX));
-    }
-    tbuf_reserve(&w->pending, WAL_RECORD_MIN_BYTES + len);
-    unsigned char *rec = (unsigned char *)w->pending.data + w->pending.len;
-    rec[8] = type;
-    tbuf_write_u64le(rec + 9, lsn);
-    if (len > 0)
-        memcpy(rec + WAL_RECORD_MIN_BYTES, body, len);
-    tbuf_write_u32le(rec, payload_len);
+    unsigned char *rec = (unsigned char *)w->pending.data + w->open_start;
+    tbuf_write_u32le(rec, (uint32_t)(WAL_PAYLOAD_MIN_BYTES + len));
     /* The checksum is left to the fsync thread (wal_write_batch): the loop
      * thread is the busier one. */
     tbuf_write_u32le(rec + 4, 0);
-    w->pending.len += WAL_RECORD_MIN_BYTES + len;
+    rec[8] = type;
+    tbuf_write_u64le(rec + 9, lsn);
     return lsn;
+}
+
+void wal_record_cancel(struct wal *w)
+{
+    TRIAD_ASSERT(w->open);
+    w->open = false;
+    w->pending.len = w->open_start;
+}
+
+uint64_t wal_append(struct wal *w, uint8_t type, const void *body, size_t len)
+{
+    TRIAD_ASSERT(len <= WAL_RECORD_MAX_BYTES - WAL_PAYLOAD_MIN_BYTES);
+    struct tbuf *b = wal_record_begin(w);
+    if (len > 0)
+        tbuf_append(b, body, len);
+    return wal_record_end(w, type);
 }
 
 uint64_t wal_last_lsn(const struct wal *w)
@@ -983,11 +1008,13 @@ size_t wal_pending_bytes(const struct wal *w)
 
 void wal_take_batch(struct wal *w, struct wal_batch *b)
 {
+    TRIAD_ASSERT(!w->open);
     memset(b, 0, sizeof(*b));
     if (w->pending.len == 0)
         return;
     b->data = w->pending.data;
     b->len = w->pending.len;
+    b->cap = w->pending.cap;
     b->first_lsn = w->pending_first_lsn;
     b->last_lsn = w->next_lsn - 1;
     TRIAD_ASSERT(b->last_lsn >= b->first_lsn);
@@ -999,6 +1026,18 @@ void wal_batch_free(struct wal_batch *b)
 {
     tfree(b->data);
     memset(b, 0, sizeof(*b));
+}
+
+void wal_recycle_batch(struct wal *w, struct wal_batch *b)
+{
+    if (w->pending.data == NULL && b->cap <= WAL_SPARE_BYTES_MAX) {
+        w->pending.data = b->data;
+        w->pending.cap = b->cap;
+        w->pending.len = 0;
+        memset(b, 0, sizeof(*b));
+        return;
+    }
+    wal_batch_free(b);
 }
 
 /* ---- fsync thread ------------------------------------------------------ */

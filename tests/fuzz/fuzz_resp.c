@@ -14,7 +14,10 @@
  *    same commands and the same error as the input fed whole;
  *  - every argv is NUL-terminated at argvlen;
  *  - every parsed command re-encoded as a multibulk parses back, in one
- *    call, to the same argv and consumes exactly the encoding.
+ *    call, to the same argv and consumes exactly the encoding;
+ *  - the lookahead (resp_peek_keys) finds only requests the parser
+ *    completes from the same bytes, with their argv[1], and ends where
+ *    they end.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -112,6 +115,31 @@ static void fuzz_run(const uint8_t *data, size_t size, long long max_bulk, const
     resp_parser_free(&p);
 }
 
+static void fuzz_peek(const uint8_t *data, size_t size)
+{
+    struct resp_key keys[16];
+    size_t scanned = 0;
+    size_t n = resp_peek_keys((const char *)data, size, keys, 16, &scanned);
+    TRIAD_ASSERT(n <= 16 && scanned <= size);
+    struct resp_parser p;
+    resp_parser_init(&p);
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t consumed = 0;
+        int rc = resp_parse(&p, (const char *)data + off, size - off, &consumed);
+        TRIAD_ASSERT(rc == 0);
+        off += consumed;
+        if (p.argc < 2) {
+            TRIAD_ASSERT(p.argc == 1 && keys[i].ptr == NULL);
+        } else {
+            TRIAD_ASSERT(keys[i].len == p.argvlen[1]);
+            TRIAD_ASSERT(memcmp(keys[i].ptr, p.argv[1], p.argvlen[1]) == 0);
+        }
+    }
+    TRIAD_ASSERT(off == scanned);
+    resp_parser_free(&p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct tbuf chunked = {0}, whole = {0};
@@ -133,6 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     fuzz_run(data, size, max_bulk, sizes, nsizes, true, &chunked);
     fuzz_run(data, size, max_bulk, NULL, 0, false, &whole);
+    fuzz_peek(data, size);
     /* Above 64 KiB the "too big" limits see different amounts of buffered
      * input depending on the chunking (as in Redis), so only compare below. */
     if (size <= RESP_INLINE_MAX) {

@@ -73,6 +73,34 @@ def test_no_reply_leaves_before_the_write_is_durable(make_server, tmp_path):
         sock.close()
 
 
+def test_info_counts_the_clients_whose_replies_wait_for_the_disk(make_server, tmp_path):
+    """INFO's own reply waits like any other, but says how many clients
+    were waiting when it was made."""
+    s, gate = gated(make_server, tmp_path, "always")
+    (gate / "closed").touch()
+    try:
+        setters = [send(s.port, b"SET", b"k%d" % i, b"v") for i in range(3)]
+        for sock in setters:
+            assert reply_within(sock, HELD_S) is None
+        info = send(s.port, b"INFO", b"clients")
+        assert reply_within(info, HELD_S) is None
+    finally:
+        (gate / "closed").unlink()
+    text = reply_within(info, 10)
+    assert text and text.startswith(b"$"), text
+    want = int(text[1:text.index(b"\r\n")]) + text.index(b"\r\n") + 4
+    while len(text) < want:
+        chunk = reply_within(info, 10)
+        assert chunk, "INFO reply cut short: %r" % text
+        text += chunk
+    assert b"clients_waiting_for_durability:3\r\n" in text, text
+    for sock in setters:
+        assert reply_within(sock, 10) == b"+OK\r\n"
+        sock.close()
+    info.close()
+    assert s.client().info("clients")["clients_waiting_for_durability"] == 0
+
+
 def test_fsync_no_replies_without_waiting_for_the_disk(make_server, tmp_path):
     s, gate = gated(make_server, tmp_path, "no")
     (gate / "closed").touch()

@@ -59,3 +59,31 @@ def test_large_pipelined_values(server, r):
         assert got[len(values):] == values
     finally:
         conn.close()
+
+
+def test_pipeline_cut_at_random_points_across_many_reads(server, r):
+    """Requests cut anywhere - inside a length line, a payload or its CRLF -
+    and sent in pieces with pauses, so the server reads them in many parts
+    (some into its shared read buffer, the rest carried over): every reply
+    comes back in order and every value is stored whole."""
+    import random
+    import time
+    rnd = random.Random(7)
+    conn = server.resp()
+    try:
+        values = [bytes([rnd.randrange(256) for _ in range(rnd.choice((1, 100, 1024, 5000)))])
+                  for _ in range(300)]
+        data = b"".join(pack_command("SET", "cut:%d" % i, v) for i, v in enumerate(values))
+        data += b"".join(pack_command("GET", "cut:%d" % i) for i in range(len(values)))
+        pos = 0
+        while pos < len(data):
+            n = rnd.choice((1, 2, 7, 100, 1500, 20000, 70000))
+            conn.send(data[pos:pos + n])
+            pos += n
+            if rnd.random() < 0.05:
+                time.sleep(0.01)  # let the server read what has arrived
+        replies = [conn.read() for _ in range(2 * len(values))]
+        assert replies[:len(values)] == ["OK"] * len(values)
+        assert replies[len(values):] == values
+    finally:
+        conn.close()

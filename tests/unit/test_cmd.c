@@ -1105,6 +1105,98 @@ TEST(writes_produce_records_in_the_documented_format)
     fx_free(&f);
 }
 
+/* An in-place sink (cmd.h, log_begin): records are built in one buffer
+ * after a 3-byte stand-in for the WAL's framing, as the server's are. */
+struct t_sink {
+    struct tbuf buf;
+    size_t start;          /* the open record's framing */
+    bool open;
+    struct t_records done; /* each finished record's body, copied out */
+    int cancelled;
+};
+
+static struct tbuf *t_sink_begin(void *arg)
+{
+    struct t_sink *k = arg;
+    TRIAD_ASSERT(!k->open);
+    k->open = true;
+    k->start = k->buf.len;
+    tbuf_append(&k->buf, "HDR", 3);
+    return &k->buf;
+}
+
+static uint64_t t_sink_end(void *arg)
+{
+    struct t_sink *k = arg;
+    TRIAD_ASSERT(k->open);
+    k->open = false;
+    TRIAD_ASSERT(memcmp(k->buf.data + k->start, "HDR", 3) == 0);
+    return t_log(&k->done, k->buf.data + k->start + 3, k->buf.len - k->start - 3);
+}
+
+static void t_sink_cancel(void *arg)
+{
+    struct t_sink *k = arg;
+    TRIAD_ASSERT(k->open);
+    k->open = false;
+    k->buf.len = k->start;
+    k->cancelled++;
+}
+
+TEST(records_built_in_the_sinks_buffer_equal_copied_ones)
+{
+    static const char *const script[] = {
+        "SET a 1", "SET b 2 PX 50000", "GET a", "INCR a", "DEL a nokey b", "SELECT 4",
+        "SET x y", "MULTI", "SET t1 1", "SET t2 2", "DEL t1", "EXEC", "FLUSHALL",
+    };
+    struct fx f, g;
+    fx_init(&f);
+    fx_init(&g);
+    struct t_sink k = {0};
+    g.s.log_begin = t_sink_begin;
+    g.s.log_end = t_sink_end;
+    g.s.log_cancel = t_sink_cancel;
+    g.s.log_arg = &k;
+    for (size_t i = 0; i < TRIAD_ARRAY_LEN(script); i++) {
+        t_run(&f, &f.c, script[i]);
+        t_run(&g, &g.c, script[i]);
+        CHECK_EQ_INT(g.last_lsn, f.last_lsn);
+        CHECK(!k.open);
+    }
+    CHECK_EQ_INT(g.log.n, 0); /* log_begin takes precedence over log_fn */
+    CHECK_EQ_INT(k.done.n, f.log.n);
+    size_t framed = 0;
+    for (int i = 0; i < f.log.n && i < k.done.n; i++) {
+        CHECK_EQ_INT(k.done.rec[i].len, f.log.rec[i].len);
+        CHECK(memcmp(k.done.rec[i].data, f.log.rec[i].data, f.log.rec[i].len) == 0);
+        framed += 3 + f.log.rec[i].len;
+    }
+    CHECK_EQ_INT(k.buf.len, framed);
+    CHECK_EQ_INT(k.cancelled, 0);
+
+    /* Replay propagates into an in-place record too, and cancels it. */
+    struct cmd_server r;
+    cmd_server_init(&r, CMD_DATABASES_DEFAULT, 1);
+    struct t_sink rk = {0};
+    r.log_begin = t_sink_begin;
+    r.log_end = t_sink_end;
+    r.log_cancel = t_sink_cancel;
+    r.log_arg = &rk;
+    char err[128];
+    for (int i = 0; i < f.log.n; i++)
+        CHECK_EQ_INT(cmd_replay(&r, f.log.rec[i].data, f.log.rec[i].len, err, sizeof(err)), 0);
+    CHECK_EQ_INT(rk.done.n, 0);
+    CHECK_EQ_INT(rk.buf.len, 0);
+    CHECK(rk.cancelled > 0);
+    cmd_server_free(&r);
+    tbuf_free(&rk.buf);
+    t_records_free(&rk.done);
+    tbuf_free(&k.buf);
+    t_records_free(&k.done);
+    fx_free(&f);
+    fx_free(&g);
+}
+
 /* A canonical view of one server's data: every db's keys, sorted, with
  * values and deadlines. */
 static void t_state(struct cmd_server *s, struct tbuf *out)
@@ -1619,6 +1711,7 @@ int main(void)
     RUN(denyoom_commands_are_refused_over_maxmemory);
     RUN(stats_count_commands_errors_and_keyspace_reads);
     RUN(writes_produce_records_in_the_documented_format);
+    RUN(records_built_in_the_sinks_buffer_equal_copied_ones);
     RUN(replaying_the_records_rebuilds_the_same_state);
     RUN(replay_decides_expiry_at_the_time_of_the_record);
     RUN(replay_rejects_corrupt_records_and_applies_none_of_them);

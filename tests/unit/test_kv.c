@@ -205,6 +205,39 @@ TEST(kv_serves_lookups_inserts_and_deletes_in_the_middle_of_a_rehash)
     kv_free(kv);
 }
 
+/* Prefetching is a hint: in an empty table, a quiet one and one in the
+ * middle of a rehash, for present and absent keys, it changes nothing,
+ * not even the rehash's progress. */
+TEST(kv_prefetch_changes_nothing_in_any_table_state)
+{
+    struct kv *kv = kv_new(9);
+    char k[KEY_LEN];
+    key_of(1, k);
+    kv_prefetch_entry(kv, kv_prefetch_bucket(kv, k, KEY_LEN));
+    CHECK_EQ_INT(kv_count(kv), 0);
+    uint64_t n = 0;
+    while (!rehashing(kv))
+        set_i(kv, n++, KV_NO_EXPIRE);
+    for (int phase = 0; phase < 2; phase++) {
+        size_t mem = kv_mem_bytes(kv);
+        bool was_rehashing = rehashing(kv);
+        for (uint64_t i = 0; i < n + 50; i++) {
+            key_of(i, k);
+            kv_prefetch_entry(kv, kv_prefetch_bucket(kv, k, KEY_LEN));
+        }
+        CHECK(rehashing(kv) == was_rehashing);
+        CHECK_EQ_INT(kv_mem_bytes(kv), mem);
+        CHECK_EQ_INT(kv_count(kv), n);
+        CHECK_EQ_INT(kv__check(kv), 0);
+        int bad = 0;
+        for (uint64_t i = 0; i < n; i++)
+            bad += !has_i(kv, i, 0);
+        CHECK_EQ_INT(bad, 0);
+        settle(kv); /* then again with the rehash done */
+    }
+    kv_free(kv);
+}
+
 TEST(kv_rehash_step_finishes_a_resize_with_bounded_work_per_call)
 {
     struct kv *kv = kv_new(9);
@@ -900,6 +933,7 @@ int main(void)
     RUN(kv_returns_what_was_set_and_forgets_what_was_deleted);
     RUN(kv_finds_every_one_of_a_million_keys_through_growth_and_shrinking);
     RUN(kv_serves_lookups_inserts_and_deletes_in_the_middle_of_a_rehash);
+    RUN(kv_prefetch_changes_nothing_in_any_table_state);
     RUN(kv_rehash_step_finishes_a_resize_with_bounded_work_per_call);
     RUN(kv_treats_an_expired_key_as_absent_and_frees_it_lazily);
     RUN(kv_expire_cycle_deletes_earliest_first_and_at_most_max_keys);

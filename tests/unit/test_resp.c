@@ -646,6 +646,95 @@ TEST(long_double_without_room_gives_an_empty_string)
     CHECK(strcmp(buf, "-inf") == 0);
 }
 
+/* ---- lookahead (resp_peek_keys) ---- */
+
+TEST(peek_finds_the_key_of_each_complete_request_and_stops_at_a_partial_one)
+{
+    static const char in[] = "*3\r\n$3\r\nSET\r\n$1\r\na\r\n$2\r\nxy\r\n"
+                             "*2\r\n$3\r\nGET\r\n$2\r\nbc\r\n"
+                             "*1\r\n$4\r\nPING\r\n"
+                             "*2\r\n$3\r\nGET\r\n$1";
+    struct resp_key keys[8];
+    size_t scanned = 0;
+    size_t n = resp_peek_keys(in, sizeof(in) - 1, keys, 8, &scanned);
+    CHECK_EQ_INT(n, 3);
+    CHECK_MEM_STR(keys[0].ptr, keys[0].len, "a");
+    CHECK_MEM_STR(keys[1].ptr, keys[1].len, "bc");
+    CHECK(keys[2].ptr == NULL && keys[2].len == 0);
+    CHECK_EQ_INT(scanned, strstr(in, "*2\r\n$3\r\nGET\r\n$1") - in);
+}
+
+TEST(peek_stops_at_its_limit_and_at_inline_or_malformed_requests)
+{
+    static const char two[] = "*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$3\r\nGET\r\n$1\r\nb\r\n";
+    struct resp_key keys[4];
+    size_t scanned = 0;
+    CHECK_EQ_INT(resp_peek_keys(two, sizeof(two) - 1, keys, 1, &scanned), 1);
+    CHECK_EQ_INT(scanned, (sizeof(two) - 1) / 2);
+    CHECK_EQ_INT(resp_peek_keys(S("GET a\r\n"), keys, 4, &scanned), 0);
+    CHECK_EQ_INT(scanned, 0);
+    CHECK_EQ_INT(resp_peek_keys(S("*2\r\n$3\r\nGET\r\n$-1\r\n"), keys, 4, &scanned), 0);
+    CHECK_EQ_INT(resp_peek_keys(S("*2\r\n$3\r\nGET\r\n:1\r\n"), keys, 4, &scanned), 0);
+    CHECK_EQ_INT(resp_peek_keys(S("*0\r\n"), keys, 4, &scanned), 0);
+    CHECK_EQ_INT(resp_peek_keys(S("*1\r\n$99999999999999999999\r\n"), keys, 4, &scanned), 0);
+    /* a bulk shorter than it claims, or missing its CRLF, is incomplete */
+    CHECK_EQ_INT(resp_peek_keys(S("*2\r\n$3\r\nGET\r\n$5\r\nab\r\n"), keys, 4, &scanned), 0);
+    CHECK_EQ_INT(resp_peek_keys(S("*2\r\n$3\r\nGET\r\n$2\r\nab"), keys, 4, &scanned), 0);
+    CHECK_EQ_INT(resp_peek_keys("", 0, keys, 4, &scanned), 0);
+}
+
+/* Random pipelines, cut at every length: the lookahead finds exactly the
+ * requests the parser completes from the same bytes, with their argv[1]. */
+TEST(peek_agrees_with_the_parser_on_random_pipelines)
+{
+    uint64_t seed = 42;
+    for (int round = 0; round < 200; round++) {
+        struct tbuf in = {0};
+        int ncmds = 1 + (int)(triad_splitmix64(&seed) % 6);
+        for (int c = 0; c < ncmds; c++) {
+            int argc = 1 + (int)(triad_splitmix64(&seed) % 4);
+            resp_add_array_len(&in, argc);
+            for (int a = 0; a < argc; a++) {
+                char arg[40];
+                size_t alen = triad_splitmix64(&seed) % sizeof(arg);
+                for (size_t i = 0; i < alen; i++)
+                    arg[i] = (char)(triad_splitmix64(&seed) & 0xff);
+                resp_add_bulk(&in, arg, alen);
+            }
+        }
+        for (size_t cut = 0; cut <= in.len; cut++) {
+            struct resp_key keys[8];
+            size_t scanned = 0;
+            size_t n = resp_peek_keys(in.data, cut, keys, 8, &scanned);
+            struct resp_parser p;
+            resp_parser_init(&p);
+            size_t off = 0, parsed = 0;
+            while (off < cut) {
+                size_t consumed = 0;
+                int rc = resp_parse(&p, in.data + off, cut - off, &consumed);
+                if (rc != 0)
+                    break;
+                off += consumed;
+                CHECK(parsed < n);
+                if (parsed < n) {
+                    if (p.argc < 2) {
+                        CHECK(keys[parsed].ptr == NULL);
+                    } else {
+                        CHECK(keys[parsed].len == p.argvlen[1] &&
+                              memcmp(keys[parsed].ptr, p.argv[1], p.argvlen[1]) == 0);
+                    }
+                }
+                parsed++;
+                if (parsed == n)
+                    CHECK_EQ_INT(off, scanned);
+            }
+            CHECK_EQ_INT(parsed, n);
+            resp_parser_free(&p);
+        }
+        tbuf_free(&in);
+    }
+}
+
 int main(void)
 {
     RUN(multibulk_with_several_args_parses_at_every_split);
@@ -686,6 +775,9 @@ int main(void)
     RUN(doubles_are_written_like_redis_7);
     RUN(long_doubles_are_formatted_like_incrbyfloat);
     RUN(long_double_without_room_gives_an_empty_string);
+    RUN(peek_finds_the_key_of_each_complete_request_and_stops_at_a_partial_one);
+    RUN(peek_stops_at_its_limit_and_at_inline_or_malformed_requests);
+    RUN(peek_agrees_with_the_parser_on_random_pipelines);
     tbuf_free(&out);
     return test_summary("resp");
 }

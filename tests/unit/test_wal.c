@@ -1639,10 +1639,61 @@ TEST(wal_buffered_writes_are_not_padded_to_blocks)
     free(dir);
 }
 
+/* Records built in place (wal_record_begin / end / cancel) are the same
+ * bytes as wal_append's, a cancelled one leaves no trace, and recycled
+ * batch buffers carry nothing over. */
+TEST(wal_records_built_in_place_replay_like_appended_ones)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 20; i++) {
+            uint64_t lsn = wal_last_lsn(w) + 1;
+            char body[64];
+            size_t len = body_len_for(lsn);
+            body_for(lsn, body, len);
+            if (i % 3 == 0) {
+                CHECK_EQ_INT(wal_append(w, type_for(lsn), body, len), lsn);
+                continue;
+            }
+            size_t before = wal_pending_bytes(w);
+            if (i % 3 == 1) {
+                /* cancelled: the pending bytes are as they were */
+                struct tbuf *b = wal_record_begin(w);
+                tbuf_append(b, "junk", 4);
+                wal_record_cancel(w);
+                CHECK_EQ_INT(wal_pending_bytes(w), before);
+            }
+            struct tbuf *b = wal_record_begin(w);
+            tbuf_append(b, body, len / 2);
+            tbuf_append(b, body + len / 2, len - len / 2);
+            CHECK_EQ_INT(wal_record_end(w, type_for(lsn)), lsn);
+            CHECK_EQ_INT(wal_pending_bytes(w), before + WAL_RECORD_OVERHEAD + 8 + len);
+        }
+        struct wal_batch b;
+        wal_take_batch(w, &b);
+        CHECK(b.cap >= b.len);
+        CHECK_EQ_INT(wal_write_batch(w, &b, true, errmsg, sizeof(errmsg)), 0);
+        wal_recycle_batch(w, &b);
+        CHECK(b.data == NULL); /* taken back as the pending buffer */
+        CHECK_EQ_INT(wal_pending_bytes(w), 0);
+    }
+    uint64_t last = wal_last_lsn(w);
+    CHECK_EQ_INT(last, 60);
+    wal_close(w);
+    CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
+    CHECK(replayed_range(&rp, 1, last));
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
 static void run_wal_tests(void)
 {
     RUN(wal_replays_every_record_after_reopen);
     RUN(wal_take_batch_hands_over_exactly_what_was_appended);
+    RUN(wal_records_built_in_place_replay_like_appended_ones);
     RUN(wal_opens_an_empty_directory_and_an_empty_segment);
     RUN(wal_replays_only_records_after_after_lsn);
     RUN(wal_truncates_a_torn_last_record_at_every_offset);
