@@ -188,6 +188,7 @@ struct server {
     long long last_snapshot_s;
     bool last_snapshot_ok;
     uint64_t dirty_at_snapshot;
+    bool snapshot_deferred; /* BGSAVE in a transaction: start after it (on_check) */
 
     struct cluster *cluster; /* leader mode, or NULL for a single node */
     struct ll *ll;           /* leaderless mode, or NULL */
@@ -463,10 +464,19 @@ static void server_flush_queued(struct server *srv)
     }
 }
 
+static int server_snapshot_background(struct server *srv, char *errmsg, size_t errlen);
+
 /* Check phase: right after the loop turn's I/O callbacks. */
 static void on_check(uv_check_t *h)
 {
-    server_flush_queued(h->data);
+    struct server *srv = h->data;
+    if (srv->snapshot_deferred) {
+        srv->snapshot_deferred = false;
+        char err[256];
+        if (srv->child_pid == 0 && server_snapshot_background(srv, err, sizeof(err)) != 0)
+            srv_log(LOG_WARNING, "can't start a background snapshot: %s", err);
+    }
+    server_flush_queued(srv);
 }
 
 static uint64_t server_durable_target(struct server *srv)
@@ -1655,6 +1665,18 @@ static int hook_snapshot(void *arg, bool background, char *errmsg, size_t errlen
     if (srv->cluster != NULL) {
         snprintf(errmsg, errlen, "in leader mode the log is compacted by the node itself");
         return -1;
+    }
+    if (background && (srv->cmd.exec_depth > 0 || srv->cmd.log_ncmds > 0)) {
+        /* Inside a transaction the keyspace may already hold writes whose
+         * record has no lsn yet: a snapshot now would carry them under an
+         * earlier lsn, and a restart would replay them a second time. It
+         * starts once the command is over (on_check). */
+        if (srv->child_pid > 0 || srv->snapshot_deferred) {
+            snprintf(errmsg, errlen, "Background save already in progress");
+            return -1;
+        }
+        srv->snapshot_deferred = true;
+        return 0;
     }
     if (background)
         return server_snapshot_background(srv, errmsg, errlen);

@@ -222,6 +222,31 @@ def test_data_survives_snapshots_and_restart(make_server, snapshot_args):
     assert read_all(s.client(), want) == want
 
 
+def test_bgsave_inside_a_transaction_does_not_replay_its_writes_twice(make_server):
+    """A BGSAVE queued in MULTI runs while the transaction's earlier writes
+    are applied but their record has no lsn yet: the snapshot must not hold
+    them under an earlier lsn, or a restart would apply them twice."""
+    s = make_server(extra_args=durable_args("always"))
+    client = s.client()
+    with client.pipeline(transaction=True) as p:
+        p.incr(b"before")
+        p.bgsave()
+        p.bgsave()
+        p.incr(b"after")
+        replies = p.execute(raise_on_error=False)
+    assert replies[0] == 1 and replies[3] == 1
+    assert replies[1] in (True, b"Background saving started", "Background saving started")
+    assert isinstance(replies[2], Exception) and "already in progress" in str(replies[2])
+    assert wait_until(lambda: snapshot_files(s) and
+                      info_persistence(client)["rdb_bgsave_in_progress"] == 0, timeout_s=30.0)
+    assert info_persistence(client)["rdb_last_bgsave_status"] == "ok"
+    client.incr(b"later")
+    s.kill()
+    s.start()
+    client = s.client()
+    assert client.mget(b"before", b"after", b"later") == [b"1", b"1", b"1"]
+
+
 def test_flushall_survives_restart(make_server):
     s = make_server(extra_args=durable_args("always"))
     client = s.client()
