@@ -1028,6 +1028,12 @@ void wal_batch_free(struct wal_batch *b)
     memset(b, 0, sizeof(*b));
 }
 
+void wal_release_idle(struct wal *w)
+{
+    if (w->pending.len == 0 && !w->open)
+        tbuf_free(&w->pending);
+}
+
 void wal_recycle_batch(struct wal *w, struct wal_batch *b)
 {
     if (w->pending.data == NULL && b->cap <= WAL_SPARE_BYTES_MAX) {

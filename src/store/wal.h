@@ -109,6 +109,9 @@ void wal_batch_free(struct wal_batch *b);
  * byte of log, which at hundreds of MB/s is a fifth of its time. */
 #define WAL_SPARE_BYTES_MAX (16u * 1024 * 1024)
 void wal_recycle_batch(struct wal *w, struct wal_batch *b);
+/* Loop thread: free the pending buffer if it holds nothing, so that an
+ * idle server keeps no log buffer. */
+void wal_release_idle(struct wal *w);
 
 /* Fsync thread: append the batch to the current segment (starting a new
  * segment, header and directory fsync included, whenever the current one
