@@ -307,17 +307,21 @@ static void config__defaults(struct config *cfg)
     strcpy(cfg->cluster_id, "triad");
     cfg->raft_snapshot_entries = 100000;
     cfg->mode = CONFIG_MODE_LEADER;
-    cfg->replicas = 3;
-    cfg->read_quorum = 2;
-    cfg->write_quorum = 2;
-    cfg->vnodes = 64;
-    cfg->sloppy_quorum = 1;
-    cfg->anti_entropy_interval_ms = 10000;
-    cfg->hints_max = 1000000;
-    cfg->tombstone_grace_ms = 864000000ll;
-    cfg->gossip_interval_ms = 1000;
-    cfg->phi_convict_threshold = 8;
-    cfg->request_timeout_ms = 2000;
+    /* leaderless mode's settings default to the core's own defaults, so
+     * the simulator and the server run with the same ones */
+    struct dyn_config d;
+    dyn_config_default(&d, 1);
+    cfg->replicas = (int)d.n;
+    cfg->read_quorum = (int)d.r;
+    cfg->write_quorum = (int)d.w;
+    cfg->vnodes = (int)d.vnodes;
+    cfg->sloppy_quorum = d.sloppy ? 1 : 0;
+    cfg->anti_entropy_interval_ms = (long long)d.ae_interval_ms;
+    cfg->hints_max = (long long)d.hints_max;
+    cfg->tombstone_grace_ms = (long long)d.tombstone_grace_ms;
+    cfg->gossip_interval_ms = (long long)d.gossip.interval_ms;
+    cfg->phi_convict_threshold = (int)d.gossip.phi_convict;
+    cfg->request_timeout_ms = (long long)d.request_timeout_ms;
 }
 
 /* Split a config file line into words, honouring "double" and 'single'
