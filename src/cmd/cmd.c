@@ -154,6 +154,11 @@ void cmd_propagate(struct cmd_server *s, struct cmd_client *c, int argc, char **
     cmd_propagate_db(s, c->db, argc, argv, argvlen);
 }
 
+bool cmd_record_open(const struct cmd_server *s)
+{
+    return s->exec_depth > 0 || s->log_ncmds > 0;
+}
+
 /* Forget the record being built (replay, or no WAL attached). */
 static void cmd__log_discard(struct cmd_server *s)
 {

@@ -237,6 +237,10 @@ void cmd_client_init(struct cmd_client *c, uint64_t id, struct tbuf *out);
 /* End a MULTI: drop its queue, its flags and the WATCHes (leader mode runs
  * EXEC itself, through the log). */
 void cmd_discard_transaction(struct cmd_server *s, struct cmd_client *c);
+/* True while a command runs whose log record is not finished yet: inside
+ * EXEC, or after a write propagated within the command. The keyspace then
+ * holds changes no lsn covers yet. */
+bool cmd_record_open(const struct cmd_server *s);
 /* Release MULTI queue, WATCHes and name (call before the session goes). */
 void cmd_client_free(struct cmd_server *s, struct cmd_client *c);
 

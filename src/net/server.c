@@ -176,7 +176,6 @@ struct server {
 
     uint64_t durable_lsn; /* replies for records up to here may leave */
     uint64_t wal_bytes_since_snapshot;
-    size_t log_open_at; /* where the open record's body starts (server_log_begin) */
     uint64_t idle_check_lsn; /* the WAL's last lsn at the previous cron tick */
 
     /* snapshots */
@@ -562,16 +561,13 @@ static uint64_t server_log_record(void *arg, const void *body, size_t len)
 static struct tbuf *server_log_begin(void *arg)
 {
     struct server *srv = arg;
-    struct tbuf *b = wal_record_begin(srv->wal);
-    srv->log_open_at = b->len;
-    return b;
+    return wal_record_begin(srv->wal);
 }
 
 static uint64_t server_log_end(void *arg)
 {
     struct server *srv = arg;
-    size_t len = wal_pending_bytes(srv->wal) - srv->log_open_at;
-    srv->wal_bytes_since_snapshot += len + WAL_RECORD_OVERHEAD + 8;
+    srv->wal_bytes_since_snapshot += wal_record_bytes(srv->wal);
     return wal_record_end(srv->wal, CMD_LOG_BATCH);
 }
 
@@ -1694,7 +1690,7 @@ static int hook_snapshot(void *arg, bool background, char *errmsg, size_t errlen
         snprintf(errmsg, errlen, "in leader mode the log is compacted by the node itself");
         return -1;
     }
-    if (background && (srv->cmd.exec_depth > 0 || srv->cmd.log_ncmds > 0)) {
+    if (background && cmd_record_open(&srv->cmd)) {
         /* Inside a transaction the keyspace may already hold writes whose
          * record has no lsn yet: a snapshot now would carry them under an
          * earlier lsn, and a restart would replay them a second time. It

@@ -959,6 +959,12 @@ struct tbuf *wal_record_begin(struct wal *w)
     return &w->pending;
 }
 
+size_t wal_record_bytes(const struct wal *w)
+{
+    TRIAD_ASSERT(w->open);
+    return w->pending.len - w->open_start;
+}
+
 uint64_t wal_record_end(struct wal *w, uint8_t type)
 {
     TRIAD_ASSERT(w->open);

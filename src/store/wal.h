@@ -93,6 +93,8 @@ uint64_t wal_append(struct wal *w, uint8_t type, const void *body, size_t len);
  * and returns its lsn, or wal_record_cancel drops it. No other record may
  * be appended or taken in between. */
 struct tbuf *wal_record_begin(struct wal *w);
+/* The open record's bytes so far, framing included. */
+size_t wal_record_bytes(const struct wal *w);
 uint64_t wal_record_end(struct wal *w, uint8_t type);
 void wal_record_cancel(struct wal *w);
 /* Loop thread: the lsn of the last appended record (0 if none ever). */

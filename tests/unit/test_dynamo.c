@@ -323,6 +323,16 @@ static bool t_rep_value(uint64_t id, const char *want)
 }
 
 /* Node id's own copy of key holds value `want` as its winner. */
+/* A ring of nodes 1..n, as every node will compute it once they are the
+ * members. */
+static struct ring *t_ring_of(uint32_t n)
+{
+    struct ring *r = ring_new(8);
+    for (uint32_t id = 1; id <= n; id++)
+        ring_add(r, id);
+    return r;
+}
+
 static bool t_local_is(uint32_t id, const char *key, const char *want)
 {
     struct dvv_obj o = {0};
@@ -820,9 +830,7 @@ TEST(dyn_a_joining_node_pulls_its_ranges_and_gets_writes_made_meanwhile)
         CHECK(t_rep[i % 60].err == DYN_OK);
     }
     /* those it will replicate reached it already (pending ranges) */
-    struct ring *future = ring_new(8);
-    for (uint32_t id = 1; id <= 4; id++)
-        ring_add(future, id);
+    struct ring *future = t_ring_of(4);
     uint32_t pending = 0;
     for (int i = 60; i < 80; i++) {
         snprintf(key, sizeof(key), "k%d", i);
@@ -875,9 +883,7 @@ TEST(dyn_a_leaving_node_hands_its_data_off)
      * write reaches the node that takes over from it at once */
     t_run(150);
     CHECK(!dyn_left(tn[4].d));
-    struct ring *after = ring_new(8);
-    for (uint32_t id = 1; id <= 3; id++)
-        ring_add(after, id);
+    struct ring *after = t_ring_of(3);
     int taken_over = 0;
     for (int i = 100; i < 160; i++) {
         snprintf(key, sizeof(key), "k%d", i);

@@ -1668,6 +1668,7 @@ TEST(wal_records_built_in_place_replay_like_appended_ones)
             struct tbuf *b = wal_record_begin(w);
             tbuf_append(b, body, len / 2);
             tbuf_append(b, body + len / 2, len - len / 2);
+            CHECK_EQ_INT(wal_record_bytes(w), WAL_RECORD_OVERHEAD + 8 + len);
             CHECK_EQ_INT(wal_record_end(w, type_for(lsn)), lsn);
             CHECK_EQ_INT(wal_pending_bytes(w), before + WAL_RECORD_OVERHEAD + 8 + len);
         }
