@@ -77,6 +77,9 @@ static const struct config_param config_params[] = {
      "largest unparsed input per client. Default 1gb."},
     {"hz", CT_INT, true, OFF(hz), SZ(hz), 1, 500, NULL,
      "background tasks (active expiry, ...) per second. Default 10."},
+    {"idle-poll-us", CT_INT, true, OFF(idle_poll_us), SZ(idle_poll_us), 0, 100000, NULL,
+     "poll up to this long for work before the loop sleeps, adapted to the load (0 = never). "
+     "Default 50."},
     {"snapshot-wal-bytes", CT_MEMORY, true, OFF(snapshot_wal_bytes), SZ(snapshot_wal_bytes), 0,
      LLONG_MAX, NULL,
      "take a background snapshot once the WAL has grown this much (0 = never). Default 64mb."},
@@ -301,6 +304,7 @@ static void config__defaults(struct config *cfg)
     cfg->proto_max_bulk_len = 512ll * 1024 * 1024;
     cfg->client_query_buffer_limit = 1024ll * 1024 * 1024;
     cfg->hz = 10;
+    cfg->idle_poll_us = 50;
     cfg->snapshot_wal_bytes = 64ll * 1024 * 1024;
     cfg->snapshot_wal_percentage = 100;
     cfg->wal_segment_bytes = 64ll * 1024 * 1024;

@@ -42,6 +42,7 @@ struct config {
     long long proto_max_bulk_len;
     long long client_query_buffer_limit;
     int hz;
+    int idle_poll_us;
     long long snapshot_wal_bytes;
     int snapshot_wal_percentage;
     int maxmemory_policy;

@@ -30,7 +30,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -54,6 +56,7 @@
 #include "../cmd/cmd.h"
 #include "../common/buf.h"
 #include "../common/defs.h"
+#include "../common/idlepoll.h"
 #include "../common/mem.h"
 #include "../store/kv.h"
 #include "../store/snap.h"
@@ -161,6 +164,11 @@ struct server {
     uv_prepare_t prepare;
     uv_check_t check;
     char rbuf[SERVER_READ_BYTES]; /* shared read buffer (on_alloc) */
+    struct idlepoll idlepoll;     /* how long the loop polls before it sleeps */
+    bool idlepoll_cpus;           /* another CPU could send work while it polls */
+    int psi_fd;                   /* /proc/pressure/cpu, or -1 */
+    uint64_t psi_total_us;        /* its last "some total" and when it was read */
+    uint64_t psi_at_ns;
     uv_signal_t sigterm, sigint;
     struct cmd_server cmd;
     struct wal *wal;
@@ -543,6 +551,8 @@ static void on_syncer_progress(uv_async_t *h)
     syncer_kick(srv);
 }
 
+/* What waits for the end of the loop's turn, before it polls or sleeps:
+ * the records the turn logged go to the fsync thread together. */
 static void on_prepare(uv_prepare_t *h)
 {
     struct server *srv = h->data;
@@ -1236,6 +1246,7 @@ static void server_check_child(struct server *srv)
 /* ---- cron ---- */
 
 static void server_shutdown(struct server *srv, bool save);
+static void server_sample_cpu_pressure(struct server *srv);
 
 static void on_cron(uv_timer_t *t)
 {
@@ -1248,6 +1259,7 @@ static void on_cron(uv_timer_t *t)
     for (int i = 0; i < srv->cmd.databases; i++)
         kv_rehash_step(srv->cmd.db[i], 100);
 
+    server_sample_cpu_pressure(srv);
     server_check_child(srv);
     if (srv->cluster == NULL && server_snapshot_due(srv)) {
         char err[256];
@@ -1424,7 +1436,8 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
                      "total_net_output_bytes:%llu\r\nrejected_connections:%llu\r\n"
                      "expired_keys:%llu\r\nevicted_keys:0\r\nkeyspace_hits:%llu\r\n"
                      "keyspace_misses:%llu\r\ntotal_error_replies:%llu\r\n"
-                     "total_rejected_calls:%llu\r\n",
+                     "total_rejected_calls:%llu\r\nidle_poll_window_us:%llu\r\n"
+                     "idle_poll_cpu_contended:%d\r\n",
                      (unsigned long long)srv->total_connections,
                      (unsigned long long)st->commands_processed,
                      (unsigned long long)(ops / OPS_SAMPLES),
@@ -1433,7 +1446,9 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
                      (unsigned long long)srv->rejected_connections,
                      (unsigned long long)st->expired_keys, (unsigned long long)st->keyspace_hits,
                      (unsigned long long)st->keyspace_misses, (unsigned long long)st->errors,
-                     (unsigned long long)st->rejected_calls);
+                     (unsigned long long)st->rejected_calls,
+                     (unsigned long long)(idlepoll_window(&srv->idlepoll) / 1000),
+                     srv->idlepoll.contended ? 1 : 0);
     }
     if (info_wants(argc, argv, "replication", true)) {
         SECTION("Replication");
@@ -1897,6 +1912,89 @@ static int server_listen(struct server *srv)
     return 0;
 }
 
+/* ---- the loop ---- */
+
+/* The poll window now: idle-poll-us may have changed, and the cron may have
+ * found the CPUs contended. */
+static uint64_t server_poll_window(struct server *srv)
+{
+    uint64_t limit = srv->idlepoll_cpus ? (uint64_t)srv->cfg.idle_poll_us * 1000 : 0;
+    if (limit != srv->idlepoll.limit_ns)
+        idlepoll_set_limit(&srv->idlepoll, limit);
+    return idlepoll_window(&srv->idlepoll);
+}
+
+/* Runs the loop's turns without sleeping in them until a poll window passes
+ * with no work: a turn has work when the loop's epoll descriptor has events or
+ * libuv has callbacks to run. Every turn is a whole one (timers, the
+ * prepare phase, watchers added since the last turn), so nothing waits on
+ * the polling but the sleep. False once the loop has nothing left. */
+static bool server_poll_for_work(struct server *srv)
+{
+    struct pollfd pfd = {.fd = uv_backend_fd(srv->loop), .events = POLLIN};
+    uint64_t last_work = uv_hrtime();
+    bool turn = true; /* a turn's callbacks may add watchers: the next turn adds them to epoll */
+    for (;;) {
+        bool work = uv_backend_timeout(srv->loop) == 0 || poll(&pfd, 1, 0) > 0;
+        if (work || turn) {
+            if (uv_run(srv->loop, UV_RUN_NOWAIT) == 0)
+                return false;
+            turn = work;
+        }
+        uint64_t now = uv_hrtime();
+        if (work)
+            last_work = now;
+        else if (now - last_work >= server_poll_window(srv))
+            return true;
+    }
+}
+
+/* From the cron: how long tasks waited for a CPU since the last tick, for
+ * the loop's polling (idlepoll.h). A kernel without pressure information
+ * leaves the polling to go by the load alone. */
+static void server_sample_cpu_pressure(struct server *srv)
+{
+    if (srv->psi_fd < 0 || srv->idlepoll.limit_ns == 0)
+        return;
+    char text[256];
+    ssize_t n = pread(srv->psi_fd, text, sizeof(text), 0);
+    uint64_t total;
+    if (n <= 0 || !idlepoll_parse_psi(text, (size_t)n, &total)) {
+        close(srv->psi_fd);
+        srv->psi_fd = -1;
+        return;
+    }
+    uint64_t now = uv_hrtime();
+    if (srv->psi_at_ns != 0 && total >= srv->psi_total_us)
+        idlepoll_pressure(&srv->idlepoll, total - srv->psi_total_us,
+                          (now - srv->psi_at_ns) / 1000);
+    srv->psi_total_us = total;
+    srv->psi_at_ns = now;
+}
+
+/* libuv's loop, with a poll for work before each sleep (idlepoll.h). The
+ * time each pass slept in epoll_wait is libuv's own idle-time metric. On a
+ * single CPU nothing else can run while the loop polls, so it never does. */
+static void server_run_loop(struct server *srv)
+{
+    cpu_set_t cpus;
+    srv->idlepoll_cpus = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) > 1;
+    idlepoll_init(&srv->idlepoll, 0);
+    srv->psi_fd = open("/proc/pressure/cpu", O_RDONLY | O_CLOEXEC);
+    uv_loop_configure(srv->loop, UV_METRICS_IDLE_TIME);
+    bool alive = true;
+    while (alive) {
+        if (server_poll_window(srv) > 0 && !server_poll_for_work(srv))
+            break;
+        uint64_t idle = uv_metrics_idle_time(srv->loop);
+        alive = uv_run(srv->loop, UV_RUN_ONCE) != 0;
+        idlepoll_slept(&srv->idlepoll, uv_metrics_idle_time(srv->loop) - idle);
+    }
+    if (srv->psi_fd >= 0)
+        close(srv->psi_fd);
+    srv->psi_fd = -1;
+}
+
 int server_main(int argc, char **argv)
 {
     static struct server server_storage;
@@ -2090,7 +2188,7 @@ hooks:;
     }
     srv_log(LOG_NOTICE, "Ready to accept connections on %s:%d", srv->cfg.bind, srv->cfg.port);
 
-    uv_run(srv->loop, UV_RUN_DEFAULT);
+    server_run_loop(srv);
 
     ll_free(srv->ll);
     srv->ll = NULL;

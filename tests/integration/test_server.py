@@ -419,3 +419,53 @@ def test_info_commandstats_counts_calls_rejections_and_failures(make_server):
     after = conn.cmd("INFO", "commandstats").decode()
     assert "cmdstat_set:" not in after and "cmdstat_incr:" not in after
     conn.close()
+
+
+def info_stats(conn):
+    text = conn.cmd("INFO", "stats").decode()
+    return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
+
+
+def test_idle_poll_is_a_setting_that_zero_turns_off(make_server):
+    """idle-poll-us bounds how long the loop polls for work before it sleeps;
+    INFO stats shows the window it has learned, and 0 keeps it shut."""
+    conn = make_server().resp()
+    assert conn.cmd("CONFIG", "GET", "idle-poll-us") == [b"idle-poll-us", b"50"]
+    for _ in range(2000):  # back to back: work comes as soon as a reply leaves
+        assert conn.cmd("PING") == "PONG"
+    st = info_stats(conn)
+    assert 0 <= int(st["idle_poll_window_us"]) <= 50
+    assert st["idle_poll_cpu_contended"] in ("0", "1")
+    assert conn.cmd("CONFIG", "SET", "idle-poll-us", "0") == "OK"
+    for _ in range(2000):
+        assert conn.cmd("PING") == "PONG"
+    assert info_stats(conn)["idle_poll_window_us"] == "0"
+    for bad in ("-1", "100001", "abc"):
+        assert isinstance(conn.cmd("CONFIG", "SET", "idle-poll-us", bad), Err)
+    assert conn.cmd("CONFIG", "GET", "idle-poll-us") == [b"idle-poll-us", b"0"]
+    conn.close()
+
+
+def test_a_polling_loop_runs_its_timers_and_serves_every_client(make_server):
+    """With the longest poll window (100 ms), while one client keeps the loop
+    busy back to back: the cron still expires keys nobody reads, other
+    clients are answered, and SIGTERM still shuts the server down cleanly."""
+    s = make_server(extra_args=["--idle-poll-us", "100000"])
+    busy, other = s.resp(), s.resp()
+    assert other.cmd("SET", "gone", "x", "PX", "100") == "OK"
+    deadline = time.monotonic() + 30.0
+    expired = False
+    n = 0
+    while time.monotonic() < deadline and n < 200000:
+        assert busy.cmd("INCR", "n") == n + 1
+        n += 1
+        if n % 500 == 0:
+            assert other.cmd("GET", "n") == str(n).encode()
+            if int(info_stats(other)["expired_keys"]) == 1:
+                expired = True
+                break
+    assert expired, "the cron never expired the key under a polling loop (%d requests)" % n
+    assert other.cmd("DBSIZE") == 1
+    busy.close()
+    other.close()
+    assert s.stop() == 0

@@ -19,6 +19,8 @@ TEST(config_defaults_match_the_documented_ones)
     CHECK_EQ_INT(c.fsync, CONFIG_FSYNC_ALWAYS);
     CHECK_EQ_INT(c.maxclients, 10000);
     CHECK_EQ_INT(c.proto_max_bulk_len, 512ll * 1024 * 1024);
+    CHECK_EQ_INT(c.hz, 10);
+    CHECK_EQ_INT(c.idle_poll_us, 50);
 }
 
 TEST(config_parses_peers)
