@@ -1974,14 +1974,15 @@ static void server_sample_cpu_pressure(struct server *srv)
 
 /* libuv's loop, with a poll for work before each sleep (idlepoll.h). The
  * time each pass slept in epoll_wait is libuv's own idle-time metric. On a
- * single CPU nothing else can run while the loop polls, so it never does. */
+ * single CPU nothing else can run while the loop polls, so it never does,
+ * nor without the metric to learn from. */
 static void server_run_loop(struct server *srv)
 {
     cpu_set_t cpus;
-    srv->idlepoll_cpus = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) > 1;
+    srv->idlepoll_cpus = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) > 1 &&
+                         uv_loop_configure(srv->loop, UV_METRICS_IDLE_TIME) == 0;
     idlepoll_init(&srv->idlepoll, 0);
     srv->psi_fd = open("/proc/pressure/cpu", O_RDONLY | O_CLOEXEC);
-    uv_loop_configure(srv->loop, UV_METRICS_IDLE_TIME);
     bool alive = true;
     while (alive) {
         if (server_poll_window(srv) > 0 && !server_poll_for_work(srv))
