@@ -406,15 +406,19 @@ static void syncer_hand_over(struct server *srv, size_t min_bytes, bool busy_too
         return;
     pthread_mutex_lock(&sy->mu);
     bool idle = sy->njobs == 0 && !sy->writing;
-    if (idle || (busy_too && sy->njobs < SYNCER_JOBS_MAX)) {
+    bool queued = idle || (busy_too && sy->njobs < SYNCER_JOBS_MAX);
+    if (queued) {
         int tail = (sy->jobs_head + sy->njobs) % SYNCER_JOBS_MAX;
         wal_take_batch(srv->wal, &sy->jobs[tail]);
         sy->njobs++;
         if (sy->nspares > 0)
             wal_recycle_batch(srv->wal, &sy->spares[--sy->nspares]);
-        pthread_cond_signal(&sy->cv);
     }
     pthread_mutex_unlock(&sy->mu);
+    /* after the unlock: woken under the lock, the thread would only block
+     * on the mutex again, one more sleep and wake-up per group */
+    if (queued)
+        pthread_cond_signal(&sy->cv);
 }
 
 static void syncer_kick(struct server *srv)
