@@ -1929,10 +1929,13 @@ static uint64_t server_poll_window(struct server *srv)
 }
 
 /* Runs the loop's turns without sleeping in them until a poll window passes
- * with no work: a turn has work when the loop's epoll descriptor has events or
- * libuv has callbacks to run. Every turn is a whole one (timers, the
- * prepare phase, watchers added since the last turn), so nothing waits on
- * the polling but the sleep. False once the loop has nothing left. */
+ * with no work: a turn has work when the loop's epoll descriptor has events
+ * or libuv has callbacks to run. Each is a whole libuv turn (timers, the
+ * prepare phase's hand-over to the fsync thread, the check phase's
+ * replies), and a turn with work is followed by one more, which puts the
+ * watchers its callbacks started into epoll before the polling can miss
+ * them. Timers that fall due while nothing comes run at most one window
+ * late. False once the loop has nothing left. */
 static bool server_poll_for_work(struct server *srv)
 {
     struct pollfd pfd = {.fd = uv_backend_fd(srv->loop), .events = POLLIN};
