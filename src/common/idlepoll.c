@@ -17,7 +17,6 @@ void idlepoll_init(struct idlepoll *p, uint64_t limit_ns)
     p->limit_ns = limit_ns;
     p->window_ns = 0;
     p->pressure = 0;
-    p->contended = false;
 }
 
 void idlepoll_set_limit(struct idlepoll *p, uint64_t limit_ns)
@@ -51,8 +50,7 @@ void idlepoll_pressure(struct idlepoll *p, uint64_t waited_us, uint64_t elapsed_
         return;
     uint64_t share = waited_us >= elapsed_us ? 1000 : waited_us * 1000 / elapsed_us;
     p->pressure = (p->pressure * 3 + share) / 4;
-    p->contended = p->pressure >= IDLEPOLL_PRESSURE_MAX_PCT * 10;
-    if (p->contended)
+    if (idlepoll_contended(p))
         p->window_ns = 0;
 }
 

@@ -36,8 +36,13 @@ struct idlepoll {
     uint64_t limit_ns;  /* the longest window; 0 never polls */
     uint64_t window_ns; /* how long the next poll lasts, 0..limit_ns */
     uint64_t pressure;  /* moving average of the share waited, in 1/1000 */
-    bool contended;     /* it is at or over the max */
 };
+
+/* Tasks wait for a CPU too much for the loop to poll. */
+static inline bool idlepoll_contended(const struct idlepoll *p)
+{
+    return p->pressure >= IDLEPOLL_PRESSURE_MAX_PCT * 10;
+}
 
 void idlepoll_init(struct idlepoll *p, uint64_t limit_ns);
 
@@ -47,7 +52,7 @@ void idlepoll_set_limit(struct idlepoll *p, uint64_t limit_ns);
 /* The window is the poll that found work before it ran out. */
 static inline uint64_t idlepoll_window(const struct idlepoll *p)
 {
-    return p->contended ? 0 : p->window_ns;
+    return idlepoll_contended(p) ? 0 : p->window_ns;
 }
 
 /* The poll ran out (or did not run: window 0) and the loop slept slept_ns

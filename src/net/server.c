@@ -1452,7 +1452,7 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
                      (unsigned long long)st->keyspace_misses, (unsigned long long)st->errors,
                      (unsigned long long)st->rejected_calls,
                      (unsigned long long)(idlepoll_window(&srv->idlepoll) / 1000),
-                     srv->idlepoll.contended ? 1 : 0);
+                     idlepoll_contended(&srv->idlepoll) ? 1 : 0);
     }
     if (info_wants(argc, argv, "replication", true)) {
         SECTION("Replication");

@@ -118,22 +118,22 @@ TEST(idlepoll_stops_while_tasks_wait_for_a_cpu)
     CHECK_EQ_INT(idlepoll_window(&p), LIMIT);
     /* one busy tick (50%) moves the average to under 20%: polling goes on */
     idlepoll_pressure(&p, 50000, 100000);
-    CHECK(!p.contended);
+    CHECK(!idlepoll_contended(&p));
     CHECK_EQ_INT(idlepoll_window(&p), LIMIT);
     /* a few more and it stops, the window with it */
     idlepoll_pressure(&p, 50000, 100000);
     idlepoll_pressure(&p, 50000, 100000);
-    CHECK(p.contended);
+    CHECK(idlepoll_contended(&p));
     CHECK_EQ_INT(idlepoll_window(&p), 0);
     idlepoll_slept(&p, 0);
     CHECK_EQ_INT(idlepoll_window(&p), 0); /* learning goes on, polling does not */
     /* more waited than elapsed (several tasks waiting) counts as all */
     idlepoll_pressure(&p, 400000, 100000);
-    CHECK(p.contended && p.pressure <= 1000);
+    CHECK(idlepoll_contended(&p) && p.pressure <= 1000);
     /* quiet ticks bring it back */
     for (int i = 0; i < 20; i++)
         idlepoll_pressure(&p, 0, 100000);
-    CHECK(!p.contended);
+    CHECK(!idlepoll_contended(&p));
     CHECK_EQ_INT(idlepoll_window(&p), 0); /* contention emptied it */
     idlepoll_slept(&p, 0);
     CHECK(idlepoll_window(&p) > 0);
