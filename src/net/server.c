@@ -545,6 +545,10 @@ static void on_syncer_progress(uv_async_t *h)
                 sy->errmsg);
         exit(1);
     }
+    /* The next group first: the records logged while the thread wrote
+     * this one are all pending now, and the replies below (a write() per
+     * session) would keep the disk idle the while. */
+    syncer_kick(srv);
     if (target > srv->durable_lsn)
         srv->durable_lsn = target;
     server_release_waiting(srv);
@@ -552,7 +556,6 @@ static void on_syncer_progress(uv_async_t *h)
         cluster_durable(srv->cluster, target);
     if (srv->ll != NULL)
         ll_durable(srv->ll, target);
-    syncer_kick(srv);
 }
 
 /* What waits for the end of the loop's turn, before it polls or sleeps:
