@@ -114,6 +114,8 @@ struct wal {
     uint64_t cur_records;
     bool failed;           /* a write or sync failed: the file can't be trusted */
     bool direct;           /* fd is O_DIRECT: writes are whole aligned blocks */
+    int cached_fd;         /* with direct: the segment without O_DIRECT, for
+                              big synced runs (WAL_CACHED_RUN_BYTES_MIN); else -1 */
     bool direct_refused;   /* the filesystem refused O_DIRECT: don't ask again */
     /* The segment's bytes from the last block boundary up to cur_bytes
      * (cur_bytes % WAL_BLOCK_BYTES of them): what a direct write of the
@@ -247,6 +249,7 @@ static void wal__stage_reserve(struct wal *w, size_t len)
  * cache. A filesystem that says EINVAL is not asked again. */
 static void wal__try_direct(struct wal *w, const char *path, int *fd)
 {
+    TRIAD_ASSERT(w->cached_fd < 0);
     w->direct = false;
     if (w->direct_refused)
         return;
@@ -256,9 +259,21 @@ static void wal__try_direct(struct wal *w, const char *path, int *fd)
             w->direct_refused = true;
         return;
     }
-    fs_close(*fd);
+    w->cached_fd = *fd;
     *fd = dfd;
     w->direct = true;
+}
+
+/* Close the current segment's descriptors. */
+static void wal__close_cur(struct wal *w)
+{
+    if (w->fd >= 0)
+        fs_close(w->fd);
+    if (w->cached_fd >= 0)
+        fs_close(w->cached_fd);
+    w->fd = -1;
+    w->cached_fd = -1;
+    w->direct = false;
 }
 
 /* Write p[0..len) at off in the current segment. On a direct descriptor
@@ -286,9 +301,8 @@ static int wal__pwrite(struct wal *w, const void *p, size_t len, uint64_t off)
     tfree(path);
     if (rc != 0)
         return TRIAD_EIO;
-    fs_close(w->fd);
+    wal__close_cur(w);
     w->fd = fd;
-    w->direct = false;
     w->direct_refused = true;
     return fs_pwrite_all(w->fd, p, len, off);
 }
@@ -440,11 +454,11 @@ static int wal__create_segment(struct wal *w, uint64_t first_lsn, char *errmsg, 
     return 0;
 
 err_reset:
-    fd = w->fd; /* wal__pwrite may have reopened it */
-    w->fd = -1;
-    w->direct = false;
+    wal__close_cur(w); /* wal__pwrite may have reopened fd */
+    fd = -1;
 err_close:
-    fs_close(fd);
+    if (fd >= 0)
+        fs_close(fd);
     /* Leave no header-less file behind for recovery to puzzle over. */
     fs_unlink(path);
 err_free_path:
@@ -889,8 +903,7 @@ out:
 
 static void wal__free(struct wal *w)
 {
-    if (w->fd >= 0)
-        fs_close(w->fd);
+    wal__close_cur(w);
     tbuf_free(&w->pending);
     tfree(w->stage_raw);
     tfree(w->segs);
@@ -908,6 +921,7 @@ int wal_open(struct wal **out, const char *dir, uint64_t segment_bytes, uint64_t
     w->dir = tstrndup(dir, strlen(dir));
     w->segment_bytes = segment_bytes ? segment_bytes : WAL_SEGMENT_BYTES_DEFAULT;
     w->fd = -1;
+    w->cached_fd = -1;
     pthread_mutex_init(&w->seg_mu, NULL);
 
     int rc = fs_mkdir_p(dir);
@@ -1065,8 +1079,7 @@ static int wal__rotate(struct wal *w, uint64_t first_lsn, char *errmsg, size_t e
                  strerror(errno));
         return TRIAD_EIO;
     }
-    fs_close(w->fd);
-    w->fd = -1;
+    wal__close_cur(w);
     return wal__create_segment(w, first_lsn, errmsg, errlen);
 }
 
@@ -1076,9 +1089,12 @@ static int wal__rotate(struct wal *w, uint64_t first_lsn, char *errmsg, size_t e
  * records, and zeros to the next block boundary; the tail is then what
  * the last piece left in its last block. Pieces after the first start on
  * a block boundary, as the first ends on one. Updates cur_alloc_bytes for
- * a direct write; the caller moves cur_bytes. */
-static int wal__write_run(struct wal *w, const unsigned char *data, uint64_t len, char *errmsg,
-                          size_t errlen)
+ * a direct write; the caller moves cur_bytes. With `cached`, a direct
+ * segment's pieces go through its page-cache descriptor instead: the same
+ * whole blocks, so the kernel never reads a page it is about to overwrite,
+ * and a later direct write of a cached block drops the page first. */
+static int wal__write_run(struct wal *w, const unsigned char *data, uint64_t len, bool cached,
+                          char *errmsg, size_t errlen)
 {
     TRIAD_ASSERT(len > 0);
     uint64_t pos = w->cur_bytes;
@@ -1097,7 +1113,9 @@ static int wal__write_run(struct wal *w, const unsigned char *data, uint64_t len
         memcpy(w->stage, w->tail, head);
         memcpy(w->stage + head, data, n);
         memset(w->stage + used, 0, wlen - used);
-        if (wal__pwrite(w, w->stage, wlen, blk) != 0) {
+        int rc = cached && w->cached_fd >= 0 ? fs_pwrite_all(w->cached_fd, w->stage, wlen, blk)
+                                              : wal__pwrite(w, w->stage, wlen, blk);
+        if (rc != 0) {
             pos = blk;
             goto err;
         }
@@ -1169,7 +1187,8 @@ int wal_write_batch(struct wal *w, struct wal_batch *b, bool sync, char *errmsg,
             if (rc != 0)
                 goto err_failed;
         }
-        rc = wal__write_run(w, data + run_start, run_bytes, errmsg, errlen);
+        bool cached = sync && run_bytes >= WAL_CACHED_RUN_BYTES_MIN;
+        rc = wal__write_run(w, data + run_start, run_bytes, cached, errmsg, errlen);
         if (rc != 0)
             goto err_failed;
         w->cur_bytes += run_bytes;

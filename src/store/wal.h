@@ -52,6 +52,12 @@
  * its fdatasync moves enough data that the journal commit no longer
  * dominates, while writing zeros first would double its disk traffic. */
 #define WAL_PREFILL_RUN_BYTES_MAX (128ull * 1024)
+/* A synced run at least this big goes through the page cache even where
+ * the segment is open for direct I/O: the fdatasync writes it back faster
+ * than a direct write of it completes. On a virtio disk a 256 KiB run took
+ * 0.72 ms direct and 0.53 ms cached, write and fdatasync together; a 16
+ * KiB run 0.15 ms either way, and smaller ones are faster direct. */
+#define WAL_CACHED_RUN_BYTES_MIN (128ull * 1024)
 
 struct wal;
 

@@ -8,6 +8,9 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/statfs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1538,6 +1541,100 @@ TEST(wal_writes_a_run_bigger_than_the_staging_buffer_in_pieces)
     free(dir);
 }
 
+/* Is the page of `path` holding byte `off` in the page cache? */
+static bool page_cached(const char *path, long off)
+{
+    int fd = open(path, O_RDONLY);
+    TRIAD_ASSERT(fd >= 0);
+    long page = sysconf(_SC_PAGESIZE);
+    long at = off / page * page;
+    void *m = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, at);
+    TRIAD_ASSERT(m != MAP_FAILED);
+    unsigned char v = 0;
+    TRIAD_ASSERT(mincore(m, (size_t)page, &v) == 0);
+    munmap(m, (size_t)page);
+    close(fd);
+    return (v & 1) != 0;
+}
+
+#define MIXED_RECORDS 4000
+
+/* Big synced runs go through the page cache, the rest direct, into the
+ * same blocks of the same segments: each kind of write must find the
+ * other's bytes where it left them, and a reopen reads back every record. */
+TEST(wal_big_synced_runs_go_through_the_page_cache_between_direct_ones)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    const uint64_t seg = 4 * 1024 * 1024; /* several segments */
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    bool direct = wal_direct_io(w);
+    static size_t lens[MIXED_RECORDS];
+    uint64_t x = 0x2545F4914F6CDD1Dull;
+    size_t n = 0;
+    int bad = 0, cached_runs = 0;
+    while (n < MIXED_RECORDS) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int kind = (int)(x % 3); /* big synced, small synced, unsynced */
+        size_t target = kind == 0 ? WAL_CACHED_RUN_BYTES_MIN + (x >> 8) % 65536 : (x >> 8) % 9000;
+        size_t bytes = 0;
+        do {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            size_t len = (size_t)(x >> 8) % 8192;
+            lens[n] = len;
+            if (append_sized(w, len) != n + 1)
+                bad++;
+            bytes += WAL_RECORD_OVERHEAD + 8 + len;
+            n++;
+        } while (bytes < target && n < MIXED_RECORDS);
+        if (write_pending(w, kind != 2) != 0)
+            bad++;
+        if (kind == 0 && bytes >= WAL_CACHED_RUN_BYTES_MIN)
+            cached_runs++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK(cached_runs > 5);
+    CHECK(count_files(dir, ".log") > 2);
+    wal_close(w);
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    CHECK(replayed_sized(&rp, lens, n));
+    CHECK_EQ_INT(lg.count, 0);
+    CHECK_EQ_INT(wal_direct_io(w), direct);
+    wal_close(w);
+
+    /* Which path a run took: in a fresh log, a big synced run leaves its
+     * pages in the page cache, and a small direct run after it takes the
+     * block it rewrote out again. (Not on tmpfs, whose files are nothing
+     * but page cache.) */
+    struct statfs sf;
+    if (direct && statfs(dir, &sf) == 0 && sf.f_type != TMPFS_MAGIC) {
+        rm_rf(dir);
+        CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+        char p[600];
+        seg_path(dir, 1, p, sizeof(p));
+        /* (reading the file would bring its pages in: the end is known) */
+        long end = WAL_HEADER_BYTES;
+        for (n = 0; end < WAL_HEADER_BYTES + 2 * (long)WAL_CACHED_RUN_BYTES_MIN; n++) {
+            append_sized(w, 4000);
+            end += WAL_RECORD_OVERHEAD + 8 + 4000;
+        }
+        CHECK_EQ_INT(write_pending(w, true), 0);
+        CHECK(page_cached(p, WAL_HEADER_BYTES + (long)WAL_CACHED_RUN_BYTES_MIN));
+        CHECK(page_cached(p, end - 1));
+        append_sized(w, 100);
+        CHECK_EQ_INT(write_pending(w, true), 0);
+        CHECK(!page_cached(p, end));
+        CHECK(page_cached(p, WAL_HEADER_BYTES + (long)WAL_CACHED_RUN_BYTES_MIN));
+        wal_close(w);
+        CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+        CHECK_EQ_INT(rp.count, (long long)n + 1);
+        CHECK_EQ_INT(lg.count, 0);
+        wal_close(w);
+    }
+    rm_rf(dir);
+    free(dir);
+}
+
 TEST(wal_truncates_and_logs_a_torn_tail_inside_an_aligned_block)
 {
     char *dir = make_tmpdir();
@@ -1725,6 +1822,7 @@ static void run_wal_tests(void)
     RUN(wal_a_batch_exactly_filling_a_block_is_followed_cleanly);
     RUN(wal_reopened_mid_block_keeps_the_records_before_it_in_that_block);
     RUN(wal_writes_a_run_bigger_than_the_staging_buffer_in_pieces);
+    RUN(wal_big_synced_runs_go_through_the_page_cache_between_direct_ones);
     RUN(wal_truncates_and_logs_a_torn_tail_inside_an_aligned_block);
     RUN(wal_falls_back_to_buffered_writes_when_a_direct_write_is_refused);
     RUN(wal_buffered_writes_are_not_padded_to_blocks);
