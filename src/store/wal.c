@@ -115,7 +115,7 @@ struct wal {
     bool failed;           /* a write or sync failed: the file can't be trusted */
     bool direct;           /* fd is O_DIRECT: writes are whole aligned blocks */
     int cached_fd;         /* with direct: the segment without O_DIRECT, for
-                              big synced runs (WAL_CACHED_RUN_BYTES_MIN); else -1 */
+                              the runs WAL_CACHED_RUN_BYTES_MIN picks; else -1 */
     bool direct_refused;   /* the filesystem refused O_DIRECT: don't ask again */
     /* The segment's bytes from the last block boundary up to cur_bytes
      * (cur_bytes % WAL_BLOCK_BYTES of them): what a direct write of the
@@ -1187,7 +1187,8 @@ int wal_write_batch(struct wal *w, struct wal_batch *b, bool sync, char *errmsg,
             if (rc != 0)
                 goto err_failed;
         }
-        bool cached = sync && run_bytes >= WAL_CACHED_RUN_BYTES_MIN;
+        bool big = run_bytes >= WAL_CACHED_RUN_BYTES_MIN;
+        bool cached = sync ? big : !big;
         rc = wal__write_run(w, data + run_start, run_bytes, cached, errmsg, errlen);
         if (rc != 0)
             goto err_failed;

@@ -1559,10 +1559,11 @@ static bool page_cached(const char *path, long off)
 
 #define MIXED_RECORDS 4000
 
-/* Big synced runs go through the page cache, the rest direct, into the
- * same blocks of the same segments: each kind of write must find the
- * other's bytes where it left them, and a reopen reads back every record. */
-TEST(wal_big_synced_runs_go_through_the_page_cache_between_direct_ones)
+/* Big synced runs and small unsynced ones go through the page cache, the
+ * rest direct, into the same blocks of the same segments: each kind of
+ * write must find the other's bytes where it left them, and a reopen reads
+ * back every record. */
+TEST(wal_runs_go_through_the_page_cache_or_direct_into_the_same_blocks)
 {
     char *dir = make_tmpdir();
     struct wal *w;
@@ -1572,11 +1573,13 @@ TEST(wal_big_synced_runs_go_through_the_page_cache_between_direct_ones)
     static size_t lens[MIXED_RECORDS];
     uint64_t x = 0x2545F4914F6CDD1Dull;
     size_t n = 0;
-    int bad = 0, cached_runs = 0;
+    int bad = 0, big_runs = 0;
     while (n < MIXED_RECORDS) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        int kind = (int)(x % 3); /* big synced, small synced, unsynced */
-        size_t target = kind == 0 ? WAL_CACHED_RUN_BYTES_MIN + (x >> 8) % 65536 : (x >> 8) % 9000;
+        /* big synced, small synced, big unsynced, small unsynced */
+        int kind = (int)(x % 4);
+        bool big = kind == 0 || kind == 2;
+        size_t target = big ? WAL_CACHED_RUN_BYTES_MIN + (x >> 8) % 65536 : (x >> 8) % 9000;
         size_t bytes = 0;
         do {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
@@ -1587,13 +1590,13 @@ TEST(wal_big_synced_runs_go_through_the_page_cache_between_direct_ones)
             bytes += WAL_RECORD_OVERHEAD + 8 + len;
             n++;
         } while (bytes < target && n < MIXED_RECORDS);
-        if (write_pending(w, kind != 2) != 0)
+        if (write_pending(w, kind < 2) != 0)
             bad++;
-        if (kind == 0 && bytes >= WAL_CACHED_RUN_BYTES_MIN)
-            cached_runs++;
+        if (big && bytes >= WAL_CACHED_RUN_BYTES_MIN)
+            big_runs++;
     }
     CHECK_EQ_INT(bad, 0);
-    CHECK(cached_runs > 5);
+    CHECK(big_runs > 10);
     CHECK(count_files(dir, ".log") > 2);
     wal_close(w);
     CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
@@ -1603,8 +1606,9 @@ TEST(wal_big_synced_runs_go_through_the_page_cache_between_direct_ones)
     wal_close(w);
 
     /* Which path a run took: in a fresh log, a big synced run leaves its
-     * pages in the page cache, and a small direct run after it takes the
-     * block it rewrote out again. (Not on tmpfs, whose files are nothing
+     * pages in the page cache, a small synced run after it, direct, takes
+     * the block it rewrote out again, a small unsynced one is cached, and
+     * a big unsynced one is not. (Not on tmpfs, whose files are nothing
      * but page cache.) */
     struct statfs sf;
     if (direct && statfs(dir, &sf) == 0 && sf.f_type != TMPFS_MAGIC) {
@@ -1625,9 +1629,22 @@ TEST(wal_big_synced_runs_go_through_the_page_cache_between_direct_ones)
         CHECK_EQ_INT(write_pending(w, true), 0);
         CHECK(!page_cached(p, end));
         CHECK(page_cached(p, WAL_HEADER_BYTES + (long)WAL_CACHED_RUN_BYTES_MIN));
+        end += WAL_RECORD_OVERHEAD + 8 + 100;
+        append_sized(w, 50);
+        CHECK_EQ_INT(write_pending(w, false), 0);
+        CHECK(page_cached(p, end));
+        end += WAL_RECORD_OVERHEAD + 8 + 50;
+        long big_start = end;
+        size_t m = 0;
+        for (; end < big_start + 2 * (long)WAL_CACHED_RUN_BYTES_MIN; m++) {
+            append_sized(w, 4000);
+            end += WAL_RECORD_OVERHEAD + 8 + 4000;
+        }
+        CHECK_EQ_INT(write_pending(w, false), 0);
+        CHECK(!page_cached(p, big_start + (long)WAL_CACHED_RUN_BYTES_MIN));
         wal_close(w);
         CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
-        CHECK_EQ_INT(rp.count, (long long)n + 1);
+        CHECK_EQ_INT(rp.count, (long long)(n + 2 + m));
         CHECK_EQ_INT(lg.count, 0);
         wal_close(w);
     }
@@ -1822,7 +1839,7 @@ static void run_wal_tests(void)
     RUN(wal_a_batch_exactly_filling_a_block_is_followed_cleanly);
     RUN(wal_reopened_mid_block_keeps_the_records_before_it_in_that_block);
     RUN(wal_writes_a_run_bigger_than_the_staging_buffer_in_pieces);
-    RUN(wal_big_synced_runs_go_through_the_page_cache_between_direct_ones);
+    RUN(wal_runs_go_through_the_page_cache_or_direct_into_the_same_blocks);
     RUN(wal_truncates_and_logs_a_torn_tail_inside_an_aligned_block);
     RUN(wal_falls_back_to_buffered_writes_when_a_direct_write_is_refused);
     RUN(wal_buffered_writes_are_not_padded_to_blocks);
