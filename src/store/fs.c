@@ -156,6 +156,17 @@ int fs_datasync(int fd)
     return fdatasync(fd) == 0 ? 0 : TRIAD_EIO;
 }
 
+int fs_write_back(int fd, uint64_t off, uint64_t len)
+{
+    if (fs__injected(&fs_faults.sync_fail_nth))
+        return TRIAD_EIO;
+    if (fs_faults.syncs_off)
+        return 0;
+    unsigned flags = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                     SYNC_FILE_RANGE_WAIT_AFTER;
+    return sync_file_range(fd, (off_t)off, (off_t)len, flags) == 0 ? 0 : TRIAD_EIO;
+}
+
 int fs_fsync(int fd)
 {
     if (fs__injected(&fs_faults.sync_fail_nth))

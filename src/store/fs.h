@@ -28,7 +28,8 @@ struct fs_faults {
     /* The failing write first writes this many bytes of its buffer (a torn
      * write), then fails. */
     size_t write_partial_bytes;
-    /* Fail the Nth fdatasync/fsync call (files and directories) from now. */
+    /* Fail the Nth fdatasync/fsync/write-back call (files and directories)
+     * from now. */
     int sync_fail_nth;
     /* errno of an injected failure; EIO if 0. */
     int fail_errno;
@@ -54,6 +55,10 @@ int fs_pwrite_all(int fd, const void *p, size_t len, uint64_t off);
 int fs_read_all(int fd, void *p, size_t len, size_t *got);
 int fs_pread_all(int fd, void *p, size_t len, uint64_t off, size_t *got);
 int fs_datasync(int fd);
+/* Write the dirty pages of [off, off+len) to the device and wait for them:
+ * no metadata, no flush of the device's cache (sync_file_range). Counts as
+ * a sync for fault injection. */
+int fs_write_back(int fd, uint64_t off, uint64_t len);
 int fs_fsync(int fd);
 /* fsync a directory, making renames, creations and removals in it durable. */
 int fs_sync_dir(const char *dir);

@@ -28,6 +28,19 @@
  * rewrites the whole page just the same, and the bytes are identical. A
  * filesystem that refuses O_DIRECT (tmpfs on older kernels) gets the same
  * records through the page cache, unpadded.
+ *
+ * Some runs go through the page cache even so, in the same whole blocks,
+ * through a second descriptor of the segment (WAL_CACHED_RUN_BYTES_MIN
+ * says which and why): whole blocks, so the kernel never has to read a
+ * page it is about to overwrite part of. Mixing the two is safe for the
+ * bytes - a direct write first writes back any dirty cached page in its
+ * own range, then invalidates it - but not for their order on the device:
+ * a direct write of later records could reach it before cached earlier
+ * ones, and a power cut then leave a hole recovery would take for damage.
+ * So before a direct write, the cached blocks not yet synced are written
+ * back (sync_file_range, no flush), which puts them in the same order a
+ * direct write of them would have. Within cached runs the order is the
+ * page cache's writeback's, as on a filesystem without O_DIRECT.
  */
 #include "wal.h"
 
@@ -38,6 +51,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../common/buf.h"
 #include "../common/crc32c.h"
@@ -116,13 +130,16 @@ struct wal {
     bool direct;           /* fd is O_DIRECT: writes are whole aligned blocks */
     int cached_fd;         /* with direct: the segment without O_DIRECT, for
                               the runs WAL_CACHED_RUN_BYTES_MIN picks; else -1 */
+    /* The blocks written through cached_fd since the segment's last
+     * fdatasync (empty: from == to), which may still be only in memory. */
+    uint64_t cached_dirty_from, cached_dirty_to;
     bool direct_refused;   /* the filesystem refused O_DIRECT: don't ask again */
     /* The segment's bytes from the last block boundary up to cur_bytes
      * (cur_bytes % WAL_BLOCK_BYTES of them): what a direct write of the
      * block holding cur_bytes must carry before the new records. */
     unsigned char tail[WAL_BLOCK_BYTES];
-    /* Aligned staging buffer for direct writes, kept across batches;
-     * stage_raw is the allocation it lies in. */
+    /* Aligned staging buffer for whole-block writes (direct or cached),
+     * kept across batches; stage_raw is the allocation it lies in. */
     unsigned char *stage;
     void *stage_raw;
     size_t stage_cap;
@@ -259,7 +276,12 @@ static void wal__try_direct(struct wal *w, const char *path, int *fd)
             w->direct_refused = true;
         return;
     }
-    w->cached_fd = *fd;
+    /* Kept for cached runs only where a block is a page: with bigger pages
+     * a whole-block write would make the kernel read the rest first. */
+    if (sysconf(_SC_PAGESIZE) == WAL_BLOCK_BYTES)
+        w->cached_fd = *fd;
+    else
+        fs_close(*fd);
     *fd = dfd;
     w->direct = true;
 }
@@ -274,6 +296,7 @@ static void wal__close_cur(struct wal *w)
     w->fd = -1;
     w->cached_fd = -1;
     w->direct = false;
+    w->cached_dirty_from = w->cached_dirty_to = 0;
 }
 
 /* Write p[0..len) at off in the current segment. On a direct descriptor
@@ -293,14 +316,18 @@ static int wal__pwrite(struct wal *w, const void *p, size_t len, uint64_t off)
     int rc = fs_pwrite_all(w->fd, p, len, off);
     if (rc == 0 || !w->direct || errno != EINVAL)
         return rc;
-    size_t plen = wal__path_max(w);
-    char *path = tmalloc(plen);
-    wal__seg_path(w, w->cur_first_lsn, path, plen);
-    int fd;
-    rc = fs_open(path, O_WRONLY, 0, &fd);
-    tfree(path);
-    if (rc != 0)
-        return TRIAD_EIO;
+    /* the descriptor kept for cached runs is just that, if there is one */
+    int fd = w->cached_fd;
+    w->cached_fd = -1;
+    if (fd < 0) {
+        size_t plen = wal__path_max(w);
+        char *path = tmalloc(plen);
+        wal__seg_path(w, w->cur_first_lsn, path, plen);
+        rc = fs_open(path, O_WRONLY, 0, &fd);
+        tfree(path);
+        if (rc != 0)
+            return TRIAD_EIO;
+    }
     wal__close_cur(w);
     w->fd = fd;
     w->direct_refused = true;
@@ -1090,9 +1117,9 @@ static int wal__rotate(struct wal *w, uint64_t first_lsn, char *errmsg, size_t e
  * the last piece left in its last block. Pieces after the first start on
  * a block boundary, as the first ends on one. Updates cur_alloc_bytes for
  * a direct write; the caller moves cur_bytes. With `cached`, a direct
- * segment's pieces go through its page-cache descriptor instead: the same
- * whole blocks, so the kernel never reads a page it is about to overwrite,
- * and a later direct write of a cached block drops the page first. */
+ * segment's pieces go through its page-cache descriptor instead (if it has
+ * one), the same whole blocks; without, any cached blocks not yet synced
+ * are written back first (see the top of this file). */
 static int wal__write_run(struct wal *w, const unsigned char *data, uint64_t len, bool cached,
                           char *errmsg, size_t errlen)
 {
@@ -1102,6 +1129,20 @@ static int wal__write_run(struct wal *w, const unsigned char *data, uint64_t len
         if (wal__pwrite(w, data, (size_t)len, pos) != 0)
             goto err;
         return 0;
+    }
+    cached = cached && w->cached_fd >= 0;
+    if (!cached && w->cached_dirty_to > w->cached_dirty_from) {
+        /* Cached blocks not yet synced reach the device before any direct
+         * write after them does: otherwise a power cut could keep the
+         * later records and lose the earlier ones, a hole recovery would
+         * take for damage. */
+        if (fs_write_back(w->cached_fd, w->cached_dirty_from,
+                          w->cached_dirty_to - w->cached_dirty_from) != 0) {
+            wal__err(errmsg, errlen, "wal: write back segment %" PRIu64 ": %s", w->cur_first_lsn,
+                     strerror(errno));
+            return TRIAD_EIO;
+        }
+        w->cached_dirty_from = w->cached_dirty_to = 0;
     }
     while (len > 0) {
         uint64_t blk = wal__block_down(pos);
@@ -1113,11 +1154,16 @@ static int wal__write_run(struct wal *w, const unsigned char *data, uint64_t len
         memcpy(w->stage, w->tail, head);
         memcpy(w->stage + head, data, n);
         memset(w->stage + used, 0, wlen - used);
-        int rc = cached && w->cached_fd >= 0 ? fs_pwrite_all(w->cached_fd, w->stage, wlen, blk)
-                                              : wal__pwrite(w, w->stage, wlen, blk);
+        int rc = cached ? fs_pwrite_all(w->cached_fd, w->stage, wlen, blk)
+                        : wal__pwrite(w, w->stage, wlen, blk);
         if (rc != 0) {
             pos = blk;
             goto err;
+        }
+        if (cached) {
+            if (w->cached_dirty_to == w->cached_dirty_from)
+                w->cached_dirty_from = blk;
+            w->cached_dirty_to = blk + wlen;
         }
         /* wal__pwrite may have fallen back to buffered writes: the bytes
          * are the same, and the rest of the run still goes as pieces. */
@@ -1226,6 +1272,7 @@ int wal_sync(struct wal *w, char *errmsg, size_t errlen)
         w->failed = true;
         return TRIAD_EIO;
     }
+    w->cached_dirty_from = w->cached_dirty_to = 0;
     return 0;
 }
 

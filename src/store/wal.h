@@ -18,8 +18,9 @@
  * Where the filesystem allows, the current segment is written with
  * O_DIRECT in whole 4 KiB blocks (the last one of each write padded with
  * zeros past the records, a clean end; the next write rewrites it), so a
- * segment's file size is then rounded up to a block. Otherwise, and for
- * the header, writes go through the page cache.
+ * segment's file size is then rounded up to a block; some runs go through
+ * the page cache in the same whole blocks (WAL_CACHED_RUN_BYTES_MIN).
+ * Otherwise, and for the header, writes go through the page cache.
  *
  * Threads: the loop thread appends records into an in-memory pending
  * buffer (wal_append) and, once per loop turn, takes it as a batch
@@ -150,8 +151,9 @@ void wal_stats(struct wal *w, size_t *segments, uint64_t *bytes);
 /* Any thread: the segment files' total size on disk, prefill included. */
 uint64_t wal_allocated_bytes(struct wal *w);
 /* Fsync thread (or any thread while none writes): whether the current
- * segment is written with O_DIRECT (false: through the page cache, as on
- * a filesystem without direct I/O). */
+ * segment has an O_DIRECT descriptor, for the runs that go direct (false:
+ * every write goes through the page cache, as on a filesystem without
+ * direct I/O). */
 bool wal_direct_io(const struct wal *w);
 
 #endif
