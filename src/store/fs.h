@@ -57,8 +57,10 @@ int fs_pread_all(int fd, void *p, size_t len, uint64_t off, size_t *got);
 int fs_datasync(int fd);
 /* Write the dirty pages of [off, off+len) to the device and wait for them:
  * no metadata, no flush of the device's cache (sync_file_range). Counts as
- * a sync for fault injection. */
+ * a sync for fault injection. Only where fs_writes_back_ranges says so. */
 int fs_write_back(int fd, uint64_t off, uint64_t len);
+/* Does fs_write_back on fd reach the pages its writes went to? */
+bool fs_writes_back_ranges(int fd);
 int fs_fsync(int fd);
 /* fsync a directory, making renames, creations and removals in it durable. */
 int fs_sync_dir(const char *dir);

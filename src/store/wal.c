@@ -37,10 +37,16 @@
  * own range, then invalidates it - but not for their order on the device:
  * a direct write of later records could reach it before cached earlier
  * ones, and a power cut then leave a hole recovery would take for damage.
- * So before a direct write, the cached blocks not yet synced are written
- * back (sync_file_range, no flush), which puts them in the same order a
- * direct write of them would have. Within cached runs the order is the
- * page cache's writeback's, as on a filesystem without O_DIRECT.
+ * So before a direct write of records, cached blocks not yet synced are
+ * written back (sync_file_range, no flush: the guarantee a direct write of
+ * them would have had), or, where that does not reach the file's pages
+ * (overlayfs, FUSE, any filesystem fs_writes_back_ranges does not know),
+ * the segment is fdatasync'd. A restarted process counts everything
+ * before the end it found as such, since the process before it may have
+ * left dirty pages. Within cached runs the order is the page
+ * cache's writeback's, as on a filesystem without O_DIRECT. Zeros written
+ * direct past cached records (the prefill) need no such care: zeros after
+ * lost records are a clean end.
  */
 #include "wal.h"
 
@@ -130,9 +136,10 @@ struct wal {
     bool direct;           /* fd is O_DIRECT: writes are whole aligned blocks */
     int cached_fd;         /* with direct: the segment without O_DIRECT, for
                               the runs WAL_CACHED_RUN_BYTES_MIN picks; else -1 */
-    /* The blocks written through cached_fd since the segment's last
-     * fdatasync (empty: from == to), which may still be only in memory. */
+    /* Blocks that may have been written through the page cache since the
+     * segment's last fdatasync, and be only in memory (empty: from == to). */
     uint64_t cached_dirty_from, cached_dirty_to;
+    bool cached_write_back; /* fs_write_back reaches cached_fd's pages */
     bool direct_refused;   /* the filesystem refused O_DIRECT: don't ask again */
     /* The segment's bytes from the last block boundary up to cur_bytes
      * (cur_bytes % WAL_BLOCK_BYTES of them): what a direct write of the
@@ -278,10 +285,12 @@ static void wal__try_direct(struct wal *w, const char *path, int *fd)
     }
     /* Kept for cached runs only where a block is a page: with bigger pages
      * a whole-block write would make the kernel read the rest first. */
-    if (sysconf(_SC_PAGESIZE) == WAL_BLOCK_BYTES)
+    if (sysconf(_SC_PAGESIZE) == WAL_BLOCK_BYTES) {
         w->cached_fd = *fd;
-    else
+        w->cached_write_back = fs_writes_back_ranges(*fd);
+    } else {
         fs_close(*fd);
+    }
     *fd = dfd;
     w->direct = true;
 }
@@ -302,9 +311,9 @@ static void wal__close_cur(struct wal *w)
 /* Write p[0..len) at off in the current segment. On a direct descriptor
  * p, len and off are block-aligned; if the write is refused with EINVAL
  * (the filesystem took O_DIRECT at open but wants a bigger alignment, and
- * wrote nothing), the segment is reopened for buffered writes, for good,
- * and the same bytes written that way: padding included, they are valid
- * buffered writes too. */
+ * wrote nothing), the segment is written through the page cache from then
+ * on (its cached descriptor, or a new one), and the same bytes written
+ * that way: padding included, they are valid buffered writes too. */
 static int wal__pwrite(struct wal *w, const void *p, size_t len, uint64_t off)
 {
     TRIAD_ASSERT(w->fd >= 0);
@@ -833,6 +842,11 @@ static int wal__recover_segment(struct wal_recovery *r, const char *path, uint64
     /* A zero tail stays: new records overwrite it from `keep` on. */
     wal__try_direct(w, path, &fd);
     w->fd = fd;
+    if (w->cached_fd >= 0) {
+        /* the process before may have left records only in the page cache */
+        w->cached_dirty_from = 0;
+        w->cached_dirty_to = keep;
+    }
     w->cur_first_lsn = name_lsn;
     w->cur_next_lsn = *lsn;
     w->cur_bytes = keep;
@@ -1132,12 +1146,15 @@ static int wal__write_run(struct wal *w, const unsigned char *data, uint64_t len
     }
     cached = cached && w->cached_fd >= 0;
     if (!cached && w->cached_dirty_to > w->cached_dirty_from) {
-        /* Cached blocks not yet synced reach the device before any direct
+        /* Cached blocks not yet synced reach the device before a direct
          * write after them does: otherwise a power cut could keep the
          * later records and lose the earlier ones, a hole recovery would
-         * take for damage. */
-        if (fs_write_back(w->cached_fd, w->cached_dirty_from,
-                          w->cached_dirty_to - w->cached_dirty_from) != 0) {
+         * take for damage (see the top of this file). */
+        int rc = w->cached_write_back
+                     ? fs_write_back(w->cached_fd, w->cached_dirty_from,
+                                     w->cached_dirty_to - w->cached_dirty_from)
+                     : fs_datasync(w->fd);
+        if (rc != 0) {
             wal__err(errmsg, errlen, "wal: write back segment %" PRIu64 ": %s", w->cur_first_lsn,
                      strerror(errno));
             return TRIAD_EIO;

@@ -61,7 +61,9 @@
  * direct. An unsynced run smaller than this goes through the page cache
  * too: its write is all that replies under `fsync everysec` wait for, and
  * a copy into the cache returns without waiting for the device. Bigger
- * unsynced runs stay direct, sparing the CPU the cache's bookkeeping. */
+ * unsynced runs stay direct, sparing the CPU the cache's bookkeeping.
+ * Only where a page is a 4 KiB block: with bigger pages the kernel would
+ * read each page before a write of part of it. */
 #define WAL_CACHED_RUN_BYTES_MIN (128ull * 1024)
 
 struct wal;
