@@ -89,6 +89,8 @@
 /* O_DIRECT's alignment of buffer, file offset and length: the logical
  * block size of 4Kn devices, and a multiple of 512-byte sectors. */
 #define WAL_BLOCK_BYTES 4096u
+/* cached_unsynced_from when nothing cached waits for a sync */
+#define WAL_NONE_UNSYNCED UINT64_MAX
 /* The staging buffer for O_DIRECT writes grows to at most this: a bigger
  * run of records is written in several such pieces, so one huge record
  * does not leave a buffer as big behind. */
@@ -136,9 +138,11 @@ struct wal {
     bool direct;           /* fd is O_DIRECT: writes are whole aligned blocks */
     int cached_fd;         /* with direct: the segment without O_DIRECT, for
                               the runs WAL_CACHED_RUN_BYTES_MIN picks; else -1 */
-    /* Blocks that may have been written through the page cache since the
-     * segment's last fdatasync, and be only in memory (empty: from == to). */
-    uint64_t cached_dirty_from, cached_dirty_to;
+    /* Where the blocks start that may have been written through the page
+     * cache since the segment's last fdatasync, and be only in memory; they
+     * run up to the block holding cur_bytes, as every write after the first
+     * of them was cached too. WAL_NONE_UNSYNCED if there are none. */
+    uint64_t cached_unsynced_from;
     bool cached_write_back; /* fs_write_back reaches cached_fd's pages */
     bool direct_refused;   /* the filesystem refused O_DIRECT: don't ask again */
     /* The segment's bytes from the last block boundary up to cur_bytes
@@ -305,7 +309,7 @@ static void wal__close_cur(struct wal *w)
     w->fd = -1;
     w->cached_fd = -1;
     w->direct = false;
-    w->cached_dirty_from = w->cached_dirty_to = 0;
+    w->cached_unsynced_from = WAL_NONE_UNSYNCED;
 }
 
 /* Write p[0..len) at off in the current segment. On a direct descriptor
@@ -844,8 +848,7 @@ static int wal__recover_segment(struct wal_recovery *r, const char *path, uint64
     w->fd = fd;
     if (w->cached_fd >= 0) {
         /* the process before may have left records only in the page cache */
-        w->cached_dirty_from = 0;
-        w->cached_dirty_to = keep;
+        w->cached_unsynced_from = 0;
     }
     w->cur_first_lsn = name_lsn;
     w->cur_next_lsn = *lsn;
@@ -963,6 +966,7 @@ int wal_open(struct wal **out, const char *dir, uint64_t segment_bytes, uint64_t
     w->segment_bytes = segment_bytes ? segment_bytes : WAL_SEGMENT_BYTES_DEFAULT;
     w->fd = -1;
     w->cached_fd = -1;
+    w->cached_unsynced_from = WAL_NONE_UNSYNCED;
     pthread_mutex_init(&w->seg_mu, NULL);
 
     int rc = fs_mkdir_p(dir);
@@ -1145,21 +1149,21 @@ static int wal__write_run(struct wal *w, const unsigned char *data, uint64_t len
         return 0;
     }
     cached = cached && w->cached_fd >= 0;
-    if (!cached && w->cached_dirty_to > w->cached_dirty_from) {
+    if (!cached && w->cached_unsynced_from != WAL_NONE_UNSYNCED) {
         /* Cached blocks not yet synced reach the device before a direct
          * write after them does: otherwise a power cut could keep the
          * later records and lose the earlier ones, a hole recovery would
          * take for damage (see the top of this file). */
         int rc = w->cached_write_back
-                     ? fs_write_back(w->cached_fd, w->cached_dirty_from,
-                                     w->cached_dirty_to - w->cached_dirty_from)
+                     ? fs_write_back(w->cached_fd, w->cached_unsynced_from,
+                                     wal__block_up(pos) - w->cached_unsynced_from)
                      : fs_datasync(w->fd);
         if (rc != 0) {
             wal__err(errmsg, errlen, "wal: write back segment %" PRIu64 ": %s", w->cur_first_lsn,
                      strerror(errno));
             return TRIAD_EIO;
         }
-        w->cached_dirty_from = w->cached_dirty_to = 0;
+        w->cached_unsynced_from = WAL_NONE_UNSYNCED;
     }
     while (len > 0) {
         uint64_t blk = wal__block_down(pos);
@@ -1177,11 +1181,8 @@ static int wal__write_run(struct wal *w, const unsigned char *data, uint64_t len
             pos = blk;
             goto err;
         }
-        if (cached) {
-            if (w->cached_dirty_to == w->cached_dirty_from)
-                w->cached_dirty_from = blk;
-            w->cached_dirty_to = blk + wlen;
-        }
+        if (cached && w->cached_unsynced_from == WAL_NONE_UNSYNCED)
+            w->cached_unsynced_from = blk;
         /* wal__pwrite may have fallen back to buffered writes: the bytes
          * are the same, and the rest of the run still goes as pieces. */
         size_t last = (size_t)wal__block_down(used);
@@ -1289,7 +1290,7 @@ int wal_sync(struct wal *w, char *errmsg, size_t errlen)
         w->failed = true;
         return TRIAD_EIO;
     }
-    w->cached_dirty_from = w->cached_dirty_to = 0;
+    w->cached_unsynced_from = WAL_NONE_UNSYNCED;
     return 0;
 }
 

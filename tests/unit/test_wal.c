@@ -1588,6 +1588,19 @@ static bool cache_follows_direct_io(const char *dir)
     return ok;
 }
 
+/* Append 4000-byte records, lens[n..] recording them, until they make a
+ * run of twice WAL_CACHED_RUN_BYTES_MIN; returns the new n. */
+static size_t append_big_run(struct wal *w, size_t *lens, size_t n)
+{
+    for (uint64_t bytes = 0; bytes < 2 * WAL_CACHED_RUN_BYTES_MIN; n++) {
+        append_sized(w, 4000);
+        if (lens != NULL)
+            lens[n] = 4000;
+        bytes += WAL_RECORD_OVERHEAD + 8 + 4000;
+    }
+    return n;
+}
+
 #define MIXED_RECORDS 4000
 
 /* Big synced runs and small unsynced ones go through the page cache, the
@@ -1652,11 +1665,8 @@ TEST(wal_runs_go_through_the_page_cache_or_direct_into_the_same_blocks)
         char p[600];
         seg_path(dir, 1, p, sizeof(p));
         /* (reading the file would bring its pages in: the end is known) */
-        long end = WAL_HEADER_BYTES;
-        for (n = 0; end < WAL_HEADER_BYTES + 2 * (long)WAL_CACHED_RUN_BYTES_MIN; n++) {
-            append_sized(w, 4000);
-            end += WAL_RECORD_OVERHEAD + 8 + 4000;
-        }
+        n = append_big_run(w, NULL, 0);
+        long end = WAL_HEADER_BYTES + (long)n * (WAL_RECORD_OVERHEAD + 8 + 4000);
         CHECK_EQ_INT(write_pending(w, true), 0);
         CHECK(page_cached(p, WAL_HEADER_BYTES + (long)WAL_CACHED_RUN_BYTES_MIN));
         CHECK(page_cached(p, end - 1));
@@ -1670,11 +1680,7 @@ TEST(wal_runs_go_through_the_page_cache_or_direct_into_the_same_blocks)
         CHECK(page_cached(p, end));
         end += WAL_RECORD_OVERHEAD + 8 + 50;
         long big_start = end;
-        size_t m = 0;
-        for (; end < big_start + 2 * (long)WAL_CACHED_RUN_BYTES_MIN; m++) {
-            append_sized(w, 4000);
-            end += WAL_RECORD_OVERHEAD + 8 + 4000;
-        }
+        size_t m = append_big_run(w, NULL, 0);
         CHECK_EQ_INT(write_pending(w, false), 0);
         CHECK(!page_cached(p, big_start + (long)WAL_CACHED_RUN_BYTES_MIN));
         wal_close(w);
@@ -1687,9 +1693,6 @@ TEST(wal_runs_go_through_the_page_cache_or_direct_into_the_same_blocks)
     free(dir);
 }
 
-/* Blocks written through the page cache and not yet synced go to the
- * device before a direct write of later records does: the write-back is
- * made first, and when it fails the direct write is never made. */
 /* Blocks written through the page cache and not yet synced go to the
  * device before a direct write of later records does: the segment is
  * synced first, and when that fails the direct write is never made. */
@@ -1707,10 +1710,7 @@ TEST(wal_syncs_cached_blocks_before_a_direct_write_after_them)
     size_t cached_end = n;
     /* a big unsynced run: direct, after a sync that fails */
     set_faults((struct fs_faults){.sync_fail_nth = 1});
-    for (size_t bytes = 0; bytes < 2 * WAL_CACHED_RUN_BYTES_MIN; n++) {
-        append_sized(w, lens[n] = 4000);
-        bytes += WAL_RECORD_OVERHEAD + 8 + 4000;
-    }
+    n = append_big_run(w, lens, n);
     int rc = write_pending(w, false);
     set_faults((struct fs_faults){0});
     /* with every run the same way there is nothing to sync first */
@@ -1730,11 +1730,7 @@ TEST(wal_syncs_cached_blocks_before_a_direct_write_after_them)
         CHECK_EQ_INT(write_pending(w, false), 0);
         CHECK_EQ_INT(wal_sync(w, errmsg, sizeof(errmsg)), 0);
         set_faults((struct fs_faults){.sync_fail_nth = 1});
-        size_t m = n;
-        for (size_t bytes = 0; bytes < 2 * WAL_CACHED_RUN_BYTES_MIN; m++) {
-            append_sized(w, lens[m] = 4000);
-            bytes += WAL_RECORD_OVERHEAD + 8 + 4000;
-        }
+        size_t m = append_big_run(w, lens, n);
         rc = write_pending(w, false);
         set_faults((struct fs_faults){0});
         CHECK_EQ_INT(rc, 0);
@@ -1745,10 +1741,7 @@ TEST(wal_syncs_cached_blocks_before_a_direct_write_after_them)
         CHECK_EQ_INT(open_wal(&w, dir, 0, 0), 0);
         CHECK(replayed_sized(&rp, lens, m));
         set_faults((struct fs_faults){.sync_fail_nth = 1});
-        for (size_t bytes = 0; bytes < 2 * WAL_CACHED_RUN_BYTES_MIN; m++) {
-            append_sized(w, lens[m] = 4000);
-            bytes += WAL_RECORD_OVERHEAD + 8 + 4000;
-        }
+        append_big_run(w, NULL, 0);
         rc = write_pending(w, false); /* big, unsynced: direct */
         set_faults((struct fs_faults){0});
         CHECK_EQ_INT(rc, TRIAD_EIO);
