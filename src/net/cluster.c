@@ -699,6 +699,9 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, const struct config *cfg
     uv_timer_start(&cl->proxy_timer, cluster__on_proxy_timer, CLUSTER_PROXY_SCAN_MS,
                    CLUSTER_PROXY_SCAN_MS);
 
+    struct node_config ncfg;
+    node_config_default(&ncfg, (raft_id)cfg->node_id);
+    ncfg.snapshot_entries = (uint64_t)cfg->raft_snapshot_entries;
     struct peer_net_config pc = {
         .loop = loop,
         .self = (raft_id)cfg->node_id,
@@ -713,6 +716,17 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, const struct config *cfg
                .on_proxy_reply = cluster__on_proxy_reply,
                .on_announce = cluster__on_announce,
                .on_log = cluster__on_peer_log},
+        /* Only the smaller id dials, so a restarted member is reachable
+         * from the smaller ids only once they dial it again; until then
+         * the votes it asks for, and those asked of it, are lost, and the
+         * candidate tries again only a whole election timeout later. A
+         * leader killed soon after another member restarted took over a
+         * second and more while the redial waited out a backoff grown
+         * through the restart (up to 2 s). Redialing a member that is
+         * down every half a minimum election timeout at most has the link
+         * back that soon after it restarts: within less than the wait
+         * before any election's first vote request. */
+        .redial_down_ms_max = ncfg.raft.election_timeout_ms_min / 2,
     };
     /* clients reach this node at its peer host (the address the others
      * know it by) on its client port */
@@ -742,9 +756,6 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, const struct config *cfg
     struct raft_conf conf = {.n = 0};
     for (int i = 0; i < n; i++)
         conf.members[conf.n++] = (struct raft_member){.id = (raft_id)peers[i].id, .role = RAFT_VOTER};
-    struct node_config ncfg;
-    node_config_default(&ncfg, (raft_id)cfg->node_id);
-    ncfg.snapshot_entries = (uint64_t)cfg->raft_snapshot_entries;
     struct node_io io = {
         .arg = cl,
         .now_ms = cluster__now_ms,

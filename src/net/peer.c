@@ -109,6 +109,7 @@ struct peer_net {
     uint64_t handshake_timeout_ms;
     uint64_t backoff_ms_min;
     uint64_t backoff_ms_max;
+    uint64_t redial_down_ms_max;
 
     uv_tcp_t listener;
     uv_timer_t tick;
@@ -387,10 +388,16 @@ static void conn_detach(struct conn *c, enum conn_state was, int level, const ch
              * second. */
             if (was_up && now - c->up_ms >= pn->backoff_ms_max)
                 m->backoff_ms = pn->backoff_ms_min;
-            uint64_t delay = net_jitter(m->backoff_ms);
+            /* A dial nobody answered troubled no one: the peer is down,
+             * and once it is back it should hear from us soon (a
+             * restarted larger id waits for us to dial), not after a
+             * backoff grown through its whole outage. */
+            uint64_t max = was == CONN_CONNECTING ? pn->redial_down_ms_max : pn->backoff_ms_max;
+            uint64_t delay = net_jitter(TRIAD_MIN(m->backoff_ms, max));
             if (pn->self > m->id)
                 delay += PEER_OPEN_DIAL_DELAY_MS;
-            m->backoff_ms = TRIAD_MIN(m->backoff_ms * 2, pn->backoff_ms_max);
+            if (m->backoff_ms < max)
+                m->backoff_ms = TRIAD_MIN(m->backoff_ms * 2, max);
             member_schedule_dial(pn, m, delay);
             snprintf(retry, sizeof(retry), "; redialing in %llu ms", (unsigned long long)delay);
         }
@@ -1295,6 +1302,9 @@ int peer_net_start(struct peer_net **out, const struct peer_net_config *cfg, cha
     pn->backoff_ms_min = cfg->backoff_ms_min ? cfg->backoff_ms_min : PEER_BACKOFF_MS_MIN;
     pn->backoff_ms_max = cfg->backoff_ms_max ? cfg->backoff_ms_max : PEER_BACKOFF_MS_MAX;
     pn->backoff_ms_max = TRIAD_MAX(pn->backoff_ms_max, pn->backoff_ms_min);
+    pn->redial_down_ms_max = cfg->redial_down_ms_max ? cfg->redial_down_ms_max : pn->backoff_ms_max;
+    pn->redial_down_ms_max = TRIAD_MIN(TRIAD_MAX(pn->redial_down_ms_max, pn->backoff_ms_min),
+                                       pn->backoff_ms_max);
 
     rc = uv_tcp_init(pn->loop, &pn->listener);
     TRIAD_ASSERT(rc == 0);

@@ -28,7 +28,8 @@
  *   - An idle connection sends a PING every ping_interval_ms; a connection
  *     that receives nothing for dead_timeout_ms is closed, and the dialer
  *     dials again after a jittered exponential backoff (backoff_ms_min
- *     doubling to backoff_ms_max).
+ *     doubling to backoff_ms_max; at most redial_down_ms_max after a dial
+ *     nobody answered).
  *
  * Everything runs on the caller's loop thread; no function here may be
  * called from another thread. The process must ignore SIGPIPE (as `triad
@@ -115,6 +116,13 @@ struct peer_net_config {
     uint64_t handshake_timeout_ms;
     uint64_t backoff_ms_min;
     uint64_t backoff_ms_max;
+    /* After a dial that nobody answered (refused, unreachable, timed out:
+     * the peer is down or restarting) the next waits at most this, however
+     * far the backoff has grown: such a dial costs the peer nothing, and a
+     * peer that comes back is reached soon. The backoff still spaces out
+     * peers that answer and then refuse or drop us. 0 = backoff_ms_max
+     * (leader mode sets it: cluster.c). */
+    uint64_t redial_down_ms_max;
 };
 
 /* Bind, listen, and start the timers. 0 with *out set, or TRIAD_EINVAL (a
