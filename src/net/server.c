@@ -143,7 +143,8 @@ struct syncer {
     pthread_cond_t cv;
     struct wal_batch jobs[SYNCER_JOBS_MAX]; /* a ring, oldest at jobs_head */
     int jobs_head, njobs;
-    bool writing; /* the thread is writing jobs it has not yet dequeued */
+    bool writing; /* the thread (or the loop: syncer_write_here) is writing
+                     or syncing the log outside the lock */
     struct wal_batch spares[SYNCER_SPARES_MAX];
     int nspares;
     bool stop;
@@ -344,10 +345,12 @@ static void *syncer_main(void *arg)
         bool unsynced = sy->synced_lsn < sy->written_lsn;
         if (unsynced && sy->policy == CONFIG_FSYNC_EVERYSEC && wall_ms() - last_sync_ms >= 1000) {
             uint64_t upto = sy->written_lsn;
+            sy->writing = true; /* the loop must not write meanwhile (syncer_write_here) */
             pthread_mutex_unlock(&sy->mu);
             int rc = wal_sync(sy->wal, err, sizeof(err));
             last_sync_ms = wall_ms();
             pthread_mutex_lock(&sy->mu);
+            sy->writing = false;
             if (rc != 0) {
                 sy->failed = true;
                 snprintf(sy->errmsg, sizeof(sy->errmsg), "%s", err);
@@ -424,6 +427,62 @@ static void syncer_hand_over(struct server *srv, size_t min_bytes, bool busy_too
 static void syncer_kick(struct server *srv)
 {
     syncer_hand_over(srv, 0, false);
+}
+
+static void server_release_waiting(struct server *srv);
+
+/* Loop thread, under `fsync everysec` on a single node: write the pending
+ * records to the log here and let their replies go at once, as Redis
+ * writes its AOF before replying, when the fsync thread is idle and the
+ * write only copies them into the page cache (wal_pending_stays_cached).
+ * Handing them over instead costs a wake-up of the thread and another of
+ * the loop when it is done, and the replies wait for both. The thread
+ * still makes the fdatasync once a second; anything else (a new segment,
+ * a big run, the thread busy) goes to it as before. */
+static void syncer_write_here(struct server *srv)
+{
+    struct syncer *sy = &srv->syncer;
+    if (srv->cfg.fsync != CONFIG_FSYNC_EVERYSEC || srv->cluster != NULL || srv->ll != NULL ||
+        wal_pending_bytes(srv->wal) == 0)
+        return;
+    struct wal_batch job;
+    pthread_mutex_lock(&sy->mu);
+    bool here = sy->njobs == 0 && !sy->writing && !sy->failed &&
+                wal_pending_stays_cached(srv->wal);
+    if (here) {
+        wal_take_batch(srv->wal, &job);
+        if (sy->nspares > 0)
+            wal_recycle_batch(srv->wal, &sy->spares[--sy->nspares]);
+        sy->writing = true;
+    }
+    pthread_mutex_unlock(&sy->mu);
+    if (!here)
+        return;
+    char err[256];
+    uint64_t last = job.last_lsn;
+    int rc = wal_write_batch(srv->wal, &job, false, err, sizeof(err));
+    pthread_mutex_lock(&sy->mu);
+    sy->writing = false;
+    bool wake = false;
+    if (rc != 0) {
+        sy->failed = true;
+        snprintf(sy->errmsg, sizeof(sy->errmsg), "%s", err);
+    } else {
+        /* the thread sleeps without a deadline while nothing is unsynced */
+        wake = sy->synced_lsn == sy->written_lsn;
+        sy->written_lsn = last;
+    }
+    syncer_keep_buffer(sy, &job);
+    pthread_mutex_unlock(&sy->mu);
+    if (rc != 0) {
+        uv_async_send(&sy->async); /* on_syncer_progress stops the server */
+        return;
+    }
+    if (wake)
+        pthread_cond_signal(&sy->cv);
+    if (last > srv->durable_lsn)
+        srv->durable_lsn = last;
+    server_release_waiting(srv);
 }
 
 /* Cron: once a whole tick has passed without a new record, free the log
@@ -514,6 +573,7 @@ static void on_check(uv_check_t *h)
         if (srv->child_pid == 0 && server_snapshot_background(srv, err, sizeof(err)) != 0)
             srv_log(LOG_WARNING, "can't start a background snapshot: %s", err);
     }
+    syncer_write_here(srv);
     server_flush_queued(srv);
 }
 

@@ -1330,6 +1330,18 @@ int wal_remove_before(struct wal *w, uint64_t lsn)
     return rc;
 }
 
+bool wal_pending_stays_cached(const struct wal *w)
+{
+    uint64_t len = w->pending.len;
+    /* The conditions under which wal_write_batch neither rotates (the lsns
+     * follow on, and all of it fits the segment: one run) nor writes
+     * direct (an unsynced run this small goes cached; without O_DIRECT
+     * every write does), and, with sync false, neither prefills nor syncs. */
+    return len > 0 && len < WAL_CACHED_RUN_BYTES_MIN && !w->open && !w->failed && w->fd >= 0 &&
+           (!w->direct || w->cached_fd >= 0) && w->pending_first_lsn == w->cur_next_lsn &&
+           w->cur_bytes + len <= w->segment_bytes;
+}
+
 bool wal_direct_io(const struct wal *w)
 {
     return w->direct;

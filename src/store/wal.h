@@ -26,8 +26,10 @@
  * buffer (wal_append) and, once per loop turn, takes it as a batch
  * (wal_take_batch). The fsync thread writes a batch to the files and makes
  * it durable (wal_write_batch, wal_sync). Only the fsync thread touches the
- * file descriptors after wal_open returns; the segment list is guarded by a
- * mutex so that wal_remove_before may be called from the loop thread.
+ * file descriptors after wal_open returns, except for a batch the loop
+ * writes itself while that thread is idle (wal_pending_stays_cached); the
+ * segment list is guarded by a mutex so that wal_remove_before may be
+ * called from the loop thread.
  *
  * All file access goes through fs.h so tests can inject faults.
  */
@@ -139,6 +141,16 @@ void wal_release_idle(struct wal *w);
  * wal_append leaves them to this thread, so that the loop does less. */
 int wal_write_batch(struct wal *w, struct wal_batch *b, bool sync, char *errmsg,
                     size_t errlen);
+/* Loop thread, while no other thread writes or syncs the log (the fsync
+ * thread is idle and the caller's lock keeps it so): whether
+ * wal_write_batch(sync false) of the pending records, taken now, would only
+ * copy them into the page cache: one run under WAL_CACHED_RUN_BYTES_MIN,
+ * written through the buffered descriptor, in the current segment, with no
+ * new segment, prefill, write-back or direct write. Such a write seldom
+ * waits for the device, so under `fsync everysec` the loop makes it itself
+ * before replying, as Redis writes its AOF, instead of handing the records
+ * to the fsync thread and waiting for it. */
+bool wal_pending_stays_cached(const struct wal *w);
 /* Fsync thread: fdatasync the current segment. */
 int wal_sync(struct wal *w, char *errmsg, size_t errlen);
 

@@ -1693,6 +1693,80 @@ TEST(wal_runs_go_through_the_page_cache_or_direct_into_the_same_blocks)
     free(dir);
 }
 
+/* The loop writes a batch itself (fsync everysec) only when
+ * wal_pending_stays_cached says the write is a page-cache copy: one small
+ * run in the current segment. Each refusal below is a case where the
+ * write would do more: a new segment, a direct write, or a log that
+ * failed. */
+TEST(wal_says_when_the_pending_records_are_only_a_page_cache_write)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    const uint64_t seg = 1024 * 1024;
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    bool direct = wal_direct_io(w);
+    bool cached = !direct || wal_keeps_cached_runs(direct);
+    CHECK(!wal_pending_stays_cached(w)); /* nothing pending */
+    append_sized(w, 100);
+    CHECK_EQ_INT(wal_pending_stays_cached(w), cached);
+    CHECK_EQ_INT(write_pending(w, false), 0);
+
+    /* a run of WAL_CACHED_RUN_BYTES_MIN or more goes direct */
+    while (wal_pending_bytes(w) < WAL_CACHED_RUN_BYTES_MIN - 5000) {
+        append_sized(w, 4000);
+        CHECK_EQ_INT(wal_pending_stays_cached(w), cached);
+    }
+    append_sized(w, 5000);
+    CHECK(!wal_pending_stays_cached(w));
+    CHECK_EQ_INT(write_pending(w, false), 0);
+
+    /* Fill the segment with small runs, each a page-cache write while it
+     * fits, until the next would start a new segment. */
+    int bad = 0, runs = 0;
+    for (;;) {
+        uint64_t end;
+        size_t segs;
+        wal_stats(w, &segs, &end);
+        CHECK_EQ_INT(segs, 1);
+        append_sized(w, 8000);
+        append_sized(w, 8000);
+        if (end + wal_pending_bytes(w) > seg)
+            break;
+        if (wal_pending_stays_cached(w) != cached || write_pending(w, false) != 0)
+            bad++;
+        runs++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK(runs > 50);
+    CHECK(!wal_pending_stays_cached(w)); /* it would not fit */
+    CHECK_EQ_INT(write_pending(w, false), 0);
+    CHECK_EQ_INT(count_files(dir, ".log"), 2);
+    append_sized(w, 100); /* the new segment takes small runs again */
+    CHECK_EQ_INT(wal_pending_stays_cached(w), cached);
+    CHECK_EQ_INT(write_pending(w, true), 0);
+    uint64_t last = wal_last_lsn(w);
+    wal_close(w);
+
+    /* After a snapshot past the end of the log, the next record starts a
+     * segment of its own. */
+    CHECK_EQ_INT(open_wal(&w, dir, seg, last + 100), 0);
+    append_sized(w, 100);
+    CHECK(!wal_pending_stays_cached(w));
+    CHECK_EQ_INT(write_pending(w, false), 0);
+    append_sized(w, 100);
+    CHECK_EQ_INT(wal_pending_stays_cached(w), cached);
+
+    /* A log whose write failed writes nothing more. */
+    set_faults((struct fs_faults){.write_fail_nth = 1});
+    CHECK_EQ_INT(write_pending(w, false), TRIAD_EIO);
+    set_faults((struct fs_faults){0});
+    append_sized(w, 100);
+    CHECK(!wal_pending_stays_cached(w));
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
 /* Blocks written through the page cache and not yet synced go to the
  * device before a direct write of later records does: the segment is
  * synced first, and when that fails the direct write is never made. */
@@ -1940,6 +2014,7 @@ static void run_wal_tests(void)
     RUN(wal_writes_a_run_bigger_than_the_staging_buffer_in_pieces);
     RUN(wal_runs_go_through_the_page_cache_or_direct_into_the_same_blocks);
     RUN(wal_syncs_cached_blocks_before_a_direct_write_after_them);
+    RUN(wal_says_when_the_pending_records_are_only_a_page_cache_write);
     RUN(wal_truncates_and_logs_a_torn_tail_inside_an_aligned_block);
     RUN(wal_falls_back_to_buffered_writes_when_a_direct_write_is_refused);
     RUN(wal_buffered_writes_are_not_padded_to_blocks);
