@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,19 +99,40 @@ class Server:
                 self.proc.wait()
 
 
-ROUNDS = 3
+ROUNDS = 6
 
 
 def bench_pair(tport, rport, test, clients, pipeline, size, requests):
-    """triad and redis, interleaved (t, r, t, r, ...), each the best of its
-    ROUNDS runs: the disk and the other tenants of this machine change speed
-    over seconds (the same server's figure for the same row moved by a
-    quarter between runs), and noise only ever slows a run."""
+    """triad and redis back to back, ROUNDS times, the one going first
+    alternating (t r, r t, t r, ...). The machine's speed drifts over seconds
+    (the disk, the other tenants: the same server's figure for the same row
+    moves by a quarter between runs), and both runs of a round see nearly
+    the same machine, so the ratio is taken per round and the row's ratio is
+    the median of those: drift cancels within a round, and one disturbed
+    run moves the median little. Returns (ratio, lowest ratio, highest
+    ratio, triad's median ops/s and p99, redis's)."""
     ts, rs = [], []
-    for _ in range(ROUNDS):
-        ts.append(bench_once(tport, test, clients, pipeline, size, requests))
-        rs.append(bench_once(rport, test, clients, pipeline, size, requests))
-    return max(ts), max(rs)
+    for i in range(ROUNDS):
+        if i % 2 == 0:
+            ts.append(bench_once(tport, test, clients, pipeline, size, requests))
+            rs.append(bench_once(rport, test, clients, pipeline, size, requests))
+        else:
+            rs.append(bench_once(rport, test, clients, pipeline, size, requests))
+            ts.append(bench_once(tport, test, clients, pipeline, size, requests))
+    ratios = [t[0] / r[0] for t, r in zip(ts, rs)]
+    return (statistics.median(ratios), min(ratios), max(ratios),
+            statistics.median(t[0] for t in ts), statistics.median(t[1] for t in ts),
+            statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs))
+
+
+def row(test, pipeline, size, pair):
+    ratio, lo, hi, tv, tp, rv, rp = pair
+    return "| %s | 50 | %d | %d B | %.0f | %.0f | **%.2f** | %.2f-%.2f | %.3f | %.3f |" % (
+        test.upper(), pipeline, size, tv, rv, ratio, lo, hi, tp, rp)
+
+
+TABLE_HEAD = ("| test | clients | pipeline | value | triad ops/s | redis ops/s | ratio | ratio range |"
+              " triad p99 ms | redis p99 ms |\n|---|---|---|---|---|---|---|---|---|---|")
 
 
 def bench_once(port, test, clients, pipeline, size, requests):
@@ -146,7 +168,6 @@ def main():
     opts = ap.parse_args()
     scale = 10 if opts.quick else 1
     tmp = tempfile.mkdtemp(prefix="triad-bench-")
-    rows = []
     lines = []
 
     def say(s):
@@ -157,8 +178,7 @@ def main():
         # 1. persistence off on both
         say("## Throughput, persistence off (triad --fsync no; redis --save '' --appendonly no)")
         say("")
-        say("| test | clients | pipeline | value | triad ops/s | redis ops/s | ratio | triad p99 ms | redis p99 ms |")
-        say("|---|---|---|---|---|---|---|---|---|")
+        say(TABLE_HEAD)
         t = Server("triad", ["--fsync", "no", "--snapshot-wal-bytes", "0"], os.path.join(tmp, "t1"))
         r = Server("redis", ["--save", "", "--appendonly", "no"], os.path.join(tmp, "r1"))
         os.makedirs(os.path.join(tmp, "r1"), exist_ok=True)
@@ -167,12 +187,8 @@ def main():
                 for pipeline in (1, 16):
                     for test in ("set", "get"):
                         n = (1000000 if pipeline == 16 else 200000) // scale
-                        # alternate who goes first so neither always gets a warm cache
-                        (tv, tp), (rv, rp) = bench_pair(t.port, r.port, test, 50, pipeline, size, n)
-                        ratio = tv / rv
-                        rows.append(("nopersist", test, pipeline, size, ratio))
-                        say("| %s | 50 | %d | %d B | %.0f | %.0f | **%.2f** | %.3f | %.3f |" % (
-                            test.upper(), pipeline, size, tv, rv, ratio, tp, rp))
+                        pair = bench_pair(t.port, r.port, test, 50, pipeline, size, n)
+                        say(row(test, pipeline, size, pair))
         finally:
             t.stop()
             r.stop()
@@ -181,8 +197,7 @@ def main():
         say("")
         say("## Throughput, durable (triad --fsync always; redis --appendonly yes --appendfsync always)")
         say("")
-        say("| test | clients | pipeline | value | triad ops/s | redis ops/s | ratio | triad p99 ms | redis p99 ms |")
-        say("|---|---|---|---|---|---|---|---|---|")
+        say(TABLE_HEAD)
         os.makedirs(os.path.join(tmp, "r2"), exist_ok=True)
         t = Server("triad", ["--fsync", "always"], os.path.join(tmp, "t2"))
         r = Server("redis", ["--save", "", "--appendonly", "yes", "--appendfsync", "always"],
@@ -191,11 +206,8 @@ def main():
             for size in (16, 1024):
                 for pipeline in (1, 16):
                     n = (100000 if pipeline == 16 else 50000) // scale
-                    (tv, tp), (rv, rp) = bench_pair(t.port, r.port, "set", 50, pipeline, size, n)
-                    ratio = tv / rv
-                    rows.append(("durable", "set", pipeline, size, ratio))
-                    say("| SET | 50 | %d | %d B | %.0f | %.0f | **%.2f** | %.3f | %.3f |" % (
-                        pipeline, size, tv, rv, ratio, tp, rp))
+                    pair = bench_pair(t.port, r.port, "set", 50, pipeline, size, n)
+                    say(row("set", pipeline, size, pair))
         finally:
             t.stop()
             r.stop()
@@ -205,8 +217,7 @@ def main():
         say("")
         say("## Throughput, log fsynced every second (triad --fsync everysec; redis --appendonly yes --appendfsync everysec)")
         say("")
-        say("| test | clients | pipeline | value | triad ops/s | redis ops/s | ratio | triad p99 ms | redis p99 ms |")
-        say("|---|---|---|---|---|---|---|---|---|")
+        say(TABLE_HEAD)
         t = Server("triad", ["--fsync", "everysec", "--snapshot-wal-bytes", "0"], os.path.join(tmp, "t4"))
         r = Server("redis", ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
                              "--auto-aof-rewrite-percentage", "0"], os.path.join(tmp, "r4"))
@@ -214,11 +225,8 @@ def main():
             for size in (16, 1024):
                 for pipeline in (1, 16):
                     n = (1000000 if pipeline == 16 else 200000) // scale
-                    (tv, tp), (rv, rp) = bench_pair(t.port, r.port, "set", 50, pipeline, size, n)
-                    ratio = tv / rv
-                    rows.append(("everysec", "set", pipeline, size, ratio))
-                    say("| SET | 50 | %d | %d B | %.0f | %.0f | **%.2f** | %.3f | %.3f |" % (
-                        pipeline, size, tv, rv, ratio, tp, rp))
+                    pair = bench_pair(t.port, r.port, "set", 50, pipeline, size, n)
+                    say(row("set", pipeline, size, pair))
         finally:
             t.stop()
             r.stop()
