@@ -24,6 +24,7 @@ Reply model of RespConn (exact, so tests can tell reply types apart):
   #bool -> bool, (big -> int, =verbatim -> Verbatim, >push -> Push (a list).
 """
 import os
+import random
 import resource
 import signal
 import socket
@@ -91,7 +92,52 @@ def pytest_report_header(config):
         TARGET, TRIAD_BIN if TARGET == "triad" else REDIS_SERVER_BIN)
 
 
+def _ephemeral_ports():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = map(int, f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+_ports_given = set()
+_ports_rng = random.Random(os.urandom(16))
+
+
+def _port_free(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((HOST, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def free_port():
+    """A port nothing is bound to now, outside the kernel's ephemeral range,
+    and not handed out before in this run. A port from bind(0) is an
+    ephemeral one: between the probe and the server's own bind any outgoing
+    connection (a test's client, a node dialing its peers) may take it as
+    its local port, and the server then fails to start with "address already
+    in use"; a cluster names its peer ports before any node binds them, and
+    a restarted node binds its peer port again, so the window is long."""
+    lo, hi = _ephemeral_ports()
+    spans = [(r0, r1) for r0, r1 in ((10000, lo - 1), (hi + 1, 65535)) if r1 >= r0]
+    if spans:
+        total = sum(r1 - r0 + 1 for r0, r1 in spans)
+        for _ in range(1000):
+            k = _ports_rng.randrange(total)
+            for r0, r1 in spans:
+                if k <= r1 - r0:
+                    port = r0 + k
+                    break
+                k -= r1 - r0 + 1
+            if port not in _ports_given and _port_free(port):
+                _ports_given.add(port)
+                return port
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         s.bind((HOST, 0))
