@@ -2,7 +2,10 @@
  *
  * Threads: the loop thread owns every session, the command layer and the
  * keyspace. The fsync thread (struct syncer) owns the WAL's files: it
- * writes the batches the loop hands it and makes them durable. A background
+ * writes the batches the loop hands it and makes them durable; under
+ * `fsync everysec` the loop writes a small batch itself while the thread
+ * is idle, holding the lock the thread needs to start anything
+ * (syncer_write_here). A background
  * snapshot runs in a forked child that only reads its copy of the keyspace.
  *
  * The durability rule. Every command is applied in memory at once; a write
@@ -16,7 +19,8 @@
  *
  * Group commit: all records appended during one loop turn leave as one
  * batch - one write() and one fdatasync() - handed over in the prepare
- * phase, right before the loop polls for I/O.
+ * phase, right before the loop polls for I/O (or, under everysec, written
+ * by the loop in the check phase).
  *
  * Replies leave once per loop turn, too: a session that produced replies
  * joins the flush queue, emptied in the check phase right after the I/O
@@ -185,6 +189,7 @@ struct server {
 
     uint64_t durable_lsn; /* replies for records up to here may leave */
     uint64_t wal_bytes_since_snapshot;
+    uint64_t wal_loop_writes; /* batches the loop wrote itself (syncer_write_here) */
     uint64_t idle_check_lsn; /* the WAL's last lsn at the previous cron tick */
 
     /* snapshots */
@@ -269,7 +274,8 @@ __attribute__((format(printf, 2, 3))) static void srv_log(int level, const char 
 
 /* ---- the fsync thread ---- */
 
-/* Fsync thread, under mu: keep a written job's buffer for the loop to fill
+/* Under mu (the fsync thread, or the loop after writing a batch itself):
+ * keep a written job's buffer for the loop to fill
  * again (a fresh one per batch would cost the loop page faults and copies
  * for every byte of log), or free it. */
 static void syncer_keep_buffer(struct syncer *sy, struct wal_batch *job)
@@ -346,6 +352,7 @@ static void *syncer_main(void *arg)
         if (unsynced && sy->policy == CONFIG_FSYNC_EVERYSEC && wall_ms() - last_sync_ms >= 1000) {
             uint64_t upto = sy->written_lsn;
             sy->writing = true; /* the loop must not write meanwhile (syncer_write_here) */
+            TRIAD_ASSERT(sy->njobs == 0);
             pthread_mutex_unlock(&sy->mu);
             int rc = wal_sync(sy->wal, err, sizeof(err));
             last_sync_ms = wall_ms();
@@ -361,9 +368,12 @@ static void *syncer_main(void *arg)
             continue;
         }
         if (unsynced && sy->policy == CONFIG_FSYNC_EVERYSEC) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += 1;
+            /* a second after the last sync, not after now: woken by the
+             * first unsynced record 0.9 s after a sync, the thread would
+             * otherwise sync only 1.9 s after it */
+            int64_t due_ms = last_sync_ms + 1000;
+            struct timespec until = {.tv_sec = due_ms / 1000,
+                                     .tv_nsec = (long)(due_ms % 1000) * 1000000};
             pthread_cond_timedwait(&sy->cv, &sy->mu, &until);
         } else {
             pthread_cond_wait(&sy->cv, &sy->mu);
@@ -438,44 +448,45 @@ static void server_release_waiting(struct server *srv);
  * Handing them over instead costs a wake-up of the thread and another of
  * the loop when it is done, and the replies wait for both. The thread
  * still makes the fdatasync once a second; anything else (a new segment,
- * a big run, the thread busy) goes to it as before. */
+ * a big run, the thread busy writing or syncing) goes to it as before.
+ *
+ * The lock is held across the write: the thread needs it to start a write
+ * or a sync, so it cannot touch the log meanwhile, and it waits at most
+ * for a copy of under 128 KiB into the page cache. */
 static void syncer_write_here(struct server *srv)
 {
     struct syncer *sy = &srv->syncer;
     if (srv->cfg.fsync != CONFIG_FSYNC_EVERYSEC || srv->cluster != NULL || srv->ll != NULL ||
         wal_pending_bytes(srv->wal) == 0)
         return;
-    struct wal_batch job;
     pthread_mutex_lock(&sy->mu);
-    bool here = sy->njobs == 0 && !sy->writing && !sy->failed &&
-                wal_pending_stays_cached(srv->wal);
-    if (here) {
-        wal_take_batch(srv->wal, &job);
-        if (sy->nspares > 0)
-            wal_recycle_batch(srv->wal, &sy->spares[--sy->nspares]);
-        sy->writing = true;
-    }
-    pthread_mutex_unlock(&sy->mu);
-    if (!here)
+    if (sy->njobs > 0 || sy->writing || sy->failed || !wal_pending_stays_cached(srv->wal)) {
+        pthread_mutex_unlock(&sy->mu);
         return;
+    }
+    struct wal_batch job;
+    wal_take_batch(srv->wal, &job);
+    TRIAD_ASSERT(job.first_lsn == sy->written_lsn + 1); /* none lost, none twice */
+    if (sy->nspares > 0)
+        wal_recycle_batch(srv->wal, &sy->spares[--sy->nspares]);
     char err[256];
     uint64_t last = job.last_lsn;
     int rc = wal_write_batch(srv->wal, &job, false, err, sizeof(err));
-    pthread_mutex_lock(&sy->mu);
-    sy->writing = false;
-    bool wake = false;
+    /* the thread sleeps without a deadline while nothing is unsynced */
+    bool wake = rc == 0 && sy->synced_lsn == sy->written_lsn;
     if (rc != 0) {
         sy->failed = true;
         snprintf(sy->errmsg, sizeof(sy->errmsg), "%s", err);
     } else {
-        /* the thread sleeps without a deadline while nothing is unsynced */
-        wake = sy->synced_lsn == sy->written_lsn;
         sy->written_lsn = last;
+        srv->wal_loop_writes++;
     }
     syncer_keep_buffer(sy, &job);
     pthread_mutex_unlock(&sy->mu);
     if (rc != 0) {
-        uv_async_send(&sy->async); /* on_syncer_progress stops the server */
+        /* no reply for these records leaves: on_syncer_progress stops the
+         * server, as after a failed write of the thread's */
+        uv_async_send(&sy->async);
         return;
     }
     if (wake)
@@ -1481,7 +1492,7 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
                      "wal_enabled:1\r\nwal_fsync:%s\r\nwal_last_lsn:%llu\r\n"
                      "wal_written_lsn:%llu\r\nwal_synced_lsn:%llu\r\nwal_segments:%zu\r\n"
                      "wal_bytes:%llu\r\nwal_bytes_since_snapshot:%llu\r\nsnapshot_lsn:%llu\r\n"
-                     "snapshot_bytes:%llu\r\n",
+                     "snapshot_bytes:%llu\r\nwal_loop_writes:%llu\r\n",
                      (unsigned long long)(srv->cmd.dirty - srv->dirty_at_snapshot),
                      srv->child_pid > 0 ? 1 : 0, srv->last_snapshot_s,
                      srv->last_snapshot_ok ? "ok" : "err", config_fsync_name(srv->cfg.fsync),
@@ -1489,7 +1500,8 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
                      (unsigned long long)synced, segs, (unsigned long long)wbytes,
                      (unsigned long long)srv->wal_bytes_since_snapshot,
                      (unsigned long long)srv->snapshot_lsn,
-                     (unsigned long long)srv->snapshot_bytes);
+                     (unsigned long long)srv->snapshot_bytes,
+                     (unsigned long long)srv->wal_loop_writes);
     }
     if (info_wants(argc, argv, "stats", true)) {
         SECTION("Stats");

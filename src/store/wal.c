@@ -55,6 +55,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -127,7 +128,9 @@ struct wal {
     uint64_t next_lsn;
     size_t batch_len_hint; /* size of the last batch, to pre-size the next */
 
-    /* Fsync thread only (after wal_open). */
+    /* Fsync thread only (after wal_open), or the loop thread while the
+     * fsync thread can start nothing (wal_pending_stays_cached). */
+    atomic_bool in_use;    /* a write or sync is under way: never two at once */
     int fd;                /* current (last) segment, -1 if none */
     uint64_t cur_first_lsn;
     uint64_t cur_next_lsn; /* the lsn the next record in this segment must carry */
@@ -964,6 +967,7 @@ int wal_open(struct wal **out, const char *dir, uint64_t segment_bytes, uint64_t
     struct wal *w = tcalloc(1, sizeof(*w));
     w->dir = tstrndup(dir, strlen(dir));
     w->segment_bytes = segment_bytes ? segment_bytes : WAL_SEGMENT_BYTES_DEFAULT;
+    atomic_init(&w->in_use, false);
     w->fd = -1;
     w->cached_fd = -1;
     w->cached_unsynced_from = WAL_NONE_UNSYNCED;
@@ -1037,8 +1041,9 @@ uint64_t wal_record_end(struct wal *w, uint8_t type)
         w->pending_first_lsn = lsn;
     unsigned char *rec = (unsigned char *)w->pending.data + w->open_start;
     tbuf_write_u32le(rec, (uint32_t)(WAL_PAYLOAD_MIN_BYTES + len));
-    /* The checksum is left to the fsync thread (wal_write_batch): the loop
-     * thread is the busier one. */
+    /* The checksum is left to wal_write_batch, on the fsync thread: the
+     * loop thread is the busier one (except for the small batches it
+     * writes itself under everysec). */
     tbuf_write_u32le(rec + 4, 0);
     rec[8] = type;
     tbuf_write_u64le(rec + 9, lsn);
@@ -1200,8 +1205,23 @@ err:
     return TRIAD_EIO;
 }
 
-int wal_write_batch(struct wal *w, struct wal_batch *b, bool sync, char *errmsg,
-                    size_t errlen)
+/* The files are one thread's at a time, whichever it is: a second writer
+ * or syncer would corrupt the log's state (cached_unsynced_from, cur_bytes),
+ * so two at once stop the process, however rarely they meet. */
+static void wal__enter(struct wal *w)
+{
+    TRIAD_ASSERT(!atomic_exchange_explicit(&w->in_use, true, memory_order_acquire));
+}
+
+static void wal__leave(struct wal *w)
+{
+    atomic_store_explicit(&w->in_use, false, memory_order_release);
+}
+
+static int wal__sync(struct wal *w, char *errmsg, size_t errlen);
+
+static int wal__write_batch(struct wal *w, struct wal_batch *b, bool sync, char *errmsg,
+                            size_t errlen)
 {
     if (w->failed) {
         wal__err(errmsg, errlen, "wal: an earlier write or sync failed; the log is read-only");
@@ -1265,7 +1285,7 @@ int wal_write_batch(struct wal *w, struct wal_batch *b, bool sync, char *errmsg,
     }
     TRIAD_ASSERT(b->len == 0 || lsn == b->last_lsn + 1);
     if (sync) {
-        rc = wal_sync(w, errmsg, errlen);
+        rc = wal__sync(w, errmsg, errlen);
         if (rc != 0)
             return rc;
     }
@@ -1278,7 +1298,24 @@ err_failed:
     return rc;
 }
 
+int wal_write_batch(struct wal *w, struct wal_batch *b, bool sync, char *errmsg,
+                    size_t errlen)
+{
+    wal__enter(w);
+    int rc = wal__write_batch(w, b, sync, errmsg, errlen);
+    wal__leave(w);
+    return rc;
+}
+
 int wal_sync(struct wal *w, char *errmsg, size_t errlen)
+{
+    wal__enter(w);
+    int rc = wal__sync(w, errmsg, errlen);
+    wal__leave(w);
+    return rc;
+}
+
+static int wal__sync(struct wal *w, char *errmsg, size_t errlen)
 {
     if (w->failed || w->fd < 0) {
         wal__err(errmsg, errlen, "wal: an earlier write or sync failed; the log is read-only");

@@ -142,7 +142,8 @@ void wal_release_idle(struct wal *w);
 int wal_write_batch(struct wal *w, struct wal_batch *b, bool sync, char *errmsg,
                     size_t errlen);
 /* Loop thread, while no other thread writes or syncs the log (the fsync
- * thread is idle and the caller's lock keeps it so): whether
+ * thread is idle, and the caller holds the lock it needs to start
+ * anything until the write is done): whether
  * wal_write_batch(sync false) of the pending records, taken now, would only
  * copy them into the page cache: one run under WAL_CACHED_RUN_BYTES_MIN,
  * written through the buffered descriptor, in the current segment, with no

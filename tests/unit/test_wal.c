@@ -1711,7 +1711,8 @@ TEST(wal_says_when_the_pending_records_are_only_a_page_cache_write)
     CHECK_EQ_INT(wal_pending_stays_cached(w), cached);
     CHECK_EQ_INT(write_pending(w, false), 0);
 
-    /* a run of WAL_CACHED_RUN_BYTES_MIN or more goes direct */
+    /* a run of WAL_CACHED_RUN_BYTES_MIN or more goes direct (where there
+     * is O_DIRECT; either way the loop leaves it to the fsync thread) */
     while (wal_pending_bytes(w) < WAL_CACHED_RUN_BYTES_MIN - 5000) {
         append_sized(w, 4000);
         CHECK_EQ_INT(wal_pending_stays_cached(w), cached);
