@@ -348,8 +348,13 @@ static void *syncer_main(void *arg)
         }
         if (sy->stop)
             break;
-        bool unsynced = sy->synced_lsn < sy->written_lsn;
-        if (unsynced && sy->policy == CONFIG_FSYNC_EVERYSEC && wall_ms() - last_sync_ms >= 1000) {
+        bool unsynced = sy->synced_lsn < sy->written_lsn && !sy->failed;
+        /* Under everysec once a second; under always at once, for records
+         * written under everysec or no before a CONFIG SET made the policy
+         * always (their replies wait for this, and new jobs may not come). */
+        bool due = sy->policy == CONFIG_FSYNC_ALWAYS ||
+                   (sy->policy == CONFIG_FSYNC_EVERYSEC && wall_ms() - last_sync_ms >= 1000);
+        if (unsynced && due) {
             uint64_t upto = sy->written_lsn;
             sy->writing = true; /* the loop must not write meanwhile (syncer_write_here) */
             TRIAD_ASSERT(sy->njobs == 0);
@@ -1619,8 +1624,10 @@ static int hook_config_set(void *arg, int npairs, char **names, char **values, c
     uint64_t target = server_durable_target(srv);
     pthread_cond_signal(&srv->syncer.cv);
     pthread_mutex_unlock(&srv->syncer.mu);
-    if (target > srv->durable_lsn)
-        srv->durable_lsn = target;
+    /* The new policy's own point, even when lower: under `no` it is "all"
+     * (replies do not wait), and kept after a switch to a stricter policy
+     * it let replies leave before their records were written or synced. */
+    srv->durable_lsn = target;
     for (struct session *s = srv->sessions; s; s = s->next)
         s->parser.proto_max_bulk_len = srv->cfg.proto_max_bulk_len;
     uv_timer_set_repeat(&srv->cron, (uint64_t)(1000 / srv->cfg.hz));

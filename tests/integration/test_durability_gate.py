@@ -15,7 +15,7 @@ import socket
 
 import pytest
 
-from conftest import HOST, durable_args
+from conftest import HOST, durable_args, wait_until
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SYNCGATE = os.environ.get("TRIAD_SYNCGATE", os.path.join(REPO, "build", "libsyncgate.so"))
@@ -112,4 +112,51 @@ def test_fsync_no_replies_without_waiting_for_the_disk(make_server, tmp_path):
     finally:
         (gate / "closed").unlink()
     setter.close()
+    reader.close()
+
+
+@pytest.mark.triad_only("CONFIG SET fsync is triad's (Redis: appendfsync)")
+def test_a_switch_back_from_fsync_no_holds_replies_again(make_server, tmp_path):
+    """Under `no` replies never wait; switched back to `always`, they must
+    wait for their fsync again."""
+    s, gate = gated(make_server, tmp_path, "always")
+    c = s.client()
+    assert c.config_set("fsync", "no") is True
+    assert c.set("before", "x") is True
+    assert c.config_set("fsync", "always") is True
+    (gate / "closed").touch()
+    try:
+        setter = send(s.port, b"SET", b"k", b"v1")
+        assert reply_within(setter, HELD_S) is None, "SET acknowledged before its fsync"
+    finally:
+        (gate / "closed").unlink()
+    assert reply_within(setter, 10) == b"+OK\r\n"
+    setter.close()
+
+
+@pytest.mark.triad_only("CONFIG SET fsync is triad's (Redis: appendfsync)")
+def test_records_written_under_fsync_no_are_synced_once_the_policy_is_always(make_server,
+                                                                               tmp_path):
+    """A write made under `no` and already written to the OS, not synced:
+    once the policy is `always`, a read of it waits for its fsync, which
+    the fsync thread makes at once (no new write need come to carry it)."""
+    s, gate = gated(make_server, tmp_path, "no")
+    c = s.client()
+    assert c.set("k", "v1") is True
+    assert wait_until(lambda: c.info("persistence")["wal_written_lsn"] >=
+                      c.info("persistence")["wal_last_lsn"], timeout_s=10.0)
+    info = c.info("persistence")
+    assert info["wal_synced_lsn"] < info["wal_written_lsn"], info
+    (gate / "closed").touch()
+    try:
+        # CONFIG SET's own reply waits like any other, for the fsync of k
+        switch = send(s.port, b"CONFIG", b"SET", b"fsync", b"always")
+        assert reply_within(switch, HELD_S) is None, "a reply left before an earlier write's fsync"
+        reader = send(s.port, b"GET", b"k")
+        assert reply_within(reader, HELD_S) is None, "a read revealed a write not yet durable"
+    finally:
+        (gate / "closed").unlink()
+    assert reply_within(switch, 10) == b"+OK\r\n"
+    assert reply_within(reader, 10) == b"$2\r\nv1\r\n"
+    switch.close()
     reader.close()
