@@ -92,7 +92,7 @@ def pytest_report_header(config):
         TARGET, TRIAD_BIN if TARGET == "triad" else REDIS_SERVER_BIN)
 
 
-def _ephemeral_ports():
+def ephemeral_ports():
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
             lo, hi = map(int, f.read().split())
@@ -123,8 +123,9 @@ def free_port():
     connection (a test's client, a node dialing its peers) may take it as
     its local port, and the server then fails to start with "address already
     in use"; a cluster names its peer ports before any node binds them, and
-    a restarted node binds its peer port again, so the window is long."""
-    lo, hi = _ephemeral_ports()
+    a restarted node binds its peer port again, so the window is long.
+    Falls back to bind(0) where that range is empty, or after 1000 tries."""
+    lo, hi = ephemeral_ports()
     spans = [(r0, r1) for r0, r1 in ((10000, lo - 1), (hi + 1, 65535)) if r1 >= r0]
     if spans:
         total = sum(r1 - r0 + 1 for r0, r1 in spans)

@@ -6,7 +6,7 @@ import time
 import pytest
 import redis
 
-from conftest import Server, free_port
+from conftest import Server, ephemeral_ports, free_port
 
 pytestmark = pytest.mark.triad_only("leader mode is triad's")
 
@@ -195,10 +195,11 @@ def test_sigterm_stops_each_node_cleanly(cluster):
 def _free_base():
     """A base port with base..base+2 and base+10..base+12 free."""
     import socket
+    lo, _ = ephemeral_ports()
     for _ in range(50):
         base = free_port()
-        if base + 12 > 65535:
-            continue
+        if base + 12 > 65535 or (base < lo <= base + 12):
+            continue  # all of them outside the ephemeral range
         ok = True
         for p in (base, base + 1, base + 2, base + 10, base + 11, base + 12):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
