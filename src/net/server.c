@@ -147,8 +147,8 @@ struct syncer {
     pthread_cond_t cv;
     struct wal_batch jobs[SYNCER_JOBS_MAX]; /* a ring, oldest at jobs_head */
     int jobs_head, njobs;
-    bool writing; /* the thread (or the loop: syncer_write_here) is writing
-                     or syncing the log outside the lock */
+    bool writing; /* the thread is writing or syncing the log outside the
+                     lock (the loop's own write holds it: syncer_write_here) */
     struct wal_batch spares[SYNCER_SPARES_MAX];
     int nspares;
     bool stop;
