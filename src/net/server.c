@@ -274,6 +274,14 @@ __attribute__((format(printf, 2, 3))) static void srv_log(int level, const char 
 
 /* ---- the fsync thread ---- */
 
+/* Under mu: the log failed; nothing more is written, and the loop stops
+ * the server when it hears (on_syncer_progress). */
+static void syncer_fail(struct syncer *sy, const char *err)
+{
+    sy->failed = true;
+    snprintf(sy->errmsg, sizeof(sy->errmsg), "%s", err);
+}
+
 /* Under mu (the fsync thread, or the loop after writing a batch itself):
  * keep a written job's buffer for the loop to fill
  * again (a fresh one per batch would cost the loop page faults and copies
@@ -314,8 +322,7 @@ static void syncer_write_group(struct syncer *sy, int64_t *last_sync_ms)
     }
     sy->writing = false;
     if (rc != 0) {
-        sy->failed = true;
-        snprintf(sy->errmsg, sizeof(sy->errmsg), "%s", err);
+        syncer_fail(sy, err);
         /* nothing more is written: the loop stops the server */
         while (sy->njobs > 0) {
             wal_batch_free(&sy->jobs[sy->jobs_head]);
@@ -364,8 +371,7 @@ static void *syncer_main(void *arg)
             pthread_mutex_lock(&sy->mu);
             sy->writing = false;
             if (rc != 0) {
-                sy->failed = true;
-                snprintf(sy->errmsg, sizeof(sy->errmsg), "%s", err);
+                syncer_fail(sy, err);
             } else {
                 sy->synced_lsn = upto;
             }
@@ -412,6 +418,16 @@ static void *syncer_main(void *arg)
  * of log in 256 KiB writes took a tenth of a core in a VM. */
 #define SYNCER_CHUNK_BYTES (4 * 1024 * 1024)
 
+/* Loop thread, under mu: move the pending records into *b and give the
+ * WAL a kept buffer to fill next, if there is one. */
+static void syncer_take_pending(struct server *srv, struct wal_batch *b)
+{
+    struct syncer *sy = &srv->syncer;
+    wal_take_batch(srv->wal, b);
+    if (sy->nspares > 0)
+        wal_recycle_batch(srv->wal, &sy->spares[--sy->nspares]);
+}
+
 /* Loop thread: queue the pending records for the fsync thread, if there
  * are at least min_bytes of them and it is idle (or, with busy_too, has
  * room in its queue). Small batches thus wait while it is busy and then
@@ -427,10 +443,8 @@ static void syncer_hand_over(struct server *srv, size_t min_bytes, bool busy_too
     bool queued = idle || (busy_too && sy->njobs < SYNCER_JOBS_MAX);
     if (queued) {
         int tail = (sy->jobs_head + sy->njobs) % SYNCER_JOBS_MAX;
-        wal_take_batch(srv->wal, &sy->jobs[tail]);
+        syncer_take_pending(srv, &sy->jobs[tail]);
         sy->njobs++;
-        if (sy->nspares > 0)
-            wal_recycle_batch(srv->wal, &sy->spares[--sy->nspares]);
     }
     pthread_mutex_unlock(&sy->mu);
     /* after the unlock: woken under the lock, the thread would only block
@@ -470,18 +484,15 @@ static void syncer_write_here(struct server *srv)
         return;
     }
     struct wal_batch job;
-    wal_take_batch(srv->wal, &job);
+    syncer_take_pending(srv, &job);
     TRIAD_ASSERT(job.first_lsn == sy->written_lsn + 1); /* none lost, none twice */
-    if (sy->nspares > 0)
-        wal_recycle_batch(srv->wal, &sy->spares[--sy->nspares]);
     char err[256];
     uint64_t last = job.last_lsn;
     int rc = wal_write_batch(srv->wal, &job, false, err, sizeof(err));
     /* the thread sleeps without a deadline while nothing is unsynced */
     bool wake = rc == 0 && sy->synced_lsn == sy->written_lsn;
     if (rc != 0) {
-        sy->failed = true;
-        snprintf(sy->errmsg, sizeof(sy->errmsg), "%s", err);
+        syncer_fail(sy, err);
     } else {
         sy->written_lsn = last;
         srv->wal_loop_writes++;

@@ -1220,6 +1220,16 @@ static void wal__leave(struct wal *w)
 
 static int wal__sync(struct wal *w, char *errmsg, size_t errlen);
 
+/* Whether a run of records goes through the page cache on a direct
+ * segment (WAL_CACHED_RUN_BYTES_MIN says why): a big synced one, whose
+ * fdatasync writes it back faster than a direct write completes, or a
+ * small unsynced one, which a copy into the page cache finishes at once. */
+static bool wal__run_cached(uint64_t run_bytes, bool sync)
+{
+    bool big = run_bytes >= WAL_CACHED_RUN_BYTES_MIN;
+    return sync ? big : !big;
+}
+
 static int wal__write_batch(struct wal *w, struct wal_batch *b, bool sync, char *errmsg,
                             size_t errlen)
 {
@@ -1271,9 +1281,8 @@ static int wal__write_batch(struct wal *w, struct wal_batch *b, bool sync, char 
             if (rc != 0)
                 goto err_failed;
         }
-        bool big = run_bytes >= WAL_CACHED_RUN_BYTES_MIN;
-        bool cached = sync ? big : !big;
-        rc = wal__write_run(w, data + run_start, run_bytes, cached, errmsg, errlen);
+        rc = wal__write_run(w, data + run_start, run_bytes, wal__run_cached(run_bytes, sync),
+                            errmsg, errlen);
         if (rc != 0)
             goto err_failed;
         w->cur_bytes += run_bytes;
@@ -1374,7 +1383,7 @@ bool wal_pending_stays_cached(const struct wal *w)
      * follow on, and all of it fits the segment: one run) nor writes
      * direct (an unsynced run this small goes cached; without O_DIRECT
      * every write does), and, with sync false, neither prefills nor syncs. */
-    return len > 0 && len < WAL_CACHED_RUN_BYTES_MIN && !w->open && !w->failed && w->fd >= 0 &&
+    return len > 0 && wal__run_cached(len, false) && !w->open && !w->failed && w->fd >= 0 &&
            (!w->direct || w->cached_fd >= 0) && w->pending_first_lsn == w->cur_next_lsn &&
            w->cur_bytes + len <= w->segment_bytes;
 }
