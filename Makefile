@@ -18,7 +18,7 @@ CFLAGS = $(CFLAGS_BASE) $(OPT) $(EXTRA_CFLAGS)
 COMMON_SRC = $(wildcard src/common/*.c)
 RESP_SRC = src/net/resp.c
 KV_SRC = src/store/kv.c
-WAL_SRC = src/store/wal.c src/store/fs.c
+WAL_SRC = src/store/wal.c src/store/fs.c src/store/reaper.c
 SNAP_SRC = src/store/snap.c
 STORE_SRC = $(KV_SRC) $(WAL_SRC) $(SNAP_SRC) src/store/raftlog.c
 CMD_SRC = $(wildcard src/cmd/*.c)
@@ -35,7 +35,7 @@ TRIAD_SRC = src/triad.c $(COMMON_SRC) $(RESP_SRC) $(STORE_SRC) $(CMD_SRC) $(CORE
             $(SIM_SRC) $(NET_SRC) $(CLI_SRC)
 TRIAD_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(TRIAD_SRC))
 
-UNIT_TESTS = resp kv wal snap cmd cmd_string config idlepoll raft fsm lincheck node sim raftlog peer_proto peer \
+UNIT_TESTS = resp kv wal snap reaper cmd cmd_string config idlepoll raft fsm lincheck node sim raftlog peer_proto peer \
              hlc vclock ring merkle gossip dynamo dsim
 UNIT_BINS = $(addprefix $(BUILD)/test_,$(UNIT_TESTS))
 
@@ -101,7 +101,7 @@ run: build
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; ./$$t; done
 
-# An LD_PRELOAD shim that lets the durability tests hold fdatasync back.
+# An LD_PRELOAD shim that lets the durability tests hold fdatasync and unlink back.
 build/libsyncgate.so: tests/integration/syncgate.c
 	@mkdir -p build
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -shared -fPIC -o $@ $< -ldl

@@ -659,6 +659,11 @@ struct wal *cluster_wal(struct cluster *cl)
     return raftlog_wal(cl->rl);
 }
 
+void cluster_set_reaper(struct cluster *cl, struct reaper *r)
+{
+    raftlog_set_reaper(cl->rl, r);
+}
+
 static void cluster__wal_log(void *arg, const char *msg)
 {
     struct cluster *cl = arg;

@@ -40,6 +40,9 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, const struct config *cfg
                  const struct cluster_hooks *hooks, char *errmsg, size_t errlen);
 /* The WAL the server's fsync thread writes for the cluster. */
 struct wal *cluster_wal(struct cluster *cl);
+/* The reaper that deletes the files compaction frees (raftlog.h). */
+struct reaper;
+void cluster_set_reaper(struct cluster *cl, struct reaper *r);
 /* The WAL is durable up to lsn (or, with fsync no, written). */
 void cluster_durable(struct cluster *cl, uint64_t lsn);
 

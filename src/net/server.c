@@ -63,6 +63,7 @@
 #include "../common/idlepoll.h"
 #include "../common/mem.h"
 #include "../store/kv.h"
+#include "../store/reaper.h"
 #include "../store/snap.h"
 #include "../store/wal.h"
 #include "cluster.h"
@@ -193,6 +194,8 @@ struct server {
     uint64_t idle_check_lsn; /* the WAL's last lsn at the previous cron tick */
 
     /* snapshots */
+    struct reaper *reaper;   /* deletes the files a snapshot made obsolete */
+    uint64_t reaper_failed;  /* failures of it already logged */
     pid_t child_pid;
     pid_t parent_pid;
     uint64_t child_lsn;
@@ -1248,7 +1251,7 @@ static int server_snapshot_sync(struct server *srv, char *errmsg, size_t errlen)
     srv->last_snapshot_ok = true;
     srv->dirty_at_snapshot = srv->cmd.dirty;
     srv->wal_bytes_since_snapshot = 0;
-    snap_remove_older(srv->cfg.dir, lsn);
+    snap_remove_older(srv->cfg.dir, lsn, srv->reaper);
     wal_remove_before(srv->wal, lsn);
     srv_log(LOG_NOTICE, "snapshot at lsn %" PRIu64 " written (%" PRIu64 " bytes, %lld ms)", lsn,
             bytes, (long long)(wall_ms() - t0));
@@ -1331,10 +1334,24 @@ static void server_check_child(struct server *srv)
     srv->snapshot_lsn = srv->child_lsn;
     srv->snapshot_bytes = snapshot_file_bytes(srv, srv->child_lsn);
     srv->last_snapshot_s = (long long)time(NULL);
-    snap_remove_older(srv->cfg.dir, srv->child_lsn);
+    snap_remove_older(srv->cfg.dir, srv->child_lsn, srv->reaper);
     wal_remove_before(srv->wal, srv->child_lsn);
     srv_log(LOG_NOTICE, "background snapshot at lsn %" PRIu64 " done in %lld ms", srv->child_lsn,
             (long long)(wall_ms() - srv->child_start_ms));
+}
+
+/* Says in the log when the reaper could not delete a file: it stays on
+ * disk, and the next snapshot or start-up tries again. */
+static void server_check_reaper(struct server *srv)
+{
+    struct reaper_stats st;
+    char last[256];
+    reaper_stats(srv->reaper, &st, last, sizeof(last));
+    if (st.failed == srv->reaper_failed)
+        return;
+    srv_log(LOG_WARNING, "%" PRIu64 " old file(s) could not be deleted, the last: %s",
+            st.failed - srv->reaper_failed, last);
+    srv->reaper_failed = st.failed;
 }
 
 /* ---- cron ---- */
@@ -1355,6 +1372,7 @@ static void on_cron(uv_timer_t *t)
 
     server_sample_cpu_pressure(srv);
     server_check_child(srv);
+    server_check_reaper(srv);
     if (srv->cluster == NULL && server_snapshot_due(srv)) {
         char err[256];
         if (server_snapshot_background(srv, err, sizeof(err)) != 0)
@@ -2151,6 +2169,12 @@ int server_main(int argc, char **argv)
     srv->cmd.used_memory = tmem_used;
     srv->cmd.clock_us = mono_us;
 
+    /* Files a snapshot makes obsolete are deleted off the loop (reaper.h). */
+    if (reaper_new(&srv->reaper, err, sizeof(err)) != 0) {
+        srv_log(LOG_WARNING, "%s", err);
+        return 1;
+    }
+
     srv->loop = uv_default_loop();
     bool fresh = false;
     if (srv->cfg.node_id != 0 && srv->cfg.mode == CONFIG_MODE_LEADER) {
@@ -2167,6 +2191,7 @@ int server_main(int argc, char **argv)
             srv_log(LOG_WARNING, "can't start the cluster node: %s", err);
             return 1;
         }
+        cluster_set_reaper(srv->cluster, srv->reaper);
         srv->wal = cluster_wal(srv->cluster);
         srv->durable_lsn = wal_last_lsn(srv->wal);
         srv->last_snapshot_ok = true;
@@ -2194,6 +2219,7 @@ int server_main(int argc, char **argv)
         srv_log(LOG_WARNING, "can't open the WAL: %s", err);
         return 1;
     }
+    wal_set_reaper(srv->wal, srv->reaper);
     srv->snapshot_lsn = snap_lsn;
     srv->snapshot_bytes = snap_lsn ? snapshot_file_bytes(srv, snap_lsn) : 0;
     srv->last_snapshot_ok = true;
@@ -2300,6 +2326,10 @@ hooks:;
         wal_close(srv->wal);
     }
     srv->wal = NULL;
+    reaper_wait(srv->reaper); /* the deletions still queued */
+    server_check_reaper(srv);
+    reaper_free(srv->reaper);
+    srv->reaper = NULL;
     cmd_server_free(&srv->cmd);
     tfree(srv->slots);
     tfree(srv->free_slots);

@@ -215,6 +215,8 @@ int fs_rename(const char *from, const char *to)
 
 int fs_unlink(const char *path)
 {
+    if (fs_faults.before_unlink != NULL)
+        fs_faults.before_unlink(path);
     if (unlink(path) == 0)
         return 0;
     return errno == ENOENT ? TRIAD_ENOTFOUND : TRIAD_EIO;

@@ -39,6 +39,9 @@ struct fs_faults {
     /* Make fs_open refuse O_DIRECT with EINVAL, as a filesystem without
      * direct I/O does: tests reach the buffered fallback this way. */
     bool direct_io_off;
+    /* Called by fs_unlink, on whatever thread it runs, before it deletes
+     * path: a test can hold a deletion there or note the order. */
+    void (*before_unlink)(const char *path);
 };
 extern struct fs_faults fs_faults;
 

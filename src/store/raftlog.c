@@ -27,6 +27,7 @@
 #include "../common/err.h"
 #include "../common/mem.h"
 #include "fs.h"
+#include "reaper.h"
 
 #define RAFTLOG_HS_BYTES 24
 #define RAFTLOG_ENTRIES_HEADER_BYTES 12 /* truncate_from, n */
@@ -111,6 +112,7 @@ struct raftlog {
     size_t n_marks;
     struct raftlog_old_snap *old;
     size_t n_old, cap_old;
+    struct reaper *reaper; /* deletes what compaction frees; NULL: at once */
 
     struct tbuf scratch; /* a record's body being encoded */
 };
@@ -928,19 +930,22 @@ int raftlog_persist(struct raftlog *rl, const struct raft_ready *rd, uint64_t *l
 
 /* ---- compaction ------------------------------------------------------------ */
 
-int raftlog_compact(struct raftlog *rl, uint64_t durable_lsn)
+void raftlog_set_reaper(struct raftlog *rl, struct reaper *r)
+{
+    rl->reaper = r;
+    wal_set_reaper(rl->wal, r);
+}
+
+void raftlog_compact(struct raftlog *rl, uint64_t durable_lsn)
 {
     TRIAD_ASSERT(durable_lsn <= wal_last_lsn(rl->wal));
-    int rc = 0;
 
     /* Snapshot files whose successor's record is durable: no crash can
      * bring back a state that names them. */
     size_t keep = 0;
     for (size_t i = 0; i < rl->n_old; i++) {
         if (rl->old[i].superseded_lsn <= durable_lsn) {
-            int r = fs_unlink(rl->old[i].path);
-            if (r != 0 && r != TRIAD_ENOTFOUND)
-                rc = TRIAD_EIO; /* the next open removes it */
+            reaper_delete(rl->reaper, rl->old[i].path);
             tfree(rl->old[i].path);
         } else {
             rl->old[keep++] = rl->old[i];
@@ -957,15 +962,12 @@ int raftlog_compact(struct raftlog *rl, uint64_t durable_lsn)
     while (j > 0 && rl->marks[j - 1].lsn > durable_lsn)
         j--;
     if (j == 0)
-        return rc; /* not yet known durable (or marks were dropped) */
+        return; /* not yet known durable (or marks were dropped) */
     uint64_t need = rl->marks[j - 1].need;
     memmove(rl->marks, rl->marks + j - 1, (rl->n_marks - j + 1) * sizeof(*rl->marks));
     rl->n_marks -= j - 1;
-    if (need != RAFTLOG_NONE && need > 1) {
-        int r = wal_remove_before(rl->wal, need - 1);
-        if (r != 0)
-            rc = r;
-    }
+    if (need != RAFTLOG_NONE && need > 1)
+        wal_remove_before(rl->wal, need - 1);
 
     /* A hard state older than everything else needed holds its segment:
      * write it again, so that the next compaction can let that go. */
@@ -980,7 +982,6 @@ int raftlog_compact(struct raftlog *rl, uint64_t durable_lsn)
         raftlog__append_hs(rl, &hs);
         raftlog__mark(rl);
     }
-    return rc;
 }
 
 /* ---- introspection --------------------------------------------------------- */

@@ -180,9 +180,16 @@ int raftlog_persist(struct raftlog *rl, const struct raft_ready *rd, uint64_t *l
  * hold records no longer needed by the newest durable state; may append a
  * hard state record (so that an old one no longer holds its segment),
  * which the next batch carries. Cheap when there is nothing to do: call it
- * after each durable persist. 0, or TRIAD_EIO if a file could not be
- * removed (it is retried by the next call or at open). */
-int raftlog_compact(struct raftlog *rl, uint64_t durable_lsn);
+ * after each durable persist. The files go to the reaper set with
+ * raftlog_set_reaper (or are deleted before it returns); one that cannot
+ * be deleted is removed at the next open. */
+void raftlog_compact(struct raftlog *rl, uint64_t durable_lsn);
+
+/* The reaper (reaper.h) that deletes the files compaction frees, the
+ * WAL's segments with them; NULL (the default) deletes them at once. It
+ * must outlive the log. */
+struct reaper;
+void raftlog_set_reaper(struct raftlog *rl, struct reaper *r);
 
 /* The WAL underneath, for the server's fsync thread (wal_take_batch on the
  * loop thread, wal_write_batch on the fsync thread) and wal_stats. */

@@ -21,6 +21,7 @@
 #include "../common/err.h"
 #include "../common/mem.h"
 #include "fs.h"
+#include "reaper.h"
 
 #define SNAP_MAGIC "TRIADSNP"
 #define SNAP_VERSION 1
@@ -507,7 +508,7 @@ out_free:
     return rc;
 }
 
-int snap_remove_older(const char *dir, uint64_t keep_lsn)
+int snap_remove_older(const char *dir, uint64_t keep_lsn, struct reaper *reaper)
 {
     char **names;
     size_t count;
@@ -521,11 +522,9 @@ int snap_remove_older(const char *dir, uint64_t keep_lsn)
         if (!snap__parse_name(names[i], ".snap", &lsn) || lsn >= keep_lsn)
             continue;
         char *p = snap__join(dir, names[i]);
-        int r = fs_unlink(p);
-        if (r != 0 && r != TRIAD_ENOTFOUND)
-            rc = TRIAD_EIO;
+        reaper_delete(reaper, p);
         tfree(p);
     }
     fs_list_free(names, count);
-    return rc;
+    return 0;
 }

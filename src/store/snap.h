@@ -32,7 +32,10 @@ int snap_write(const char *dir, uint64_t lsn, struct kv **dbs, int ndbs, int64_t
 int snap_load_latest(const char *dir, struct kv **dbs, int ndbs, uint64_t *lsn_out,
                      char *errmsg, size_t errlen);
 
-/* Remove every snapshot older than keep_lsn. */
-int snap_remove_older(const char *dir, uint64_t keep_lsn);
+/* Remove every snapshot older than keep_lsn: hand its file to the reaper
+ * (reaper.h), or delete it before returning if reaper is NULL. 0, or
+ * TRIAD_EIO if the directory could not be listed. */
+struct reaper;
+int snap_remove_older(const char *dir, uint64_t keep_lsn, struct reaper *reaper);
 
 #endif

@@ -66,6 +66,7 @@
 #include "../common/err.h"
 #include "../common/mem.h"
 #include "fs.h"
+#include "reaper.h"
 
 #define WAL_MAGIC "TRIADWAL"
 #define WAL_VERSION 1
@@ -160,6 +161,7 @@ struct wal {
 
     /* Any thread, under seg_mu. The last entry is the current segment. */
     pthread_mutex_t seg_mu;
+    struct reaper *reaper; /* deletes removed segments; NULL: at once */
     struct wal_seg *segs;
     size_t segs_count;
     size_t segs_cap;
@@ -1342,10 +1344,18 @@ static int wal__sync(struct wal *w, char *errmsg, size_t errlen)
 
 /* ---- any thread -------------------------------------------------------- */
 
-int wal_remove_before(struct wal *w, uint64_t lsn)
+void wal_set_reaper(struct wal *w, struct reaper *r)
 {
-    /* Take the doomed segments off the list under the lock, unlink them
-     * outside it, so the fsync thread's rotation never waits on unlink. */
+    pthread_mutex_lock(&w->seg_mu);
+    w->reaper = r;
+    pthread_mutex_unlock(&w->seg_mu);
+}
+
+void wal_remove_before(struct wal *w, uint64_t lsn)
+{
+    /* Take the doomed segments off the list under the lock and hand them
+     * to the reaper (or delete them) outside it, so the fsync thread's
+     * rotation never waits on unlink. */
     pthread_mutex_lock(&w->seg_mu);
     size_t n = 0;
     while (n + 1 < w->segs_count && w->segs[n + 1].first_lsn - 1 <= lsn)
@@ -1359,21 +1369,18 @@ int wal_remove_before(struct wal *w, uint64_t lsn)
         w->segs_count -= n;
     }
     TRIAD_ASSERT(w->segs_count > 0);
+    struct reaper *reaper = w->reaper;
     pthread_mutex_unlock(&w->seg_mu);
 
-    int rc = 0;
     size_t plen = wal__path_max(w);
     char *path = tmalloc(plen);
     for (size_t i = 0; i < n; i++) {
         wal__seg_path(w, doomed[i], path, plen);
         /* Oldest first: a crash part-way leaves a contiguous log. */
-        int r = fs_unlink(path);
-        if (r != 0 && r != TRIAD_ENOTFOUND)
-            rc = TRIAD_EIO;
+        reaper_delete(reaper, path);
     }
     tfree(path);
     tfree(doomed);
-    return rc;
 }
 
 bool wal_pending_stays_cached(const struct wal *w)

@@ -29,7 +29,8 @@
  * file descriptors after wal_open returns, except for a batch the loop
  * writes itself while that thread is idle (wal_pending_stays_cached); the
  * segment list is guarded by a mutex so that wal_remove_before may be
- * called from the loop thread.
+ * called from the loop thread; the files it removes are deleted by a
+ * reaper thread (reaper.h), since deleting one takes tens of milliseconds.
  *
  * All file access goes through fs.h so tests can inject faults.
  */
@@ -156,8 +157,15 @@ bool wal_pending_stays_cached(const struct wal *w);
 int wal_sync(struct wal *w, char *errmsg, size_t errlen);
 
 /* Any thread: delete every segment all of whose records have lsn <= lsn
- * (after a snapshot at lsn is durable). Never deletes the current segment. */
-int wal_remove_before(struct wal *w, uint64_t lsn);
+ * (after a snapshot at lsn is durable). Never deletes the current segment.
+ * The segments leave the log at once; their files go to the reaper set
+ * with wal_set_reaper, or are deleted before this returns if none is. */
+void wal_remove_before(struct wal *w, uint64_t lsn);
+
+/* Any thread: the reaper that deletes removed segments from now on
+ * (reaper.h); NULL deletes them at once. It must outlive the log. */
+struct reaper;
+void wal_set_reaper(struct wal *w, struct reaper *r);
 
 /* Any thread: number of segment files and their total bytes: logical
  * bytes (headers and records), not counting the prefill. A segment skipped

@@ -577,6 +577,23 @@ def snapshot_args():
     return ["--snapshot-wal-bytes", "1048576"]
 
 
+SYNCGATE = os.environ.get("TRIAD_SYNCGATE", str(REPO / "build" / "libsyncgate.so"))
+
+
+def syncgate_env(**gates):
+    """The environment for a server with the syncgate shim (syncgate.c)
+    preloaded and its gates at the given directories, as
+    syncgate_env(TRIAD_TEST_SYNC_GATE=dir)."""
+    if not os.path.exists(SYNCGATE):
+        pytest.fail("%s is missing: build it with `make build/libsyncgate.so`" % SYNCGATE)
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    env = {"LD_PRELOAD": SYNCGATE,
+           # an ASan build must accept a preloaded library ahead of its runtime
+           "ASAN_OPTIONS": "verify_asan_link_order=0" + (":" + asan if asan else "")}
+    env.update({k: str(v) for k, v in gates.items()})
+    return env
+
+
 def durable_args(fsync="always"):
     """Server arguments for durable writes with the given fsync policy."""
     if TARGET == "redis":

@@ -3,11 +3,19 @@
  * While the file $TRIAD_TEST_SYNC_GATE/closed exists, every fdatasync()
  * waits before doing its work, so a test can hold a server's log "written
  * but not yet durable" for as long as it needs and check that no reply
- * leaves meanwhile. The wait is bounded (SYNCGATE_WAIT_MS_MAX) so a
- * forgotten gate cannot hang a test run.
+ * leaves meanwhile.
+ *
+ * Likewise, while $TRIAD_TEST_UNLINK_GATE/closed exists, every unlink()
+ * waits, having first created $TRIAD_TEST_UNLINK_GATE/held: a test can
+ * hold the deletion of the files a snapshot made obsolete and check that
+ * clients are served meanwhile.
+ *
+ * Each wait is bounded (SYNCGATE_WAIT_MS_MAX) so a forgotten gate cannot
+ * hang a test run.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -16,21 +24,44 @@
 
 #define SYNCGATE_WAIT_MS_MAX 60000
 
+/* Waits while the gate named by the environment variable is closed; when
+ * it holds a call, first creates the gate's "held" file. */
+static void syncgate_wait(const char *env)
+{
+    const char *gate = getenv(env);
+    if (gate == NULL)
+        return;
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/closed", gate);
+    if (stat(path, &st) != 0)
+        return;
+    char held[4096];
+    snprintf(held, sizeof(held), "%s/held", gate);
+    int fd = open(held, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0)
+        close(fd);
+    for (int waited_ms = 0; waited_ms < SYNCGATE_WAIT_MS_MAX && stat(path, &st) == 0;
+         waited_ms++) {
+        struct timespec ms = {0, 1000 * 1000};
+        nanosleep(&ms, NULL);
+    }
+}
+
 int fdatasync(int fd)
 {
     static int (*real_fdatasync)(int);
     if (real_fdatasync == NULL)
         real_fdatasync = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-    const char *gate = getenv("TRIAD_TEST_SYNC_GATE");
-    if (gate != NULL) {
-        char path[4096];
-        struct stat st;
-        snprintf(path, sizeof(path), "%s/closed", gate);
-        for (int waited_ms = 0; waited_ms < SYNCGATE_WAIT_MS_MAX && stat(path, &st) == 0;
-             waited_ms++) {
-            struct timespec ms = {0, 1000 * 1000};
-            nanosleep(&ms, NULL);
-        }
-    }
+    syncgate_wait("TRIAD_TEST_SYNC_GATE");
     return real_fdatasync(fd);
+}
+
+int unlink(const char *pathname)
+{
+    static int (*real_unlink)(const char *);
+    if (real_unlink == NULL)
+        real_unlink = (int (*)(const char *))dlsym(RTLD_NEXT, "unlink");
+    syncgate_wait("TRIAD_TEST_UNLINK_GATE");
+    return real_unlink(pathname);
 }

@@ -10,28 +10,19 @@ it - until the gate opens. Under fsync no, replies do not wait.
 Runs against redis too (appendonly yes with the same appendfsync policy),
 which holds replies the same way by fsyncing before it writes them.
 """
-import os
 import socket
 
 import pytest
 
-from conftest import HOST, durable_args, wait_until
+from conftest import HOST, durable_args, syncgate_env, wait_until
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SYNCGATE = os.environ.get("TRIAD_SYNCGATE", os.path.join(REPO, "build", "libsyncgate.so"))
 HELD_S = 0.7  # how long a held reply is watched for not arriving
 
 
 def gated(make_server, tmp_path, fsync):
-    if not os.path.exists(SYNCGATE):
-        pytest.fail("%s is missing: build it with `make build/libsyncgate.so`" % SYNCGATE)
     gate = tmp_path / "gate"
     gate.mkdir()
-    asan = os.environ.get("ASAN_OPTIONS", "")
-    env = {"LD_PRELOAD": SYNCGATE, "TRIAD_TEST_SYNC_GATE": str(gate),
-           # an ASan build must accept a preloaded library ahead of its runtime
-           "ASAN_OPTIONS": "verify_asan_link_order=0" + (":" + asan if asan else "")}
-    s = make_server(extra_args=durable_args(fsync), env=env)
+    s = make_server(extra_args=durable_args(fsync), env=syncgate_env(TRIAD_TEST_SYNC_GATE=gate))
     return s, gate
 
 

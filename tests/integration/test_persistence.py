@@ -13,7 +13,7 @@ import time
 import pytest
 import redis.exceptions
 
-from conftest import TARGET, durable_args, wait_until
+from conftest import TARGET, durable_args, syncgate_env, wait_until
 
 pytestmark = pytest.mark.durability
 
@@ -401,3 +401,63 @@ def test_snapshots_wait_for_wal_growth_relative_to_the_last_snapshot(make_server
     write_mb(5, b"c")
     assert wait_until(lambda: info_persistence(client)["snapshot_lsn"] > lsn, timeout_s=30.0), \
         "no snapshot after the WAL outgrew 200%% of the last one:\n%s" % s.log_tail()
+
+
+def _data_files(s):
+    return (sorted(p.name for p in s.dir.glob("snap-*.snap")),
+            sorted(p.name for p in s.dir.glob("wal-*.log")))
+
+
+@pytest.mark.triad_only("the files are triad's WAL segments and snapshots")
+def test_clients_are_served_while_the_files_a_snapshot_freed_are_deleted(make_server, tmp_path):
+    """Deleting a 64 MiB segment or a big snapshot takes tens of milliseconds,
+    so the server deletes the files a snapshot made obsolete on a thread of
+    its own. With every unlink held back (the syncgate shim), a snapshot
+    still completes and clients are still answered; the files go once
+    unlink may proceed, and a restart finds every key."""
+    gate = tmp_path / "unlink-gate"
+    gate.mkdir()
+    s = make_server(extra_args=durable_args("always") + [
+        "--wal-segment-bytes", "65536", "--snapshot-wal-bytes", "0"],
+        env=syncgate_env(TRIAD_TEST_UNLINK_GATE=gate))
+    client = s.client(socket_timeout=5)
+    value = b"v" * 1000
+
+    def fill(tag):
+        with client.pipeline(transaction=False) as p:
+            for i in range(300):
+                p.set(b"%s:%d" % (tag, i), value)
+            p.execute()
+
+    fill(b"a")
+    assert client.save() is True
+    fill(b"b")
+    old_snaps, old_segs = _data_files(s)
+    assert len(old_snaps) == 1 and len(old_segs) > 3, (old_snaps, old_segs)
+
+    (gate / "closed").touch()
+    try:
+        assert client.bgsave()
+        assert wait_until(lambda: (gate / "held").exists(), timeout_s=30.0), \
+            "the snapshot's clean-up never reached unlink:\n%s" % s.log_tail()
+        # The deletion is held; the loop is not waiting for it.
+        assert client.ping() is True
+        assert client.set(b"during", b"the delete") is True
+        assert client.get(b"during") == b"the delete"
+        info = info_persistence(client)
+        assert info["rdb_bgsave_in_progress"] == 0 and info["rdb_last_bgsave_status"] == "ok"
+        snaps, segs = _data_files(s)
+        assert set(old_snaps) <= set(snaps) and set(old_segs) <= set(segs)
+    finally:
+        (gate / "closed").unlink()
+    assert wait_until(lambda: not set(old_snaps) & set(_data_files(s)[0]), timeout_s=30.0), \
+        "the old snapshot is still there: %s" % (_data_files(s),)
+    assert wait_until(lambda: len(_data_files(s)[1]) < len(old_segs), timeout_s=30.0), \
+        "no old segment was deleted: %s" % (_data_files(s),)
+
+    assert s.stop() == 0
+    s.start()
+    client = s.client()
+    assert client.get(b"during") == b"the delete"
+    assert client.mget([b"a:%d" % i for i in range(300)]) == [value] * 300
+    assert client.mget([b"b:%d" % i for i in range(300)]) == [value] * 300

@@ -869,7 +869,7 @@ TEST(raftlog_compaction_deletes_old_segments_and_reopen_gives_the_same_disk)
     int segs_before = count_segments(dir);
     CHECK(segs_before > 10);
     /* nothing to reclaim without a snapshot */
-    CHECK_EQ_INT(raftlog_compact(rl, wal_last_lsn(raftlog_wal(rl))), 0);
+    raftlog_compact(rl, wal_last_lsn(raftlog_wal(rl)));
     CHECK_EQ_INT(count_segments(dir), segs_before);
     struct raft_snapshot s = make_snapshot(next - 3, 1, 2000);
     struct raft_ready rd = {.persist = true, .hs = {1, 1, next - 1}, .hs_changed = true,
@@ -877,10 +877,10 @@ TEST(raftlog_compaction_deletes_old_segments_and_reopen_gives_the_same_disk)
     CHECK(persist(rl, &m, &rd));
     uint64_t snap_lsn = wal_last_lsn(raftlog_wal(rl)) - 1;
     /* not durable yet: nothing may go */
-    CHECK_EQ_INT(raftlog_compact(rl, snap_lsn - 1), 0);
+    raftlog_compact(rl, snap_lsn - 1);
     CHECK_EQ_INT(count_segments(dir), segs_before);
     CHECK_EQ_INT(sync_rl(rl), 0);
-    CHECK_EQ_INT(raftlog_compact(rl, wal_last_lsn(raftlog_wal(rl))), 0);
+    raftlog_compact(rl, wal_last_lsn(raftlog_wal(rl)));
     int segs_after = count_segments(dir);
     CHECK(segs_after < 4);
     CHECK(oldest_segment_lsn(dir) > 1);
@@ -899,7 +899,7 @@ TEST(raftlog_compaction_deletes_old_segments_and_reopen_gives_the_same_disk)
     CHECK(persist(rl, &m, &rd));
     CHECK_EQ_INT(sync_rl(rl), 0);
     uint64_t oldest = oldest_segment_lsn(dir);
-    CHECK_EQ_INT(raftlog_compact(rl, wal_last_lsn(raftlog_wal(rl))), 0);
+    raftlog_compact(rl, wal_last_lsn(raftlog_wal(rl)));
     CHECK(oldest_segment_lsn(dir) > oldest);
     CHECK_EQ_INT(count_snap_files(dir), 1);
     CHECK(reopen_equals(&rl, dir, SEG_SMALL, &m));
@@ -936,11 +936,11 @@ TEST(raftlog_compaction_rewrites_an_old_hard_state_so_its_segment_can_go)
     CHECK_EQ_INT(sync_rl(rl), 0);
     uint64_t last = wal_last_lsn(raftlog_wal(rl));
     /* the hard state at lsn 2 holds the first segment: it is written again */
-    CHECK_EQ_INT(raftlog_compact(rl, last), 0);
+    raftlog_compact(rl, last);
     CHECK_EQ_INT(wal_last_lsn(raftlog_wal(rl)), last + 1);
     CHECK_EQ_INT(count_segments(dir), segs_before);
     CHECK_EQ_INT(sync_rl(rl), 0);
-    CHECK_EQ_INT(raftlog_compact(rl, last + 1), 0);
+    raftlog_compact(rl, last + 1);
     CHECK(count_segments(dir) < 3);
     CHECK(reopen_equals(&rl, dir, SEG_SMALL, &m));
     CHECK_EQ_INT(raftlog_hard_state(rl).vote, 2);
@@ -969,10 +969,10 @@ TEST(raftlog_deletes_a_superseded_snapshot_file_once_the_newer_record_is_durable
     CHECK(persist(rl, &m, &rd));
     CHECK_EQ_INT(count_snap_files(dir), 2);
     /* the newer record is not durable: a crash would need the older file */
-    CHECK_EQ_INT(raftlog_compact(rl, durable), 0);
+    raftlog_compact(rl, durable);
     CHECK_EQ_INT(count_snap_files(dir), 2);
     CHECK_EQ_INT(sync_rl(rl), 0);
-    CHECK_EQ_INT(raftlog_compact(rl, wal_last_lsn(raftlog_wal(rl))), 0);
+    raftlog_compact(rl, wal_last_lsn(raftlog_wal(rl)));
     CHECK_EQ_INT(count_snap_files(dir), 1);
     CHECK(reopen_equals(&rl, dir, 0, &m));
     raftlog_close(rl);
@@ -1179,7 +1179,7 @@ TEST(raftlog_refuses_a_log_whose_oldest_segments_were_deleted)
         CHECK(persist(rl, &m, &rd));
     }
     CHECK_EQ_INT(sync_rl(rl), 0);
-    CHECK_EQ_INT(raftlog_compact(rl, wal_last_lsn(raftlog_wal(rl))), 0);
+    raftlog_compact(rl, wal_last_lsn(raftlog_wal(rl)));
     CHECK(count_segments(dir) > 1);
     CHECK(oldest_segment_lsn(dir) == 1);
     raftlog_close(rl);
@@ -1472,8 +1472,7 @@ static void run_random(uint64_t seed, int steps)
         /* compaction sees only the durable point, whatever is pending */
         if (rng_chance(100)) {
             uint64_t oldest = oldest_segment_lsn(r.dir);
-            if (raftlog_compact(r.rl, r.durable_lsn) != 0)
-                r.bad++;
+            raftlog_compact(r.rl, r.durable_lsn);
             if (oldest_segment_lsn(r.dir) > oldest)
                 r.compactions++;
         }
@@ -1504,8 +1503,7 @@ static void run_random(uint64_t seed, int steps)
             model_copy(&r.durable, &r.cur);
             if (rng_chance(500)) {
                 uint64_t oldest = oldest_segment_lsn(r.dir);
-                if (raftlog_compact(r.rl, r.durable_lsn) != 0)
-                    r.bad++;
+                raftlog_compact(r.rl, r.durable_lsn);
                 if (oldest_segment_lsn(r.dir) > oldest)
                     r.compactions++;
                 r.oldest_max = TRIAD_MAX(r.oldest_max, oldest_segment_lsn(r.dir));

@@ -394,7 +394,7 @@ TEST(snap_remove_older_keeps_the_given_lsn_and_newer)
     uint64_t lsns[4] = {3, 7, 12, 20};
     for (int i = 0; i < 4; i++)
         CHECK_EQ_INT(snap_write(dir, lsns[i], dbs, 1, NOW_MS, NULL, errmsg, sizeof(errmsg)), 0);
-    CHECK_EQ_INT(snap_remove_older(dir, 12), 0);
+    CHECK_EQ_INT(snap_remove_older(dir, 12, NULL), 0);
     char p[600];
     for (int i = 0; i < 4; i++) {
         snap_path(dir, lsns[i], ".snap", p, sizeof(p));
@@ -425,7 +425,7 @@ TEST(snap_write_returns_eio_on_injected_faults_and_leaves_no_file)
         fs_faults = (struct fs_faults){0};
         if (!fired) { /* fewer writes than fail_at: the snapshot succeeded */
             CHECK_EQ_INT(rc, 0);
-            CHECK_EQ_INT(snap_remove_older(dir, 12), 0);
+            CHECK_EQ_INT(snap_remove_older(dir, 12, NULL), 0);
             continue;
         }
         CHECK_EQ_INT(rc, TRIAD_EIO);
