@@ -446,8 +446,13 @@ static const char *wal__header_check(const unsigned char *h, size_t len, uint64_
 
 /* Create segment `first_lsn` and make it the current one. The header is
  * durable and the directory entry too before any record goes in: a crash
- * can then tear only this segment's records, never its header or name. */
-static int wal__create_segment(struct wal *w, uint64_t first_lsn, char *errmsg, size_t errlen)
+ * can then tear only this segment's records, never its header or name.
+ * With `prefill`, the segment starts with its first prefill, synced; a
+ * segment that unsynced batches (fsync everysec or no) will fill gets
+ * none, as they never prefill: its zeros would be written for nothing,
+ * an eighth of a default segment's bytes again. */
+static int wal__create_segment(struct wal *w, uint64_t first_lsn, bool prefill, char *errmsg,
+                               size_t errlen)
 {
     TRIAD_ASSERT(w->fd < 0);
     TRIAD_ASSERT(first_lsn > 0);
@@ -484,9 +489,9 @@ static int wal__create_segment(struct wal *w, uint64_t first_lsn, char *errmsg, 
     w->cur_records = 0;
     /* The first prefill is synced here too, so that the first batches'
      * fdatasyncs already find the file at its new size. */
-    if (wal__prefill(w, WAL_HEADER_BYTES, errmsg, errlen) != 0)
+    if (prefill && wal__prefill(w, WAL_HEADER_BYTES, errmsg, errlen) != 0)
         goto err_reset;
-    if (fs_datasync(w->fd) != 0) {
+    if (prefill && fs_datasync(w->fd) != 0) {
         wal__err(errmsg, errlen, "wal: fdatasync prefill of %s: %s", path, strerror(errno));
         goto err_reset;
     }
@@ -935,7 +940,7 @@ static int wal__recover(struct wal_recovery *r)
     uint64_t last_lsn = count > 0 ? lsn - 1 : 0;
     w->next_lsn = TRIAD_MAX(last_lsn, r->after_lsn) + 1;
     if (count == 0) {
-        rc = wal__create_segment(w, w->next_lsn, r->errmsg, r->errlen);
+        rc = wal__create_segment(w, w->next_lsn, true, r->errmsg, r->errlen);
         if (rc != 0)
             goto out;
     }
@@ -1123,7 +1128,8 @@ void wal_recycle_batch(struct wal *w, struct wal_batch *b)
 /* Finish the current segment and start one at first_lsn. The old segment
  * is made durable first, so a later fdatasync of the new one covers every
  * earlier record and recovery may trust every segment but the last. */
-static int wal__rotate(struct wal *w, uint64_t first_lsn, char *errmsg, size_t errlen)
+static int wal__rotate(struct wal *w, uint64_t first_lsn, bool prefill, char *errmsg,
+                       size_t errlen)
 {
     TRIAD_ASSERT(w->fd >= 0);
     if (fs_datasync(w->fd) != 0) {
@@ -1132,7 +1138,7 @@ static int wal__rotate(struct wal *w, uint64_t first_lsn, char *errmsg, size_t e
         return TRIAD_EIO;
     }
     wal__close_cur(w);
-    return wal__create_segment(w, first_lsn, errmsg, errlen);
+    return wal__create_segment(w, first_lsn, prefill, errmsg, errlen);
 }
 
 /* Write a run of records, data[0..len), at the current segment's logical
@@ -1251,7 +1257,7 @@ static int wal__write_batch(struct wal *w, struct wal_batch *b, bool sync, char 
          * lsns consecutive. */
         if (lsn != w->cur_next_lsn ||
             (w->cur_records > 0 && w->cur_bytes + first_bytes > w->segment_bytes)) {
-            rc = wal__rotate(w, lsn, errmsg, errlen);
+            rc = wal__rotate(w, lsn, sync, errmsg, errlen);
             if (rc != 0)
                 goto err_failed;
         }

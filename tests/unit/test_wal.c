@@ -1196,6 +1196,41 @@ TEST(wal_unsynced_batches_do_not_prefill_and_reopen_cleanly)
     free(dir);
 }
 
+TEST(wal_a_segment_an_unsynced_batch_starts_gets_no_prefill)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    const uint64_t seg = 64 * 1024;
+    const size_t body_bytes = 8000;
+    const uint64_t rec_bytes = WAL_RECORD_OVERHEAD + 8 + body_bytes;
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    /* Unsynced batches fill segment 1 and go on into a new one, which
+     * holds only the header and its records: no zeros written ahead. */
+    uint64_t per_seg = (seg - WAL_HEADER_BYTES) / rec_bytes;
+    for (uint64_t i = 0; i < per_seg + 2; i++)
+        append_sized(w, body_bytes);
+    CHECK_EQ_INT(write_pending(w, false), 0);
+    CHECK_EQ_INT(count_files(dir, ".log"), 2);
+    char p[600];
+    seg_path(dir, per_seg + 1, p, sizeof(p));
+    CHECK_EQ_INT(file_size(p), file_bytes(wal_direct_io(w), (long)(WAL_HEADER_BYTES + 2 * rec_bytes)));
+    /* A segment a synced batch starts gets its first prefill. */
+    for (uint64_t i = 0; i < per_seg; i++)
+        append_sized(w, body_bytes);
+    CHECK_EQ_INT(write_pending(w, true), 0);
+    CHECK_EQ_INT(count_files(dir, ".log"), 3);
+    seg_path(dir, 2 * per_seg + 1, p, sizeof(p));
+    CHECK(file_size(p) >= (long)seg);
+    uint64_t last = wal_last_lsn(w);
+    wal_close(w);
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    CHECK_EQ_INT(rp.count, (long long)last);
+    CHECK_EQ_INT(lg.count, 0);
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
 TEST(wal_prefill_stays_ahead_of_the_records_in_rare_chunks_within_the_segment_limit)
 {
     char *dir = make_tmpdir();
@@ -2006,6 +2041,7 @@ static void run_wal_tests(void)
     RUN(wal_rotates_by_logical_size_not_file_size);
     RUN(wal_prefill_stays_ahead_of_the_records_in_rare_chunks_within_the_segment_limit);
     RUN(wal_unsynced_batches_do_not_prefill_and_reopen_cleanly);
+    RUN(wal_a_segment_an_unsynced_batch_starts_gets_no_prefill);
     RUN(wal_a_big_synced_run_is_appended_without_prefill);
     RUN(wal_returns_eio_on_an_injected_write_error_while_prefilling);
     RUN(wal_uses_o_direct_exactly_when_the_filesystem_takes_it);
