@@ -1341,11 +1341,12 @@ static void server_check_child(struct server *srv)
 }
 
 /* Says in the log when the reaper could not delete a file: it stays on
- * disk, and the next snapshot or start-up tries again. */
+ * disk (a WAL segment with every newer one), and the next snapshot tries
+ * again. */
 static void server_check_reaper(struct server *srv)
 {
     struct reaper_stats st;
-    char last[256];
+    char last[512];
     reaper_stats(srv->reaper, &st, last, sizeof(last));
     if (st.failed == srv->reaper_failed)
         return;

@@ -217,6 +217,8 @@ int fs_unlink(const char *path)
 {
     if (fs_faults.before_unlink != NULL)
         fs_faults.before_unlink(path);
+    if (fs__injected(&fs_faults.unlink_fail_nth))
+        return TRIAD_EIO;
     if (unlink(path) == 0)
         return 0;
     return errno == ENOENT ? TRIAD_ENOTFOUND : TRIAD_EIO;

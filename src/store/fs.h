@@ -31,6 +31,8 @@ struct fs_faults {
     /* Fail the Nth fdatasync/fsync/write-back call (files and directories)
      * from now. */
     int sync_fail_nth;
+    /* Fail the Nth unlink call from now. */
+    int unlink_fail_nth;
     /* errno of an injected failure; EIO if 0. */
     int fail_errno;
     /* Make every fdatasync/fsync a successful no-op: for fuzzers, which

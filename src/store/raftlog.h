@@ -181,8 +181,10 @@ int raftlog_persist(struct raftlog *rl, const struct raft_ready *rd, uint64_t *l
  * hard state record (so that an old one no longer holds its segment),
  * which the next batch carries. Cheap when there is nothing to do: call it
  * after each durable persist. The files go to the reaper set with
- * raftlog_set_reaper (or are deleted before it returns); one that cannot
- * be deleted is removed at the next open. */
+ * raftlog_set_reaper (or are deleted before it returns). A snapshot file
+ * that cannot be deleted is removed at the next open; a segment that
+ * cannot be deleted stays, with every newer one (never a gap), until a
+ * later compaction deletes them (wal_remove_before). */
 void raftlog_compact(struct raftlog *rl, uint64_t durable_lsn);
 
 /* The reaper (reaper.h) that deletes the files compaction frees, the

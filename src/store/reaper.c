@@ -1,7 +1,10 @@
 /* reaper.c - deletes files on a thread of its own (see reaper.h).
  *
- * The queue is an array used as a FIFO: paths are appended at count and
- * taken from head; once the thread has taken them all, both go back to 0.
+ * The queue is an array used as a FIFO: entries are appended at count and
+ * taken from head; the taken ones are reclaimed when the array would
+ * otherwise grow, and both go back to 0 whenever the thread has taken
+ * them all. Each entry carries its chain's number; after a failure the
+ * thread skips the rest of that chain.
  */
 #include "reaper.h"
 
@@ -18,38 +21,40 @@
 
 #define REAPER_ERROR_MAX 512
 
+struct reaper_entry {
+    char *path;
+    uint64_t chain;
+};
+
 struct reaper {
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t work_cv; /* a path was queued, or stop was set */
+    pthread_cond_t work_cv; /* an entry was queued, or stop was set */
     pthread_cond_t idle_cv; /* the queue ran dry with nothing in hand */
-    char **paths;
+    struct reaper_entry *q;
     size_t head, count, cap;
-    bool busy; /* the thread holds a path it took off the queue */
+    uint64_t chains;       /* chains numbered so far */
+    uint64_t failed_chain; /* the chain whose rest is skipped (0: none) */
+    bool busy;             /* the thread holds an entry it took off the queue */
     bool stop;
-    uint64_t deleted, failed;
+    uint64_t deleted, failed, kept;
     char last_error[REAPER_ERROR_MAX];
 };
 
-/* Deletes one path outside the lock; says how it went. */
-static void reaper__unlink(struct reaper *r, char *path)
+/* Deletes one path (the lock not held); true if it is gone. */
+static bool reaper__unlink(const char *path, char *err, size_t errlen)
 {
     int rc = fs_unlink(path);
-    int err = errno;
-    pthread_mutex_lock(&r->mu);
-    if (rc == 0 || rc == TRIAD_ENOTFOUND) {
-        r->deleted++;
-    } else {
-        r->failed++;
-        snprintf(r->last_error, sizeof(r->last_error), "delete %s: %s", path, strerror(err));
-    }
-    pthread_mutex_unlock(&r->mu);
-    tfree(path);
+    if (rc == 0 || rc == TRIAD_ENOTFOUND)
+        return true;
+    snprintf(err, errlen, "delete %s: %s", path, strerror(errno));
+    return false;
 }
 
 static void *reaper__main(void *arg)
 {
     struct reaper *r = arg;
+    char err[REAPER_ERROR_MAX];
     pthread_mutex_lock(&r->mu);
     for (;;) {
         if (r->head == r->count) {
@@ -61,11 +66,24 @@ static void *reaper__main(void *arg)
             pthread_cond_wait(&r->work_cv, &r->mu);
             continue;
         }
-        char *path = r->paths[r->head++];
+        struct reaper_entry e = r->q[r->head++];
+        if (e.chain != 0 && e.chain == r->failed_chain) {
+            r->kept++;
+            tfree(e.path);
+            continue;
+        }
         r->busy = true;
         pthread_mutex_unlock(&r->mu);
-        reaper__unlink(r, path);
+        bool gone = reaper__unlink(e.path, err, sizeof(err));
+        tfree(e.path);
         pthread_mutex_lock(&r->mu);
+        if (gone) {
+            r->deleted++;
+        } else {
+            r->failed++;
+            r->failed_chain = e.chain;
+            memcpy(r->last_error, err, sizeof(err));
+        }
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -99,29 +117,67 @@ void reaper_free(struct reaper *r)
     pthread_cond_signal(&r->work_cv);
     pthread_mutex_unlock(&r->mu);
     pthread_join(r->thread, NULL);
-    tfree(r->paths);
+    tfree(r->q);
     pthread_cond_destroy(&r->idle_cv);
     pthread_cond_destroy(&r->work_cv);
     pthread_mutex_destroy(&r->mu);
     tfree(r);
 }
 
-void reaper_delete(struct reaper *r, const char *path)
+/* Room for n more entries, under the lock: the taken ones are reclaimed
+ * before the array grows. False if the queue would pass its limit. */
+static bool reaper__reserve(struct reaper *r, size_t n)
 {
-    char *copy = tstrndup(path, strlen(path));
+    if (r->count - r->head + n > REAPER_QUEUE_MAX)
+        return false;
+    if (r->count + n <= r->cap)
+        return true;
+    if (r->head > 0) {
+        memmove(r->q, r->q + r->head, (r->count - r->head) * sizeof(*r->q));
+        r->count -= r->head;
+        r->head = 0;
+    }
+    if (r->count + n > r->cap) {
+        size_t cap = r->cap ? r->cap : 8;
+        while (cap < r->count + n)
+            cap *= 2;
+        r->q = trealloc(r->q, cap * sizeof(*r->q));
+        r->cap = cap;
+    }
+    return true;
+}
+
+void reaper_delete_chain(struct reaper *r, char *const *paths, size_t n)
+{
+    if (n == 0)
+        return;
     if (r == NULL) {
-        fs_unlink(copy);
-        tfree(copy);
+        char err[REAPER_ERROR_MAX];
+        for (size_t i = 0; i < n; i++)
+            if (!reaper__unlink(paths[i], err, sizeof(err)))
+                break;
         return;
     }
     pthread_mutex_lock(&r->mu);
-    if (r->count == r->cap) {
-        r->cap = r->cap ? r->cap * 2 : 8;
-        r->paths = trealloc(r->paths, r->cap * sizeof(*r->paths));
+    if (!reaper__reserve(r, n)) {
+        r->failed += n;
+        snprintf(r->last_error, sizeof(r->last_error),
+                 "delete %s and %zu more: the queue of files to delete is full", paths[0],
+                 n - 1);
+        pthread_mutex_unlock(&r->mu);
+        return;
     }
-    r->paths[r->count++] = copy;
+    uint64_t chain = ++r->chains;
+    for (size_t i = 0; i < n; i++)
+        r->q[r->count++] = (struct reaper_entry){tstrndup(paths[i], strlen(paths[i])), chain};
     pthread_cond_signal(&r->work_cv);
     pthread_mutex_unlock(&r->mu);
+}
+
+void reaper_delete(struct reaper *r, const char *path)
+{
+    char *p = (char *)path;
+    reaper_delete_chain(r, &p, 1);
 }
 
 void reaper_wait(struct reaper *r)
@@ -145,6 +201,7 @@ void reaper_stats(struct reaper *r, struct reaper_stats *st, char *last_error, s
     st->pending = (uint64_t)(r->count - r->head) + (r->busy ? 1 : 0);
     st->deleted = r->deleted;
     st->failed = r->failed;
+    st->kept = r->kept;
     if (len > 0)
         snprintf(last_error, len, "%s", r->last_error);
     pthread_mutex_unlock(&r->mu);

@@ -7,12 +7,18 @@
  * holds every client's reply. Redis hands such work to a background
  * thread for the same reason (its bio threads).
  *
- * The loop gives the reaper the files a snapshot made obsolete; the
- * reaper deletes them one at a time in the order given, so the oldest WAL
- * segments go first and a crash part-way leaves a contiguous log. A file
- * already gone counts as deleted. A file that could not be deleted stays
- * (the next compaction or start-up finds it again); the reaper counts
- * such failures and keeps the last one's message for its owner to log.
+ * The loop gives the reaper the files a snapshot made obsolete, one at a
+ * time or as a chain: the files of a chain are deleted in the order given,
+ * and once one cannot be deleted the rest of that chain stays. A log hands
+ * over its old segments oldest first as one chain, so neither a crash nor
+ * a failed deletion ever leaves a gap in it; the segments that stayed are
+ * found again by the log's next removal (wal_remove_before lists the
+ * directory). A file already gone counts as deleted. The reaper counts
+ * failures and keeps the last one's message for its owner to log.
+ *
+ * The queue holds at most REAPER_QUEUE_MAX paths; a file given beyond that
+ * stays where it is and counts as not deleted, for the next removal to
+ * find.
  *
  * Every function may be called from any thread. A NULL reaper deletes at
  * once on the calling thread, for tools and tests that have no loop.
@@ -22,6 +28,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#define REAPER_QUEUE_MAX 65536
 
 struct reaper;
 
@@ -35,13 +43,19 @@ void reaper_free(struct reaper *r);
  * before it. */
 void reaper_delete(struct reaper *r, const char *path);
 
+/* Queues paths[0..n) (copies are taken) as one chain, after everything
+ * given before: deleted in this order, stopping at the first that cannot
+ * be deleted. */
+void reaper_delete_chain(struct reaper *r, char *const *paths, size_t n);
+
 /* Returns once every file given so far has been dealt with. */
 void reaper_wait(struct reaper *r);
 
 struct reaper_stats {
     uint64_t pending; /* given and not yet dealt with */
     uint64_t deleted; /* deleted, or already gone */
-    uint64_t failed;  /* could not be deleted */
+    uint64_t failed;  /* could not be deleted (or not queued: the queue was full) */
+    uint64_t kept;    /* left in place after an earlier file of its chain failed */
 };
 
 /* The counts, and the message of the last failure ("" if none) in

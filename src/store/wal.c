@@ -447,10 +447,12 @@ static const char *wal__header_check(const unsigned char *h, size_t len, uint64_
 /* Create segment `first_lsn` and make it the current one. The header is
  * durable and the directory entry too before any record goes in: a crash
  * can then tear only this segment's records, never its header or name.
- * With `prefill`, the segment starts with its first prefill, synced; a
- * segment that unsynced batches (fsync everysec or no) will fill gets
- * none, as they never prefill: its zeros would be written for nothing,
- * an eighth of a default segment's bytes again. */
+ * With `prefill`, the segment starts with its first prefill, synced. A
+ * segment created while an unsynced batch is written gets none: under
+ * fsync everysec or no every batch is unsynced and never prefills, and
+ * its zeros would be written for nothing, an eighth of a default
+ * segment's bytes again. (Under fsync always that happens to a group's
+ * batches before its last, and the last, synced, prefills the segment.) */
 static int wal__create_segment(struct wal *w, uint64_t first_lsn, bool prefill, char *errmsg,
                                size_t errlen)
 {
@@ -1359,34 +1361,49 @@ void wal_set_reaper(struct wal *w, struct reaper *r)
 
 void wal_remove_before(struct wal *w, uint64_t lsn)
 {
-    /* Take the doomed segments off the list under the lock and hand them
-     * to the reaper (or delete them) outside it, so the fsync thread's
-     * rotation never waits on unlink. */
+    /* Take the covered segments off the list under the lock; outside it,
+     * so that the fsync thread's rotation never waits on a directory
+     * listing or an unlink, hand every segment file older than the first
+     * one left to the reaper as one chain, oldest first: the ones just
+     * taken off, and any an earlier removal could not delete, which are
+     * still in the directory. A failure stops the chain there, so the log
+     * never has a gap, and this removal's successor tries again. Callers
+     * racing each other queue chains that overlap; each is still oldest
+     * first, and a file already gone counts as deleted. */
     pthread_mutex_lock(&w->seg_mu);
     size_t n = 0;
     while (n + 1 < w->segs_count && w->segs[n + 1].first_lsn - 1 <= lsn)
         n++;
-    uint64_t *doomed = NULL;
     if (n > 0) {
-        doomed = tmalloc(n * sizeof(*doomed));
-        for (size_t i = 0; i < n; i++)
-            doomed[i] = w->segs[i].first_lsn;
         memmove(w->segs, w->segs + n, (w->segs_count - n) * sizeof(*w->segs));
         w->segs_count -= n;
     }
     TRIAD_ASSERT(w->segs_count > 0);
+    uint64_t first_live = w->segs[0].first_lsn;
     struct reaper *reaper = w->reaper;
     pthread_mutex_unlock(&w->seg_mu);
+    if (n == 0)
+        return;
 
+    char **names;
+    size_t count;
+    if (fs_list(w->dir, WAL_NAME_PREFIX, WAL_NAME_SUFFIX, &names, &count) != 0)
+        return; /* the files stay for the next removal */
     size_t plen = wal__path_max(w);
-    char *path = tmalloc(plen);
-    for (size_t i = 0; i < n; i++) {
-        wal__seg_path(w, doomed[i], path, plen);
-        /* Oldest first: a crash part-way leaves a contiguous log. */
-        reaper_delete(reaper, path);
+    char **paths = tmalloc((count > 0 ? count : 1) * sizeof(*paths));
+    size_t k = 0;
+    for (size_t i = 0; i < count; i++) { /* by name, hence by first lsn */
+        uint64_t first;
+        if (!wal__parse_name(names[i], &first) || first >= first_live)
+            continue;
+        paths[k] = tmalloc(plen);
+        wal__seg_path(w, first, paths[k++], plen);
     }
-    tfree(path);
-    tfree(doomed);
+    reaper_delete_chain(reaper, paths, k);
+    for (size_t i = 0; i < k; i++)
+        tfree(paths[i]);
+    tfree(paths);
+    fs_list_free(names, count);
 }
 
 bool wal_pending_stays_cached(const struct wal *w)

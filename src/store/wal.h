@@ -159,7 +159,10 @@ int wal_sync(struct wal *w, char *errmsg, size_t errlen);
 /* Any thread: delete every segment all of whose records have lsn <= lsn
  * (after a snapshot at lsn is durable). Never deletes the current segment.
  * The segments leave the log at once; their files go to the reaper set
- * with wal_set_reaper, or are deleted before this returns if none is. */
+ * with wal_set_reaper, or are deleted before this returns if none is,
+ * oldest first and stopping at one that cannot be deleted: that one and
+ * every newer file stay, never a gap, and are deleted by the next call
+ * that removes a segment (or, after a restart, by the first). */
 void wal_remove_before(struct wal *w, uint64_t lsn);
 
 /* Any thread: the reaper that deletes removed segments from now on

@@ -23,6 +23,7 @@
 #include "../../src/node/node.h"
 #include "../../src/store/fs.h"
 #include "../../src/store/raftlog.h"
+#include "../../src/store/reaper.h"
 #include "../../src/store/wal.h"
 #include "test.h"
 #include "test_dir.h"
@@ -909,6 +910,64 @@ TEST(raftlog_compaction_deletes_old_segments_and_reopen_gives_the_same_disk)
     free(dir);
 }
 
+/* Compaction through a reaper whose first deletion fails: that segment
+ * and every newer one stay (a gap would make the log refuse to open), and
+ * the next compaction deletes them. */
+TEST(raftlog_compaction_through_a_reaper_never_leaves_a_gap_when_a_delete_fails)
+{
+    char *dir = make_tmpdir();
+    struct raftlog *rl;
+    struct model m = {0};
+    struct batch b;
+    struct reaper *reaper;
+    CHECK_EQ_INT(reaper_new(&reaper, errmsg, sizeof(errmsg)), 0);
+    CHECK_EQ_INT(open_rl(&rl, dir, SEG_SMALL), 0);
+    raftlog_set_reaper(rl, reaper);
+    raft_index next = 1;
+    for (int round = 1; round <= 2; round++) {
+        for (int i = 0; i < 100; i++) {
+            struct raft_ready rd = entries_ready(&b, next, 5, (raft_term)round,
+                                                 (struct raft_hard_state){(raft_term)round, 1, next + 2});
+            CHECK(persist(rl, &m, &rd));
+            next += 5;
+            if (i % 10 == 9)
+                CHECK_EQ_INT(sync_rl(rl), 0);
+        }
+        struct raft_snapshot s = make_snapshot(next - 3, (raft_term)round, 500);
+        struct raft_ready rd = {.persist = true, .hs = {(raft_term)round, 1, next - 1},
+                                .hs_changed = true, .snapshot = &s, .truncate_from = next};
+        CHECK(persist(rl, &m, &rd));
+        CHECK_EQ_INT(sync_rl(rl), 0);
+        int segs_before = count_segments(dir);
+        uint64_t oldest = oldest_segment_lsn(dir);
+        if (round == 1)
+            fs_faults.unlink_fail_nth = 1; /* the oldest segment's */
+        raftlog_compact(rl, wal_last_lsn(raftlog_wal(rl)));
+        reaper_wait(reaper);
+        fs_faults.unlink_fail_nth = 0;
+        if (round == 1) {
+            /* nothing went: the failed one held back the newer ones */
+            CHECK_EQ_INT(count_segments(dir), segs_before);
+            CHECK_EQ_INT(oldest_segment_lsn(dir), (long long)oldest);
+        } else {
+            /* the leftovers of round 1 went with this round's */
+            CHECK(count_segments(dir) < 4);
+            CHECK(oldest_segment_lsn(dir) > oldest);
+        }
+        CHECK(reopen_equals(&rl, dir, SEG_SMALL, &m));
+        raftlog_set_reaper(rl, reaper);
+    }
+    struct reaper_stats st;
+    reaper_stats(reaper, &st, errmsg, sizeof(errmsg));
+    CHECK_EQ_INT(st.failed, 1);
+    CHECK(st.kept > 0);
+    raftlog_close(rl);
+    reaper_free(reaper);
+    model_free(&m);
+    rm_rf(dir);
+    free(dir);
+}
+
 TEST(raftlog_compaction_rewrites_an_old_hard_state_so_its_segment_can_go)
 {
     char *dir = make_tmpdir();
@@ -1567,6 +1626,7 @@ static void run_all(void)
     RUN(raftlog_a_lost_batch_leaves_the_synced_state_and_removes_its_orphan_snapshot);
     RUN(raftlog_compaction_deletes_old_segments_and_reopen_gives_the_same_disk);
     RUN(raftlog_compaction_rewrites_an_old_hard_state_so_its_segment_can_go);
+    RUN(raftlog_compaction_through_a_reaper_never_leaves_a_gap_when_a_delete_fails);
     RUN(raftlog_deletes_a_superseded_snapshot_file_once_the_newer_record_is_durable);
     RUN(raftlog_refuses_entries_that_leave_a_hole);
     RUN(raftlog_refuses_a_log_that_does_not_start_at_index_one);

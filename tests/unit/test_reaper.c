@@ -148,6 +148,72 @@ TEST(reaper_counts_a_missing_file_as_deleted_and_names_one_it_could_not_delete)
     free(dir);
 }
 
+TEST(reaper_stops_a_chain_at_a_file_it_cannot_delete_and_goes_on_with_the_next)
+{
+    char *dir = make_tmpdir_named("reaper");
+    char paths[NFILES][512];
+    char *chain[NFILES];
+    for (int i = 0; i < NFILES; i++) {
+        snprintf(paths[i], sizeof(paths[i]), "%s/f%d", dir, i);
+        touch(paths[i]);
+        chain[i] = paths[i];
+    }
+    struct reaper *r;
+    char err[256];
+    CHECK_EQ_INT(reaper_new(&r, err, sizeof(err)), 0);
+    fs_faults.unlink_fail_nth = 2; /* the chain's second file */
+    reaper_delete_chain(r, chain, 3);
+    reaper_delete_chain(r, chain + 3, 2); /* another chain goes on */
+    reaper_wait(r);
+    fs_faults.unlink_fail_nth = 0;
+    CHECK(file_size(paths[0]) == -1);
+    CHECK(file_size(paths[1]) == 1); /* failed */
+    CHECK(file_size(paths[2]) == 1); /* kept behind it */
+    CHECK(file_size(paths[3]) == -1);
+    CHECK(file_size(paths[4]) == -1);
+    struct reaper_stats st;
+    reaper_stats(r, &st, err, sizeof(err));
+    CHECK_EQ_INT(st.deleted, 3);
+    CHECK_EQ_INT(st.failed, 1);
+    CHECK_EQ_INT(st.kept, 1);
+    CHECK(strstr(err, paths[1]) != NULL);
+    /* a NULL reaper stops the same way */
+    touch(paths[0]);
+    fs_faults.unlink_fail_nth = 1;
+    reaper_delete_chain(NULL, chain, 3);
+    CHECK(file_size(paths[0]) == 1 && file_size(paths[1]) == 1 && file_size(paths[2]) == 1);
+    reaper_free(r);
+    rm_rf(dir);
+    free(dir);
+}
+
+TEST(reaper_refuses_files_past_its_queue_limit)
+{
+    struct reaper *r;
+    char err[256];
+    CHECK_EQ_INT(reaper_new(&r, err, sizeof(err)), 0);
+    fs_faults.before_unlink = gate_before_unlink;
+    gate_set(true);
+    reaper_delete(r, "/nonexistent/triad-reaper-held");
+    CHECK(gate_wait_held()); /* taken off the queue, held */
+    static char *many[REAPER_QUEUE_MAX];
+    for (size_t i = 0; i < REAPER_QUEUE_MAX; i++)
+        many[i] = "/nonexistent/triad-reaper-queued";
+    reaper_delete_chain(r, many, REAPER_QUEUE_MAX);
+    reaper_delete(r, "/nonexistent/triad-reaper-one-too-many");
+    struct reaper_stats st;
+    reaper_stats(r, &st, err, sizeof(err));
+    CHECK_EQ_INT(st.pending, REAPER_QUEUE_MAX + 1);
+    CHECK_EQ_INT(st.failed, 1);
+    CHECK(strstr(err, "one-too-many") != NULL && strstr(err, "full") != NULL);
+    gate_set(false);
+    reaper_wait(r);
+    fs_faults.before_unlink = NULL;
+    reaper_stats(r, &st, err, sizeof(err));
+    CHECK_EQ_INT(st.deleted, REAPER_QUEUE_MAX + 1); /* gone already counts */
+    reaper_free(r);
+}
+
 TEST(reaper_free_deletes_what_is_still_queued)
 {
     char *dir = make_tmpdir_named("reaper");
@@ -197,6 +263,21 @@ static int log_wal(struct wal **w, const char *dir)
     return wal_open(w, dir, 200, 0, no_replay, NULL, NULL, NULL, err, sizeof(err));
 }
 
+/* n records, each its own synced batch. */
+static void write_records(struct wal *w, int n)
+{
+    char err[256];
+    for (int i = 0; i < n; i++) {
+        char payload[40];
+        memset(payload, 'v', sizeof(payload));
+        wal_append(w, 1, payload, sizeof(payload));
+        struct wal_batch b;
+        wal_take_batch(w, &b);
+        CHECK_EQ_INT(wal_write_batch(w, &b, true, err, sizeof(err)), 0);
+        wal_batch_free(&b);
+    }
+}
+
 static int count_logs(const char *dir)
 {
     int n = 0;
@@ -215,15 +296,7 @@ TEST(wal_hands_removed_segments_to_its_reaper_oldest_first)
     struct wal *w;
     CHECK_EQ_INT(log_wal(&w, dir), 0);
     char err[256];
-    for (int i = 0; i < 30; i++) {
-        char payload[40];
-        memset(payload, 'v', sizeof(payload));
-        wal_append(w, 1, payload, sizeof(payload));
-        struct wal_batch b;
-        wal_take_batch(w, &b);
-        CHECK_EQ_INT(wal_write_batch(w, &b, true, err, sizeof(err)), 0);
-        wal_batch_free(&b);
-    }
+    write_records(w, 30);
     size_t segs_before, segs;
     uint64_t bytes;
     wal_stats(w, &segs_before, &bytes);
@@ -253,12 +326,57 @@ TEST(wal_hands_removed_segments_to_its_reaper_oldest_first)
     free(dir);
 }
 
+TEST(wal_deletes_what_a_failed_removal_left_with_the_next_removal)
+{
+    char *dir = make_tmpdir_named("reaper-wal");
+    struct wal *w;
+    CHECK_EQ_INT(log_wal(&w, dir), 0);
+    struct reaper *r;
+    char err[256];
+    CHECK_EQ_INT(reaper_new(&r, err, sizeof(err)), 0);
+    wal_set_reaper(w, r);
+    write_records(w, 30);
+    size_t segs_before, segs;
+    uint64_t bytes;
+    wal_stats(w, &segs_before, &bytes);
+    /* The oldest segment cannot be deleted: it and every newer one stay. */
+    fs_faults.unlink_fail_nth = 1;
+    wal_remove_before(w, 17);
+    reaper_wait(r);
+    fs_faults.unlink_fail_nth = 0;
+    wal_stats(w, &segs, &bytes);
+    CHECK(segs < segs_before);
+    CHECK_EQ_INT(count_logs(dir), (int)segs_before);
+    /* A removal that finds nothing new to take off deletes nothing... */
+    wal_remove_before(w, 17);
+    reaper_wait(r);
+    CHECK_EQ_INT(count_logs(dir), (int)segs_before);
+    /* ...the next one that does deletes the leftovers too. */
+    write_records(w, 10);
+    wal_stats(w, &segs_before, &bytes);
+    wal_remove_before(w, 35);
+    reaper_wait(r);
+    wal_stats(w, &segs, &bytes);
+    CHECK_EQ_INT(count_logs(dir), (int)segs);
+    struct reaper_stats st;
+    reaper_stats(r, &st, err, sizeof(err));
+    CHECK_EQ_INT(st.failed, 1);
+    CHECK(st.kept > 0);
+    wal_close(w);
+    reaper_free(r);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     RUN(reaper_deletes_in_the_order_given_on_its_own_thread_while_the_caller_goes_on);
     RUN(reaper_counts_a_missing_file_as_deleted_and_names_one_it_could_not_delete);
+    RUN(reaper_stops_a_chain_at_a_file_it_cannot_delete_and_goes_on_with_the_next);
+    RUN(reaper_refuses_files_past_its_queue_limit);
     RUN(reaper_free_deletes_what_is_still_queued);
     RUN(reaper_null_deletes_at_once);
     RUN(wal_hands_removed_segments_to_its_reaper_oldest_first);
+    RUN(wal_deletes_what_a_failed_removal_left_with_the_next_removal);
     return test_summary("reaper");
 }

@@ -1200,27 +1200,33 @@ TEST(wal_a_segment_an_unsynced_batch_starts_gets_no_prefill)
 {
     char *dir = make_tmpdir();
     struct wal *w;
-    const uint64_t seg = 64 * 1024;
+    const uint64_t seg = 1024 * 1024;
     const size_t body_bytes = 8000;
     const uint64_t rec_bytes = WAL_RECORD_OVERHEAD + 8 + body_bytes;
+    /* Past a full segment, a run too big to prefill itself (synced runs of
+     * WAL_PREFILL_RUN_BYTES_MAX or more do not): whatever zeros its new
+     * segment holds, its creation wrote. */
+    const uint64_t extra = WAL_PREFILL_RUN_BYTES_MAX / rec_bytes + 2;
+    const uint64_t per_seg = (seg - WAL_HEADER_BYTES) / rec_bytes;
+    const long extra_bytes = (long)(WAL_HEADER_BYTES + extra * rec_bytes);
     CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
-    /* Unsynced batches fill segment 1 and go on into a new one, which
-     * holds only the header and its records: no zeros written ahead. */
-    uint64_t per_seg = (seg - WAL_HEADER_BYTES) / rec_bytes;
-    for (uint64_t i = 0; i < per_seg + 2; i++)
+    /* An unsynced batch fills segment 1 and goes on into segment 2, which
+     * holds only the header and its records. */
+    for (uint64_t i = 0; i < per_seg + extra; i++)
         append_sized(w, body_bytes);
     CHECK_EQ_INT(write_pending(w, false), 0);
     CHECK_EQ_INT(count_files(dir, ".log"), 2);
     char p[600];
     seg_path(dir, per_seg + 1, p, sizeof(p));
-    CHECK_EQ_INT(file_size(p), file_bytes(wal_direct_io(w), (long)(WAL_HEADER_BYTES + 2 * rec_bytes)));
-    /* A segment a synced batch starts gets its first prefill. */
+    CHECK_EQ_INT(file_size(p), file_bytes(wal_direct_io(w), extra_bytes));
+    /* A synced batch fills segment 2 and puts `extra` records in segment
+     * 3, which its creation prefilled. */
     for (uint64_t i = 0; i < per_seg; i++)
         append_sized(w, body_bytes);
     CHECK_EQ_INT(write_pending(w, true), 0);
     CHECK_EQ_INT(count_files(dir, ".log"), 3);
     seg_path(dir, 2 * per_seg + 1, p, sizeof(p));
-    CHECK(file_size(p) >= (long)seg);
+    CHECK(file_size(p) > file_bytes(wal_direct_io(w), extra_bytes));
     uint64_t last = wal_last_lsn(w);
     wal_close(w);
     CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
