@@ -1341,7 +1341,7 @@ static void server_check_child(struct server *srv)
 }
 
 /* Says in the log when the reaper could not delete a file: it stays on
- * disk (a WAL segment with every newer one), and the next snapshot tries
+ * disk (a WAL segment with every newer one), and a later snapshot tries
  * again. */
 static void server_check_reaper(struct server *srv)
 {
@@ -1350,8 +1350,10 @@ static void server_check_reaper(struct server *srv)
     reaper_stats(srv->reaper, &st, last, sizeof(last));
     if (st.failed == srv->reaper_failed)
         return;
-    srv_log(LOG_WARNING, "%" PRIu64 " old file(s) could not be deleted, the last: %s",
-            st.failed - srv->reaper_failed, last);
+    srv_log(LOG_WARNING,
+            "%" PRIu64 " old file(s) could not be deleted (%" PRIu64
+            " kept behind them so far), the last: %s",
+            st.failed - srv->reaper_failed, st.kept, last);
     srv->reaper_failed = st.failed;
 }
 
@@ -1905,7 +1907,10 @@ static void server_shutdown(struct server *srv, bool save)
         if (srv->ll != NULL)
             ll_shutdown_clean(srv->ll);
     }
-    if (save) {
+    /* In leader mode the data lives in the Raft log, which is durable now
+     * and compacts itself: the single-node snapshot would be of the empty
+     * local keyspace, and would remove the log's segments. */
+    if (save && srv->cluster == NULL) {
         char err[256];
         if (server_snapshot_sync(srv, err, sizeof(err)) != 0)
             srv_log(LOG_WARNING, "snapshot at shutdown failed: %s", err);

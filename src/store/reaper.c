@@ -124,14 +124,16 @@ void reaper_free(struct reaper *r)
     tfree(r);
 }
 
-/* Room for n more entries, under the lock: the taken ones are reclaimed
- * before the array grows. False if the queue would pass its limit. */
-static bool reaper__reserve(struct reaper *r, size_t n)
+/* Room for as many of n more entries as the limit allows, under the
+ * lock (the taken ones are reclaimed before the array grows); returns how
+ * many. */
+static size_t reaper__reserve(struct reaper *r, size_t n)
 {
-    if (r->count - r->head + n > REAPER_QUEUE_MAX)
-        return false;
+    size_t queued = r->count - r->head;
+    if (n > REAPER_QUEUE_MAX - queued)
+        n = REAPER_QUEUE_MAX - queued;
     if (r->count + n <= r->cap)
-        return true;
+        return n;
     if (r->head > 0) {
         memmove(r->q, r->q + r->head, (r->count - r->head) * sizeof(*r->q));
         r->count -= r->head;
@@ -144,7 +146,7 @@ static bool reaper__reserve(struct reaper *r, size_t n)
         r->q = trealloc(r->q, cap * sizeof(*r->q));
         r->cap = cap;
     }
-    return true;
+    return n;
 }
 
 void reaper_delete_chain(struct reaper *r, char *const *paths, size_t n)
@@ -159,16 +161,12 @@ void reaper_delete_chain(struct reaper *r, char *const *paths, size_t n)
         return;
     }
     pthread_mutex_lock(&r->mu);
-    if (!reaper__reserve(r, n)) {
-        r->failed += n;
-        snprintf(r->last_error, sizeof(r->last_error),
-                 "delete %s and %zu more: the queue of files to delete is full", paths[0],
-                 n - 1);
-        pthread_mutex_unlock(&r->mu);
-        return;
-    }
+    /* What does not fit stays: the chain's head is queued, and a head of
+     * a chain never leaves a gap. */
+    size_t fit = reaper__reserve(r, n);
+    r->kept += n - fit;
     uint64_t chain = ++r->chains;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < fit; i++)
         r->q[r->count++] = (struct reaper_entry){tstrndup(paths[i], strlen(paths[i])), chain};
     pthread_cond_signal(&r->work_cv);
     pthread_mutex_unlock(&r->mu);

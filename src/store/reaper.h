@@ -16,9 +16,11 @@
  * directory). A file already gone counts as deleted. The reaper counts
  * failures and keeps the last one's message for its owner to log.
  *
- * The queue holds at most REAPER_QUEUE_MAX paths; a file given beyond that
- * stays where it is and counts as not deleted, for the next removal to
- * find.
+ * The queue holds at most REAPER_QUEUE_MAX paths; the files of a chain
+ * given beyond that stay where they are (counted as kept), for the next
+ * removal to find. A crash part-way through a chain leaves its oldest
+ * files deleted and the rest in place, as long as the filesystem keeps
+ * unlinks in order, as journalled ones (ext4, XFS) do.
  *
  * Every function may be called from any thread. A NULL reaper deletes at
  * once on the calling thread, for tools and tests that have no loop.
@@ -54,8 +56,9 @@ void reaper_wait(struct reaper *r);
 struct reaper_stats {
     uint64_t pending; /* given and not yet dealt with */
     uint64_t deleted; /* deleted, or already gone */
-    uint64_t failed;  /* could not be deleted (or not queued: the queue was full) */
-    uint64_t kept;    /* left in place after an earlier file of its chain failed */
+    uint64_t failed;  /* could not be deleted */
+    uint64_t kept;    /* left in place: after an earlier file of its chain failed,
+                       * or past the queue's limit */
 };
 
 /* The counts, and the message of the last failure ("" if none) in

@@ -415,3 +415,32 @@ def test_retries_through_triad_exec_apply_each_write_once_across_a_failover(clus
     assert retries[0] > 0, "the failover was not exercised"
     assert answers == list(range(1, len(answers) + 1))
     assert int(new.client().get("exactly-once")) == len(answers)
+
+
+def test_shutdown_save_leaves_a_leader_mode_node_that_restarts_with_its_data(tmp_path):
+    """SHUTDOWN SAVE on a leader-mode node: its data lives in the Raft log,
+    which is durable and compacts itself. The single-node snapshot must not
+    run there: it wrote a snapshot of the empty local keyspace into the log's
+    directory and removed the log's segments, and the node could not start
+    again."""
+    c = Cluster(tmp_path, extra_args=["--wal-segment-bytes", "65536"]).start()
+    try:
+        leader = c.settled()
+        with leader.client().pipeline(transaction=False) as p:
+            for i in range(300):
+                p.set("k%d" % i, "v" * 500)
+            p.execute()
+        node = next(s for s in c.nodes if s is not leader)
+        wait_for(lambda: node.client().get("k299") == b"v" * 500, what="the write everywhere")
+        assert len(list(node.dir.glob("wal-*.log"))) > 2
+        try:
+            node.client().shutdown(save=True)
+        except redis.ConnectionError:
+            pass  # the server closed the connection as it exited
+        assert node.wait_exit(10.0) == 0, node.log_tail()
+        assert not list(node.dir.glob("snap-*.snap"))
+        node.start()
+        c.settled()
+        assert node.client().mget(["k%d" % i for i in range(300)]) == [b"v" * 500] * 300
+    finally:
+        c.stop()

@@ -187,31 +187,52 @@ TEST(reaper_stops_a_chain_at_a_file_it_cannot_delete_and_goes_on_with_the_next)
     free(dir);
 }
 
-TEST(reaper_refuses_files_past_its_queue_limit)
+TEST(reaper_queues_what_fits_its_limit_and_keeps_the_rest_of_the_chain)
 {
+    char *dir = make_tmpdir_named("reaper");
+    char a[3][512], b[5][512], missing[512];
+    char *chain_a[3], *chain_b[5];
+    for (int i = 0; i < 3; i++) {
+        snprintf(a[i], sizeof(a[i]), "%s/a%d", dir, i);
+        touch(a[i]);
+        chain_a[i] = a[i];
+    }
+    for (int i = 0; i < 5; i++) {
+        snprintf(b[i], sizeof(b[i]), "%s/b%d", dir, i);
+        touch(b[i]);
+        chain_b[i] = b[i];
+    }
+    snprintf(missing, sizeof(missing), "%s/never-was", dir);
     struct reaper *r;
     char err[256];
     CHECK_EQ_INT(reaper_new(&r, err, sizeof(err)), 0);
     fs_faults.before_unlink = gate_before_unlink;
     gate_set(true);
-    reaper_delete(r, "/nonexistent/triad-reaper-held");
-    CHECK(gate_wait_held()); /* taken off the queue, held */
+    reaper_delete_chain(r, chain_a, 3);
+    CHECK(gate_wait_held()); /* a0 in hand, a1 and a2 queued */
+    /* Growing the queue moves a1 and a2 down to reclaim a0's slot. */
     static char *many[REAPER_QUEUE_MAX];
     for (size_t i = 0; i < REAPER_QUEUE_MAX; i++)
-        many[i] = "/nonexistent/triad-reaper-queued";
-    reaper_delete_chain(r, many, REAPER_QUEUE_MAX);
-    reaper_delete(r, "/nonexistent/triad-reaper-one-too-many");
+        many[i] = missing;
+    reaper_delete_chain(r, many, REAPER_QUEUE_MAX - 4);
+    reaper_delete_chain(r, chain_b, 5); /* two fit */
     struct reaper_stats st;
     reaper_stats(r, &st, err, sizeof(err));
     CHECK_EQ_INT(st.pending, REAPER_QUEUE_MAX + 1);
-    CHECK_EQ_INT(st.failed, 1);
-    CHECK(strstr(err, "one-too-many") != NULL && strstr(err, "full") != NULL);
+    CHECK_EQ_INT(st.kept, 3);
     gate_set(false);
     reaper_wait(r);
     fs_faults.before_unlink = NULL;
+    for (int i = 0; i < 3; i++)
+        CHECK(file_size(a[i]) == -1);
+    for (int i = 0; i < 5; i++)
+        CHECK(file_size(b[i]) == (i < 2 ? -1 : 1));
     reaper_stats(r, &st, err, sizeof(err));
-    CHECK_EQ_INT(st.deleted, REAPER_QUEUE_MAX + 1); /* gone already counts */
+    CHECK_EQ_INT(st.deleted, 3 + (REAPER_QUEUE_MAX - 4) + 2); /* gone already counts */
+    CHECK_EQ_INT(st.failed, 0);
     reaper_free(r);
+    rm_rf(dir);
+    free(dir);
 }
 
 TEST(reaper_free_deletes_what_is_still_queued)
@@ -373,7 +394,7 @@ int main(void)
     RUN(reaper_deletes_in_the_order_given_on_its_own_thread_while_the_caller_goes_on);
     RUN(reaper_counts_a_missing_file_as_deleted_and_names_one_it_could_not_delete);
     RUN(reaper_stops_a_chain_at_a_file_it_cannot_delete_and_goes_on_with_the_next);
-    RUN(reaper_refuses_files_past_its_queue_limit);
+    RUN(reaper_queues_what_fits_its_limit_and_keeps_the_rest_of_the_chain);
     RUN(reaper_free_deletes_what_is_still_queued);
     RUN(reaper_null_deletes_at_once);
     RUN(wal_hands_removed_segments_to_its_reaper_oldest_first);
