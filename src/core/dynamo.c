@@ -559,6 +559,7 @@ static void dyn__ring_sync(struct dyn *d)
         ring_range_bounds(r, i, &d->trees[i].lo, &d->trees[i].hi);
     d->ae_cursor = 0;
     d->ae.active = false;
+    d->ae.more = false; /* its range index was of the old ring */
 }
 
 static void dyn__suspect(struct dyn *d, uint32_t id, uint64_t until_ms)
