@@ -76,6 +76,18 @@ static void touch(const char *path)
     fclose(f);
 }
 
+/* Files dir/<prefix>0 .. dir/<prefix>(n-1), each one byte; their paths in
+ * paths[], and pointers to those in chain[] (for reaper_delete_chain). */
+static void touch_files(const char *dir, const char *prefix, int n, char (*paths)[512],
+                        char **chain)
+{
+    for (int i = 0; i < n; i++) {
+        snprintf(paths[i], sizeof(paths[i]), "%s/%s%d", dir, prefix, i);
+        touch(paths[i]);
+        chain[i] = paths[i];
+    }
+}
+
 TEST(reaper_deletes_in_the_order_given_on_its_own_thread_while_the_caller_goes_on)
 {
     char *dir = make_tmpdir_named("reaper");
@@ -153,11 +165,7 @@ TEST(reaper_stops_a_chain_at_a_file_it_cannot_delete_and_goes_on_with_the_next)
     char *dir = make_tmpdir_named("reaper");
     char paths[NFILES][512];
     char *chain[NFILES];
-    for (int i = 0; i < NFILES; i++) {
-        snprintf(paths[i], sizeof(paths[i]), "%s/f%d", dir, i);
-        touch(paths[i]);
-        chain[i] = paths[i];
-    }
+    touch_files(dir, "f", NFILES, paths, chain);
     struct reaper *r;
     char err[256];
     CHECK_EQ_INT(reaper_new(&r, err, sizeof(err)), 0);
@@ -192,16 +200,8 @@ TEST(reaper_queues_what_fits_its_limit_and_keeps_the_rest_of_the_chain)
     char *dir = make_tmpdir_named("reaper");
     char a[3][512], b[5][512], missing[512];
     char *chain_a[3], *chain_b[5];
-    for (int i = 0; i < 3; i++) {
-        snprintf(a[i], sizeof(a[i]), "%s/a%d", dir, i);
-        touch(a[i]);
-        chain_a[i] = a[i];
-    }
-    for (int i = 0; i < 5; i++) {
-        snprintf(b[i], sizeof(b[i]), "%s/b%d", dir, i);
-        touch(b[i]);
-        chain_b[i] = b[i];
-    }
+    touch_files(dir, "a", 3, a, chain_a);
+    touch_files(dir, "b", 5, b, chain_b);
     snprintf(missing, sizeof(missing), "%s/never-was", dir);
     struct reaper *r;
     char err[256];
