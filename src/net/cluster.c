@@ -1,12 +1,19 @@
 /* cluster.c - leader mode in the server (see cluster.h). */
 #include "cluster.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "../common/defs.h"
@@ -14,6 +21,8 @@
 #include "../core/raft.h"
 #include "../node/fsm.h"
 #include "../node/node.h"
+#include "../store/fs.h"
+#include "../store/kv.h"
 #include "../store/raftlog.h"
 #include "../store/wal.h"
 #include "cluster_int.h"
@@ -226,6 +235,201 @@ static void cluster__persist(void *arg, const struct raft_ready *rd)
         cl->persisting = false;
         node_persisted(cl->node); /* node.c accepts this from inside persist */
     }
+}
+
+/* ---- the log compaction's snapshot, serialized in a forked child ----
+ *
+ * Serializing the state machine takes time in proportion to its size
+ * (about a second per million keys: every key visited, sorted, copied),
+ * and on the loop that second stalls every client and every heartbeat:
+ * a leader compacting its log lost its leadership. So the node asks for
+ * the snapshot (node_io.snapshot) and the server forks: the child's memory
+ * is the state machine as of the index asked for, which it serializes into
+ * a pipe (an 8-byte length, then the bytes) and exits; the loop reads the
+ * pipe as it fills and hands the bytes to node_compact(). The child
+ * never touches the disk or the parent's descriptors, and dies with the
+ * parent (PR_SET_PDEATHSIG). */
+
+/* The pipe is read in pieces of at most this much. */
+#define CLUSTER_SNAP_READ_MAX (4u << 20)
+
+static void cluster__snap_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* While the child shares the state machine's memory, the tables put off
+ * resizing: a resize rewrites every entry, and every page written is a
+ * page copied (kv.h). */
+static void cluster__snap_resize_avoid(struct node *n, bool avoid)
+{
+    const struct fsm *f = node_fsm(n);
+    for (int db = 0; db < f->srv.databases; db++)
+        kv_set_resize_avoid(f->srv.db[db], avoid);
+}
+
+/* The child's work is over (eof: the pipe reached its end): reap it (and
+ * kill it first unless it delivered everything), then hand the node the
+ * snapshot or tell it that none came. */
+static void cluster__snap_finish(struct cluster *cl, bool eof, const char *why)
+{
+    uv_read_stop((uv_stream_t *)cl->snap_pipe);
+    uv_close((uv_handle_t *)cl->snap_pipe, cluster__snap_closed);
+    cl->snap_pipe = NULL;
+    bool whole = eof && cl->snap_hdr_got == sizeof(cl->snap_hdr) && cl->snap_data != NULL &&
+                 cl->snap_got == cl->snap_len;
+    if (!whole) {
+        kill(cl->snap_pid, SIGKILL);
+        if (why == NULL)
+            why = "the child stopped before the end";
+    }
+    int status = 0;
+    while (waitpid(cl->snap_pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_t pid = cl->snap_pid;
+    cl->snap_pid = 0;
+    cluster__snap_resize_avoid(cl->node, false);
+    uint8_t *data = cl->snap_data;
+    cl->snap_data = NULL;
+    if (whole && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        whole = false;
+        why = "the child failed";
+    }
+    if (!whole) {
+        free(data);
+        cluster__log(cl, LOG_WARNING,
+                     "raft: the snapshot at index %llu failed (pid %d: %s); compaction waits",
+                     (unsigned long long)cl->snap_index, (int)pid, why);
+        node_compact_failed(cl->node);
+        return;
+    }
+    cluster__log(cl, LOG_VERBOSE,
+                 "raft: the snapshot at index %llu serialized by pid %d (%llu bytes, %llu ms)",
+                 (unsigned long long)cl->snap_index, (int)pid, (unsigned long long)cl->snap_len,
+                 (unsigned long long)(cluster__now_ms(NULL) - cl->snap_start_ms));
+    node_compact(cl->node, cl->snap_index, data, cl->snap_len);
+}
+
+static void cluster__snap_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct cluster *cl = h->data;
+    (void)suggested;
+    if (cl->snap_hdr_got < sizeof(cl->snap_hdr)) {
+        *buf = uv_buf_init((char *)cl->snap_hdr + cl->snap_hdr_got,
+                           (unsigned)(sizeof(cl->snap_hdr) - cl->snap_hdr_got));
+    } else if (cl->snap_got < cl->snap_len) {
+        uint64_t room = TRIAD_MIN(cl->snap_len - cl->snap_got, CLUSTER_SNAP_READ_MAX);
+        *buf = uv_buf_init((char *)cl->snap_data + cl->snap_got, (unsigned)room);
+    } else {
+        /* anything now is more than the child announced */
+        *buf = uv_buf_init((char *)cl->snap_spill, sizeof(cl->snap_spill));
+    }
+}
+
+static void cluster__snap_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct cluster *cl = s->data;
+    (void)buf;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        cluster__snap_finish(cl, nread == UV_EOF, uv_strerror((int)nread));
+        return;
+    }
+    if (cl->snap_hdr_got < sizeof(cl->snap_hdr)) {
+        cl->snap_hdr_got += (size_t)nread;
+        if (cl->snap_hdr_got < sizeof(cl->snap_hdr))
+            return;
+        cl->snap_len = tbuf_read_u64le(cl->snap_hdr);
+        if (cl->snap_len > RAFT_SNAPSHOT_BYTES_MAX) {
+            cluster__snap_finish(cl, false, "length out of range");
+            return;
+        }
+        cl->snap_data = malloc(cl->snap_len ? cl->snap_len : 1);
+        if (cl->snap_data == NULL)
+            cluster__snap_finish(cl, false, "out of memory");
+    } else if (cl->snap_got < cl->snap_len) {
+        cl->snap_got += (uint64_t)nread;
+    } else {
+        cluster__snap_finish(cl, false, "more bytes than announced");
+    }
+}
+
+/* The child: serialize the state machine into fd and leave without
+ * running any of the parent's exit code. */
+static void cluster__snap_child(struct node *n, int fd, pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1);
+    /* background work yields to the server it is a copy of */
+    setpriority(PRIO_PROCESS, 0, 19);
+    struct tbuf b = {0};
+    tbuf_append_u64le(&b, 0);
+    node_snapshot_fsm(n, &b);
+    tbuf_write_u64le((unsigned char *)b.data, (uint64_t)b.len - 8);
+    _exit(fs_write_all(fd, b.data, b.len) == 0 ? 0 : 1);
+}
+
+static void cluster__snapshot(void *arg, struct node *n, uint64_t index)
+{
+    struct cluster *cl = arg;
+    TRIAD_ASSERT(cl->snap_pid == 0);
+    int fds[2] = {-1, -1};
+    const char *what = "pipe";
+    if (cl->stopped || pipe2(fds, O_CLOEXEC) != 0)
+        goto err;
+    /* fewer, bigger reads (best effort: the default is 64 KiB) */
+    (void)fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
+    fflush(NULL);
+    pid_t parent = getpid();
+    what = "fork";
+    pid_t pid = fork();
+    if (pid < 0)
+        goto err;
+    if (pid == 0) {
+        close(fds[0]);
+        cluster__snap_child(n, fds[1], parent);
+    }
+    close(fds[1]);
+    fds[1] = -1;
+    uv_pipe_t *p = malloc(sizeof(*p));
+    what = "pipe handle";
+    if (p == NULL || uv_pipe_init(cl->loop, p, 0) != 0) {
+        free(p);
+        goto err_child;
+    }
+    p->data = cl;
+    if (uv_pipe_open(p, fds[0]) != 0) {
+        uv_close((uv_handle_t *)p, cluster__snap_closed);
+        goto err_child;
+    }
+    fds[0] = -1; /* the handle's now */
+    cl->snap_pipe = p;
+    cl->snap_pid = pid;
+    cl->snap_index = index;
+    cl->snap_hdr_got = 0;
+    cl->snap_len = cl->snap_got = 0;
+    cl->snap_data = NULL;
+    cl->snap_start_ms = cluster__now_ms(NULL);
+    cluster__snap_resize_avoid(n, true);
+    uv_read_start((uv_stream_t *)p, cluster__snap_alloc, cluster__snap_read);
+    cluster__log(cl, LOG_VERBOSE, "raft: snapshot at index %llu started by pid %d",
+                 (unsigned long long)index, (int)pid);
+    return;
+
+err_child:
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+err:
+    cluster__log(cl, LOG_WARNING, "raft: can't start a snapshot at index %llu: %s: %s",
+                 (unsigned long long)index, what, strerror(errno));
+    if (fds[0] >= 0)
+        close(fds[0]);
+    if (fds[1] >= 0)
+        close(fds[1]);
+    node_compact_failed(n);
 }
 
 /* Everything the loop's callbacks handed the node since it last waited,
@@ -634,6 +838,7 @@ void cluster_info(struct cluster *cl, struct tbuf *t)
     tbuf_appendf(t, "triad_snapshots_taken:%llu\r\ntriad_snapshots_installed:%llu\r\n",
                  (unsigned long long)ns->snapshots_taken,
                  (unsigned long long)ns->snapshots_installed);
+    tbuf_appendf(t, "triad_snapshot_in_progress:%d\r\n", cl->snap_pid > 0 ? 1 : 0);
     int k = 0;
     for (uint32_t i = 0; i < c->n; i++) {
         const struct raft_member *mb = &c->members[i];
@@ -770,6 +975,7 @@ int cluster_open(struct cluster **out, uv_loop_t *loop, const struct config *cfg
         .set_timer = cluster__set_timer,
         .reply = cluster__reply,
         .wake = cluster__wake,
+        .snapshot = cluster__snapshot,
     };
     cluster__log(cl, LOG_NOTICE, "raft: node %d of %d, %s (term %llu, %zu entries on disk)",
                  cfg->node_id, n,
@@ -806,6 +1012,18 @@ void cluster_stop(struct cluster *cl)
     if (cl->stopped)
         return;
     cl->stopped = true;
+    if (cl->snap_pid > 0) {
+        /* no compaction now: the log is whole without it */
+        kill(cl->snap_pid, SIGKILL);
+        while (waitpid(cl->snap_pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        cl->snap_pid = 0;
+        uv_read_stop((uv_stream_t *)cl->snap_pipe);
+        uv_close((uv_handle_t *)cl->snap_pipe, cluster__snap_closed);
+        cl->snap_pipe = NULL;
+        free(cl->snap_data);
+        cl->snap_data = NULL;
+    }
     uv_timer_stop(&cl->timer);
     uv_close((uv_handle_t *)&cl->timer, NULL);
     uv_idle_stop(&cl->idle);

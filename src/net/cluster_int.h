@@ -5,6 +5,9 @@
 #ifndef TRIAD_CLUSTER_INT_H
 #define TRIAD_CLUSTER_INT_H
 
+#include <sys/types.h>
+#include <uv.h>
+
 #include "../core/raft.h"
 #include "../node/node.h"
 #include "cluster.h"
@@ -72,6 +75,19 @@ struct cluster {
     uint64_t synced_members;        /* ... and the member table's version */
     uint64_t last_snapshots_taken, last_snapshots_installed;
     uint8_t last_progress[RAFT_NODES_MAX]; /* per member of synced_conf, to log snapshots sent */
+    /* The log compaction's snapshot, serialized by a forked child
+     * (cluster__snapshot) and read back through a pipe: an 8-byte length,
+     * then that many bytes. */
+    pid_t snap_pid;       /* 0: none at work */
+    uv_pipe_t *snap_pipe; /* its own allocation: freed once closed */
+    uint64_t snap_index;
+    uint8_t snap_hdr[8];
+    size_t snap_hdr_got;
+    uint8_t *snap_data; /* malloc'd once the length is known */
+    uint64_t snap_len, snap_got;
+    uint8_t snap_spill[64]; /* bytes past the announced length land here */
+    bool snap_bad;          /* more bytes than announced */
+    uint64_t snap_start_ms;
     /* what was last logged, to log each change once */
     enum raft_role last_role;
     raft_term last_term;

@@ -80,6 +80,8 @@ struct node {
     bool in_process;
     bool persist_done_early; /* node_persisted() called from inside io.persist */
     bool dirty;              /* io.wake asked for a node_flush() */
+    bool compacting;         /* io.snapshot is at work */
+    raft_index compact_after; /* after a failed io.snapshot: not before this */
 
     struct tbuf reply;
     struct tbuf scratch;
@@ -399,8 +401,13 @@ static void node__maybe_compact(struct node *n)
     raft_index applied = n->fsm.applied_index;
     if (n->cfg.snapshot_entries == 0 || applied < raft_snapshot_index(r) + n->cfg.snapshot_entries)
         return;
-    if (applied > raft_stable_index(r))
+    if (applied > raft_stable_index(r) || n->compacting || applied < n->compact_after)
         return;
+    if (n->io.snapshot != NULL) {
+        n->compacting = true;
+        n->io.snapshot(n->io.arg, n, applied);
+        return;
+    }
     tbuf_reset(&n->scratch);
     fsm_snapshot(&n->fsm, &n->scratch);
     uint8_t *copy = malloc(n->scratch.len ? n->scratch.len : 1);
@@ -588,6 +595,29 @@ void node_free(struct node *n)
     tbuf_free(&n->reply);
     tbuf_free(&n->scratch);
     free(n);
+}
+
+void node_snapshot_fsm(const struct node *n, struct tbuf *out)
+{
+    fsm_snapshot(&n->fsm, out);
+}
+
+void node_compact(struct node *n, uint64_t index, uint8_t *data, uint64_t len)
+{
+    TRIAD_ASSERT(n->compacting);
+    n->compacting = false;
+    /* refused (data freed) if a snapshot at or past index came meanwhile */
+    if (raft_compact(n->raft, index, data, len) != 0)
+        return;
+    n->stats.snapshots_taken++;
+    node__kick(n); /* the next ready persists the snapshot */
+}
+
+void node_compact_failed(struct node *n)
+{
+    TRIAD_ASSERT(n->compacting);
+    n->compacting = false;
+    n->compact_after = n->fsm.applied_index + TRIAD_MAX(n->cfg.snapshot_entries / 10, 1);
 }
 
 void node_step(struct node *n, const struct raft_msg *m)

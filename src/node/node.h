@@ -63,6 +63,15 @@ struct node_io {
     /* Optional observer (the simulator's checks): an entry was applied;
      * digest is the state machine's digest after it. */
     void (*applied)(void *arg, const struct raft_entry *e, uint64_t digest);
+    /* Optional: take the log compaction's snapshot elsewhere. Called when
+     * the log is due for compaction, with the index the state machine has
+     * applied; the callee serializes node_snapshot_fsm(n) of the state as
+     * it is during this call (the server: in a forked child, whose memory
+     * is that state) and later hands the bytes to node_compact() or calls
+     * node_compact_failed(), either possibly from inside the call. At most
+     * one is outstanding. If NULL, the node serializes the state machine
+     * itself, on the spot, which stalls it for as long as that takes. */
+    void (*snapshot)(void *arg, struct node *n, uint64_t index);
 };
 
 struct node_config {
@@ -88,6 +97,17 @@ struct node *node_new(const struct node_config *cfg, const struct node_io *io,
                       char *errmsg, size_t errlen);
 /* Free it; requests still waiting get no reply (the process is going). */
 void node_free(struct node *n);
+
+/* io.snapshot's work: the state machine's snapshot (fsm_snapshot's
+ * bytes) appended to out. */
+void node_snapshot_fsm(const struct node *n, struct tbuf *out);
+/* io.snapshot's result: the state machine's snapshot as of index, len
+ * bytes of data (malloc'd; the node owns it now). The log is compacted up
+ * to index unless a snapshot at or past it was installed meanwhile. */
+void node_compact(struct node *n, uint64_t index, uint8_t *data, uint64_t len);
+/* io.snapshot failed: compaction is tried again after a tenth of
+ * snapshot_entries more entries. */
+void node_compact_failed(struct node *n);
 
 /* Inputs. */
 void node_step(struct node *n, const struct raft_msg *m);

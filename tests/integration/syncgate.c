@@ -10,11 +10,17 @@
  * hold the deletion of the files a snapshot made obsolete and check that
  * clients are served meanwhile.
  *
+ * And while $TRIAD_TEST_FORK_GATE/closed exists, a child process fork()
+ * made waits before it returns to the program, having first created
+ * $TRIAD_TEST_FORK_GATE/held: a test can hold a snapshot being taken in a
+ * forked child and check that the parent serves meanwhile.
+ *
  * Each wait is bounded (SYNCGATE_WAIT_MS_MAX) so a forgotten gate cannot
  * hang a test run.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <sys/types.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,4 +70,15 @@ int unlink(const char *pathname)
         real_unlink = (int (*)(const char *))dlsym(RTLD_NEXT, "unlink");
     syncgate_wait("TRIAD_TEST_UNLINK_GATE");
     return real_unlink(pathname);
+}
+
+pid_t fork(void)
+{
+    static pid_t (*real_fork)(void);
+    if (real_fork == NULL)
+        real_fork = (pid_t(*)(void))dlsym(RTLD_NEXT, "fork");
+    pid_t pid = real_fork();
+    if (pid == 0)
+        syncgate_wait("TRIAD_TEST_FORK_GATE");
+    return pid;
 }

@@ -6,7 +6,10 @@ import time
 import pytest
 import redis
 
-from conftest import Server, ephemeral_ports, free_port
+import os
+import re
+
+from conftest import Server, ephemeral_ports, free_port, syncgate_env
 
 pytestmark = pytest.mark.triad_only("leader mode is triad's")
 
@@ -15,12 +18,12 @@ LOAD_S = 4.0  # the write load runs at most this long
 
 
 class Cluster:
-    def __init__(self, base_dir, n=3, extra_args=(), name="node"):
+    def __init__(self, base_dir, n=3, extra_args=(), name="node", env=None):
         self.peer_ports = [free_port() for _ in range(n)]
         self.peers = ",".join("%d=127.0.0.1:%d" % (i + 1, p) for i, p in enumerate(self.peer_ports))
         self.nodes = [Server(base_dir, name="%s%d" % (name, i + 1),
                              extra_args=["--node-id", str(i + 1), "--peers", self.peers,
-                                         *extra_args])
+                                         *extra_args], env=env)
                       for i in range(n)]
 
     def start(self):
@@ -442,5 +445,66 @@ def test_shutdown_save_leaves_a_leader_mode_node_that_restarts_with_its_data(tmp
         node.start()
         c.settled()
         assert node.client().mget(["k%d" % i for i in range(300)]) == [b"v" * 500] * 300
+    finally:
+        c.stop()
+
+
+def test_log_compaction_serializes_in_a_child_while_the_node_serves(tmp_path):
+    """Serializing the state machine for a log compaction takes time in
+    proportion to the data (about a second per million keys); on the loop
+    it stalled every client and heartbeat, and a compacting leader lost its
+    leadership. It runs in a forked child now. The test holds each child at
+    the fork (the syncgate shim's fork gate) and checks that the nodes
+    serve meanwhile, that a child that dies costs only a later retry, and
+    that once released every node compacts its log and restarts whole."""
+    gate = tmp_path / "forkgate"
+    gate.mkdir()
+    (gate / "closed").touch()
+    c = Cluster(tmp_path, extra_args=["--raft-snapshot-entries", "100", "--loglevel", "verbose"],
+                env=syncgate_env(TRIAD_TEST_FORK_GATE=gate)).start()
+    try:
+        leader = c.settled()
+        r = leader.client()
+        for i in range(150):
+            assert r.set("k%d" % i, "v%d" % i) is True
+        wait_for(lambda: (gate / "held").exists(), what="a snapshot child held at the gate")
+        started = re.compile(r"snapshot at index (\d+) started by pid (\d+)")
+
+        def children():
+            return {s: started.findall(s.log_tail(200000)) for s in c.nodes}
+        wait_for(lambda: all(children().values()), what="every node to start a snapshot")
+        # every node serves while its child is held, and has compacted nothing
+        for i in range(150, 200):
+            assert r.set("k%d" % i, "v%d" % i) is True
+        assert r.get("k0") == b"v0"
+        for s in c.nodes:
+            assert s.client().ping() is True
+            info = c.info(s)
+            assert info["triad_snapshots_taken"] == 0
+            assert info["triad_snapshot_index"] == 0
+            assert info["triad_snapshot_in_progress"] == 1
+        # a child that dies: the node logs it, serves on, and tries again later
+        victim = next(s for s in c.nodes if s is not leader)
+        index, pid = children()[victim][-1]
+        os.kill(int(pid), 9)
+        wait_for(lambda: "the snapshot at index %s failed" % index in victim.log_tail(200000),
+                 what="the failed snapshot to be logged")
+        assert victim.client().ping() is True
+        (gate / "closed").unlink()
+        for i in range(200, 300):
+            assert r.set("k%d" % i, "v%d" % i) is True
+        wait_for(lambda: all(c.info(s)["triad_snapshots_taken"] >= 1 and
+                             c.info(s)["triad_snapshot_index"] >= 100 for s in c.nodes),
+                 what="every node to compact its log")
+        assert "serialized by pid" in victim.log_tail(200000)
+        wait_for(lambda: all(c.info(s)["triad_snapshot_in_progress"] == 0 for s in c.nodes),
+                 what="no snapshot in progress")
+        c.stop()
+        c.start()
+        leader = c.settled()
+        keys = ["k%d" % i for i in range(300)]
+        assert leader.client().mget(keys) == [("v%d" % i).encode() for i in range(300)]
+        for s in c.nodes:
+            assert c.info(s)["triad_snapshot_index"] >= 100
     finally:
         c.stop()

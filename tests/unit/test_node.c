@@ -318,6 +318,26 @@ static void t_io_wake(void *arg)
     t_wakes++;
 }
 
+/* node_io.snapshot, for the nodes started while t_async_snap is set: as
+ * the server's forked child would, it serializes the state machine as it
+ * is during the call; the test hands the bytes back (node_compact) or
+ * reports a failure when it likes. */
+static bool t_async_snap;
+static struct {
+    int calls;
+    uint64_t index;
+    struct tbuf bytes;
+} t_snap;
+static void t_io_snapshot(void *arg, struct node *n, uint64_t index)
+{
+    (void)arg;
+    t_snap.calls++;
+    t_snap.index = index;
+    CHECK_EQ_INT(node_fsm(n)->applied_index, index);
+    tbuf_reset(&t_snap.bytes);
+    node_snapshot_fsm(n, &t_snap.bytes);
+}
+
 static void t_io_applied(void *arg, const struct raft_entry *e, uint64_t digest)
 {
     struct t_node *tn = arg;
@@ -413,6 +433,7 @@ static void t_start(raft_id id, bool restart)
         .reply = t_io_reply,
         .applied = t_io_applied,
         .wake = t_batching ? t_io_wake : NULL,
+        .snapshot = t_async_snap ? t_io_snapshot : NULL,
     };
     struct node_disk disk = {
         .hs = tn->disk.hs,
@@ -1727,6 +1748,85 @@ TEST(node_restart_from_a_snapshot_and_the_entries_after_it)
     t_world_free();
 }
 
+/* With io.snapshot the node asks for the snapshot and goes on: nothing is
+ * compacted, and it asks no second time, until the bytes come back; a
+ * failure is retried a tenth of snapshot_entries later; the bytes, handed
+ * back after more writes, compact the log at the index asked for, and a
+ * restart from that disk has every write. */
+TEST(node_snapshot_taken_elsewhere_compacts_when_its_bytes_come_back)
+{
+    t_world_init(1, T_PERSIST_AUTO);
+    t_node(1)->cfg.snapshot_entries = 20;
+    t_async_snap = true;
+    memset(&t_snap, 0, sizeof(t_snap));
+    t_start(1, false);
+    t_elect(1);
+    char line[64];
+    uint64_t req = 1;
+    /* the first entries (configuration, election) count: 20 in all */
+    while (t_snap.calls == 0 && req < 40) {
+        snprintf(line, sizeof(line), "SET k%llu v%llu", (unsigned long long)req,
+                 (unsigned long long)req);
+        t_submit(1, req, line);
+        t_run(1);
+        EXPECT_REPLY(1, req, "+OK\r\n");
+        req++;
+    }
+    CHECK_EQ_INT(t_snap.calls, 1);
+    CHECK_EQ_INT(t_snap.index, 20);
+    /* failed: asked again only two entries later */
+    node_compact_failed(t_n(1));
+    t_submit(1, req, "SET a 1");
+    t_run(1);
+    EXPECT_REPLY(1, req, "+OK\r\n");
+    req++;
+    CHECK_EQ_INT(t_snap.calls, 1);
+    t_submit(1, req, "SET b 2");
+    t_run(1);
+    EXPECT_REPLY(1, req, "+OK\r\n");
+    req++;
+    CHECK_EQ_INT(t_snap.calls, 2);
+    raft_index asked = t_snap.index;
+    CHECK_EQ_INT(asked, 22);
+    uint64_t digest_at_asked = t_digest_at(1, asked);
+    /* outstanding: more writes, no compaction, no second request */
+    for (int i = 0; i < 30; i++, req++) {
+        snprintf(line, sizeof(line), "SET late%d x", i);
+        t_submit(1, req, line);
+        t_run(1);
+        EXPECT_REPLY(1, req, "+OK\r\n");
+    }
+    CHECK_EQ_INT(t_snap.calls, 2);
+    CHECK_EQ_INT(raft_snapshot_index(t_r(1)), 0);
+    CHECK_EQ_INT(node_stats(t_n(1))->snapshots_taken, 0);
+    /* the bytes come back: compacted at the index asked for, on disk too */
+    uint8_t *data = malloc(t_snap.bytes.len);
+    TRIAD_ASSERT(data != NULL);
+    memcpy(data, t_snap.bytes.data, t_snap.bytes.len);
+    node_compact(t_n(1), asked, data, t_snap.bytes.len);
+    t_run(1);
+    CHECK_EQ_INT(raft_snapshot_index(t_r(1)), asked);
+    CHECK_EQ_INT(node_stats(t_n(1))->snapshots_taken, 1);
+    CHECK_EQ_INT(t_node(1)->disk.snap.index, asked);
+    CHECK(t_node(1)->disk.n == 0 || t_node(1)->disk.ents[0].index == asked + 1);
+    /* 30 entries since: due again */
+    CHECK_EQ_INT(t_snap.calls, 3);
+    uint64_t digest = node_digest(t_n(1));
+    raft_index applied = node_fsm(t_n(1))->applied_index;
+    t_crash(1);
+    t_async_snap = false;
+    t_start(1, true);
+    if (node_fsm(t_n(1))->applied_index == asked)
+        CHECK(node_digest(t_n(1)) == digest_at_asked);
+    t_elect(1);
+    CHECK(node_fsm(t_n(1))->applied_index > applied);
+    CHECK(node_digest(t_n(1)) == digest);
+    EXPECT_READ(1, 500, "GET k1", "$2\r\nv1\r\n");
+    EXPECT_READ(1, 501, "GET late29", "$1\r\nx\r\n");
+    tbuf_free(&t_snap.bytes);
+    t_world_free();
+}
+
 TEST(node_snapshot_taken_after_snapshot_entries_and_lagging_follower_installs_it)
 {
     t_world_init(3, T_PERSIST_AUTO);
@@ -1888,6 +1988,7 @@ int main(void)
     RUN(node_waiting_write_covered_by_an_installed_snapshot_gets_tryagain);
     /* last: under UBSan, node.c's install aborts on memmove(NULL, NULL, 0)
      * in a node that never held a waiting write */
+    RUN(node_snapshot_taken_elsewhere_compacts_when_its_bytes_come_back);
     RUN(node_snapshot_taken_after_snapshot_entries_and_lagging_follower_installs_it);
     return test_summary("node");
 }
