@@ -39,6 +39,9 @@
 #define RAFTLOG_SNAP_HEADER_BYTES 48
 #define RAFTLOG_SNAP_PREFIX "raftsnap-"
 #define RAFTLOG_SNAP_SUFFIX ".snap"
+/* A snapshot file written elsewhere (raftlog_snap_prepare), named for its
+ * index and lsn 0, until a persist renames it into place. */
+#define RAFTLOG_PREPARED_SUFFIX ".pre"
 #define RAFTLOG_TMP_SUFFIX ".tmp"
 /* "raftsnap-" + 20 digits + "-" + 20 digits + ".snap" (".tmp" is shorter) */
 #define RAFTLOG_SNAP_NAME_LEN (9 + 20 + 1 + 20 + 5)
@@ -113,6 +116,15 @@ struct raftlog {
     struct raftlog_old_snap *old;
     size_t n_old, cap_old;
     struct reaper *reaper; /* deletes what compaction frees; NULL: at once */
+    /* a snapshot file raftlog_snap_prepare wrote, for the next persist of
+     * a compaction to that snapshot */
+    struct {
+        bool set;
+        raft_index index;
+        raft_term term;
+        uint64_t len;
+        uint32_t crc;
+    } prepared;
 
     struct tbuf scratch; /* a record's body being encoded */
 };
@@ -438,21 +450,16 @@ static void raftlog__snap_header(uint8_t *h, const struct raft_snapshot *s, uint
     tbuf_write_u32le(h + 44, crc32c(0, h, 44));
 }
 
-/* Write s to its file (named for the record that will carry lsn), durable
- * under its final name before returning: the record may be appended only
- * then. */
-static int raftlog__snap_write(struct raftlog *rl, const struct raft_snapshot *s, uint64_t lsn,
-                               uint32_t crc, char *errmsg, size_t errlen)
+/* Write s (header, bytes) to the file at path and make it durable; on
+ * failure the file is removed and errmsg says what failed. */
+static int raftlog__snap_file(const char *path, const struct raft_snapshot *s, uint32_t crc,
+                              char *errmsg, size_t errlen)
 {
-    char *tmp = raftlog__snap_path(rl->dir, s->index, lsn, RAFTLOG_TMP_SUFFIX);
-    char *final = raftlog__snap_path(rl->dir, s->index, lsn, RAFTLOG_SNAP_SUFFIX);
     const char *what = "create";
     int fd = -1;
-    int rc = TRIAD_EIO;
     uint8_t h[RAFTLOG_SNAP_HEADER_BYTES];
     raftlog__snap_header(h, s, crc);
-
-    if (fs_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644, &fd) != 0)
+    if (fs_open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644, &fd) != 0)
         goto err;
     what = "write";
     if (fs_write_all(fd, h, sizeof(h)) != 0)
@@ -463,10 +470,31 @@ static int raftlog__snap_write(struct raftlog *rl, const struct raft_snapshot *s
     if (fs_fsync(fd) != 0)
         goto err_unlink;
     fs_close(fd);
-    fd = -1;
-    what = "rename";
-    if (fs_rename(tmp, final) != 0)
-        goto err_unlink;
+    return 0;
+
+err_unlink:
+    fs_close(fd);
+    raftlog__err(errmsg, errlen, "raftlog: %s snapshot %s: %s", what, path, strerror(errno));
+    fs_unlink(path);
+    return TRIAD_EIO;
+err:
+    raftlog__err(errmsg, errlen, "raftlog: %s snapshot %s: %s", what, path, strerror(errno));
+    return TRIAD_EIO;
+}
+
+/* Give the snapshot file at from its final name (for the record that will
+ * carry lsn), durable before returning: the record may be appended only
+ * then. On failure the file at from is removed. */
+static int raftlog__snap_place(struct raftlog *rl, const char *from, const struct raft_snapshot *s,
+                               uint64_t lsn, char *errmsg, size_t errlen)
+{
+    char *final = raftlog__snap_path(rl->dir, s->index, lsn, RAFTLOG_SNAP_SUFFIX);
+    int rc = TRIAD_EIO;
+    if (fs_rename(from, final) != 0) {
+        raftlog__err(errmsg, errlen, "raftlog: rename snapshot %s: %s", from, strerror(errno));
+        fs_unlink(from);
+        goto out;
+    }
     /* Without the directory entry durable, the record could outlive the
      * file's name after a crash: no record until it is. The file is left
      * to the next open, which removes it as named by no record. */
@@ -476,20 +504,56 @@ static int raftlog__snap_write(struct raftlog *rl, const struct raft_snapshot *s
         goto out;
     }
     rc = 0;
-    goto out;
-
-err_unlink:
-    if (fd >= 0)
-        fs_close(fd);
-    raftlog__err(errmsg, errlen, "raftlog: %s snapshot %s: %s", what, tmp, strerror(errno));
-    fs_unlink(tmp);
-    goto out;
-err:
-    raftlog__err(errmsg, errlen, "raftlog: %s snapshot %s: %s", what, tmp, strerror(errno));
 out:
     tfree(final);
+    return rc;
+}
+
+/* Write s to its file (named for the record that will carry lsn), durable
+ * under its final name before returning. */
+static int raftlog__snap_write(struct raftlog *rl, const struct raft_snapshot *s, uint64_t lsn,
+                               uint32_t crc, char *errmsg, size_t errlen)
+{
+    char *tmp = raftlog__snap_path(rl->dir, s->index, lsn, RAFTLOG_TMP_SUFFIX);
+    int rc = raftlog__snap_file(tmp, s, crc, errmsg, errlen);
+    if (rc == 0)
+        rc = raftlog__snap_place(rl, tmp, s, lsn, errmsg, errlen);
     tfree(tmp);
     return rc;
+}
+
+int raftlog_snap_prepare(const char *dir, const struct raft_snapshot *s, uint32_t *crc,
+                         char *errmsg, size_t errlen)
+{
+    *crc = s->len > 0 ? crc32c(0, s->data, (size_t)s->len) : 0;
+    char *path = raftlog__snap_path(dir, s->index, 0, RAFTLOG_PREPARED_SUFFIX);
+    int rc = raftlog__snap_file(path, s, *crc, errmsg, errlen);
+    tfree(path);
+    return rc;
+}
+
+/* Forget the prepared file, deleting it (on the reaper) unless a persist
+ * took it. */
+static void raftlog__drop_prepared(struct raftlog *rl, bool delete_file)
+{
+    if (!rl->prepared.set)
+        return;
+    rl->prepared.set = false;
+    if (!delete_file)
+        return;
+    char *path = raftlog__snap_path(rl->dir, rl->prepared.index, 0, RAFTLOG_PREPARED_SUFFIX);
+    reaper_delete(rl->reaper, path);
+    tfree(path);
+}
+
+void raftlog_snap_prepared(struct raftlog *rl, const struct raft_snapshot *s, uint32_t crc)
+{
+    raftlog__drop_prepared(rl, true);
+    rl->prepared.set = true;
+    rl->prepared.index = s->index;
+    rl->prepared.term = s->term;
+    rl->prepared.len = s->len;
+    rl->prepared.crc = crc;
 }
 
 /* Load and check the recorded snapshot's bytes. */
@@ -821,8 +885,22 @@ static int raftlog__persist_snapshot(struct raftlog *rl, const struct raft_snaps
         TRIAD_ASSERT(s->index <= raftlog__last(rl));
     }
     uint64_t lsn = wal_last_lsn(rl->wal) + 1;
-    uint32_t crc = s->len > 0 ? crc32c(0, s->data, (size_t)s->len) : 0;
-    int rc = raftlog__snap_write(rl, s, lsn, crc, errmsg, errlen);
+    /* a compaction's file written elsewhere for this very snapshot is
+     * renamed into place; any other is written here */
+    bool adopt = !install && rl->prepared.set && rl->prepared.index == s->index &&
+                 rl->prepared.term == s->term && rl->prepared.len == s->len;
+    uint32_t crc;
+    int rc;
+    if (adopt) {
+        crc = rl->prepared.crc;
+        char *from = raftlog__snap_path(rl->dir, s->index, 0, RAFTLOG_PREPARED_SUFFIX);
+        rc = raftlog__snap_place(rl, from, s, lsn, errmsg, errlen);
+        tfree(from);
+    } else {
+        crc = s->len > 0 ? crc32c(0, s->data, (size_t)s->len) : 0;
+        rc = raftlog__snap_write(rl, s, lsn, crc, errmsg, errlen);
+    }
+    raftlog__drop_prepared(rl, !adopt);
     if (rc != 0)
         return rc;
 

@@ -174,6 +174,19 @@ void raftlog_release_disk(struct raftlog *rl);
 int raftlog_persist(struct raftlog *rl, const struct raft_ready *rd, uint64_t *lsn,
                     char *errmsg, size_t errlen);
 
+/* A compaction's snapshot file written elsewhere, off the caller's thread
+ * (the server: by the forked child that serialized the state machine).
+ * raftlog_snap_prepare writes s's file (index, term, bytes) into dir under
+ * a name of its own, makes it durable and sets *crc, the bytes' checksum;
+ * it touches nothing but that file, so a child process may call it.
+ * raftlog_snap_prepared then tells the log: the next persist of a
+ * compaction to a snapshot of that index, term and length renames the
+ * file into place instead of writing the bytes again (other persists of a
+ * snapshot delete it; so does the next open, if no persist came). */
+int raftlog_snap_prepare(const char *dir, const struct raft_snapshot *s, uint32_t *crc,
+                         char *errmsg, size_t errlen);
+void raftlog_snap_prepared(struct raftlog *rl, const struct raft_snapshot *s, uint32_t crc);
+
 /* Reclaim space, given that every record with lsn <= durable_lsn is
  * durable (wal_write_batch with sync returned for it). Deletes snapshot
  * files superseded by a durable record, and the WAL segments that only

@@ -601,6 +601,64 @@ TEST(raftlog_reopens_a_local_compaction_with_its_snapshot_bytes)
     free(dir);
 }
 
+static int count_prepared_files(const char *dir)
+{
+    return list_files(dir, "raftsnap-", ".pre", NULL, NULL, 0);
+}
+
+/* A compaction's snapshot file written elsewhere (the server's forked
+ * child) is renamed into place by the persist, which writes none of its
+ * bytes; a prepared file for another snapshot is not used and goes; one
+ * no persist took is removed at the next open. */
+TEST(raftlog_a_compaction_renames_a_snapshot_file_written_elsewhere)
+{
+    char *dir = make_tmpdir();
+    struct raftlog *rl;
+    struct model m = {0};
+    struct batch b;
+    CHECK_EQ_INT(open_rl(&rl, dir, 0), 0);
+    struct raft_ready rd = entries_ready(&b, 1, 10, 1, (struct raft_hard_state){1, 1, 8});
+    CHECK(persist(rl, &m, &rd));
+    CHECK_EQ_INT(sync_rl(rl), 0);
+    struct raft_snapshot s = make_snapshot(6, 1, 1000);
+    uint32_t crc = 0;
+    CHECK_EQ_INT(raftlog_snap_prepare(dir, &s, &crc, errmsg, sizeof(errmsg)), 0);
+    CHECK(crc == crc32c(0, s.data, (size_t)s.len));
+    CHECK_EQ_INT(count_prepared_files(dir), 1);
+    raftlog_snap_prepared(rl, &s, crc);
+    /* any write now fails: the persist must write none */
+    set_faults((struct fs_faults){.write_fail_nth = 1});
+    rd = entries_ready(&b, 11, 2, 1, (struct raft_hard_state){1, 1, 9});
+    rd.snapshot = &s;
+    CHECK(persist(rl, &m, &rd));
+    set_faults((struct fs_faults){0});
+    CHECK_EQ_INT(count_prepared_files(dir), 0);
+    CHECK_EQ_INT(count_snap_files(dir), 1);
+    CHECK(reopen_equals(&rl, dir, 0, &m)); /* the bytes read back are the snapshot's */
+
+    /* prepared for index 9, compacted to 10: written here, the other gone */
+    struct raft_snapshot s9 = make_snapshot(9, 1, 500);
+    CHECK_EQ_INT(raftlog_snap_prepare(dir, &s9, &crc, errmsg, sizeof(errmsg)), 0);
+    raftlog_snap_prepared(rl, &s9, crc);
+    s = make_snapshot(10, 1, 700);
+    rd = entries_ready(&b, 13, 1, 1, (struct raft_hard_state){1, 1, 11});
+    rd.snapshot = &s;
+    CHECK(persist(rl, &m, &rd));
+    CHECK_EQ_INT(count_prepared_files(dir), 0);
+    CHECK(reopen_equals(&rl, dir, 0, &m));
+
+    /* prepared and never persisted: the next open removes it */
+    s = make_snapshot(12, 1, 300);
+    CHECK_EQ_INT(raftlog_snap_prepare(dir, &s, &crc, errmsg, sizeof(errmsg)), 0);
+    CHECK_EQ_INT(count_prepared_files(dir), 1);
+    CHECK(reopen_equals(&rl, dir, 0, &m));
+    CHECK_EQ_INT(count_prepared_files(dir), 0);
+    raftlog_close(rl);
+    model_free(&m);
+    rm_rf(dir);
+    free(dir);
+}
+
 TEST(raftlog_reopens_a_snapshot_install_that_drops_the_whole_log)
 {
     char *dir = make_tmpdir();
@@ -1625,6 +1683,7 @@ static void run_all(void)
     RUN(raftlog_writes_a_hard_state_only_when_it_changed_or_differs_from_the_disk);
     RUN(raftlog_reopens_a_truncation_in_the_middle_of_the_log);
     RUN(raftlog_reopens_a_local_compaction_with_its_snapshot_bytes);
+    RUN(raftlog_a_compaction_renames_a_snapshot_file_written_elsewhere);
     RUN(raftlog_reopens_a_snapshot_install_that_drops_the_whole_log);
     RUN(raftlog_skips_a_compaction_not_past_the_recorded_snapshot);
     RUN(raftlog_splits_big_readies_into_records_and_a_torn_one_keeps_a_prefix);
