@@ -45,7 +45,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -62,6 +61,7 @@
 #include "../common/defs.h"
 #include "../common/idlepoll.h"
 #include "../common/mem.h"
+#include "../common/proc.h"
 #include "../store/kv.h"
 #include "../store/reaper.h"
 #include "../store/snap.h"
@@ -197,7 +197,6 @@ struct server {
     struct reaper *reaper;   /* deletes the files a snapshot made obsolete */
     uint64_t reaper_failed;  /* failures of it already logged */
     pid_t child_pid;
-    pid_t parent_pid;
     uint64_t child_lsn;
     int64_t child_start_ms;
     uint64_t snapshot_lsn;
@@ -1272,9 +1271,7 @@ static int server_snapshot_background(struct server *srv, char *errmsg, size_t e
         return -1;
     }
     uint64_t lsn = wal_last_lsn(srv->wal);
-    fflush(NULL);
-    srv->parent_pid = getpid();
-    pid_t pid = fork();
+    pid_t pid = proc_fork(-1);
     if (pid < 0) {
         snprintf(errmsg, errlen, "fork failed: %s", strerror(errno));
         return -1;
@@ -1282,20 +1279,11 @@ static int server_snapshot_background(struct server *srv, char *errmsg, size_t e
     if (pid == 0) {
         /* The child: its memory is the keyspace as of `lsn`. It writes the
          * snapshot and leaves without running any of the parent's exit
-         * code (no atexit handlers, no WAL, no sockets). It must not outlive
-         * the parent: it would hold the data directory's lock and the
-         * listening port, and a restarted server could not start. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != srv->parent_pid)
-            _exit(1);
-        /* Background work yields to clients: on a busy machine the
-         * snapshot takes longer (the WAL grows meanwhile), instead of
-         * taking CPU from the server it is a copy of. */
-        setpriority(PRIO_PROCESS, 0, 19);
-        close(srv->lock_fd);
-        uv_os_fd_t lfd;
-        if (uv_fileno((uv_handle_t *)&srv->listener, &lfd) == 0)
-            close(lfd);
+         * code (no atexit handlers, no WAL, no sockets; proc_fork closed
+         * the parent's descriptors, lock and listener with them). At the
+         * lowest priority, on a busy machine the snapshot takes longer
+         * (the WAL grows meanwhile) instead of taking CPU from the server
+         * it is a copy of. */
         char err[256];
         int rc = snap_write(srv->cfg.dir, lsn, srv->cmd.db, srv->cmd.databases, wall_ms(), NULL,
                             err, sizeof(err));
