@@ -8,9 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +16,7 @@
 
 #include "../common/defs.h"
 #include "../common/num.h"
+#include "../common/proc.h"
 #include "../core/raft.h"
 #include "../node/fsm.h"
 #include "../node/node.h"
@@ -244,11 +243,13 @@ static void cluster__persist(void *arg, const struct raft_ready *rd)
  * and on the loop that second stalls every client and every heartbeat:
  * a leader compacting its log lost its leadership. So the node asks for
  * the snapshot (node_io.snapshot) and the server forks: the child's memory
- * is the state machine as of the index asked for, which it serializes into
- * a pipe (an 8-byte length, then the bytes) and exits; the loop reads the
- * pipe as it fills and hands the bytes to node_compact(). The child
- * never touches the disk or the parent's descriptors, and dies with the
- * parent (PR_SET_PDEATHSIG). */
+ * is the state machine as of the index asked for, which it serializes,
+ * writes to the snapshot's file (raftlog_snap_prepare: durable, under a
+ * name of its own) and into a pipe, and exits; the loop reads the pipe as
+ * it fills and hands the bytes to node_compact(), and the persist of the
+ * compaction only renames the file into place. The child keeps none of
+ * the parent's descriptors but the pipe, nor its signal handlers, and dies
+ * with it (proc_fork). */
 
 /* The pipe is read in pieces of at most this much. */
 #define CLUSTER_SNAP_READ_MAX (4u << 20)
@@ -303,10 +304,18 @@ static void cluster__snap_finish(struct cluster *cl, bool eof, const char *why)
         node_compact_failed(cl->node);
         return;
     }
+    uint32_t flags = tbuf_read_u32le(cl->snap_hdr + 20);
     cluster__log(cl, LOG_VERBOSE,
-                 "raft: the snapshot at index %llu serialized by pid %d (%llu bytes, %llu ms)",
+                 "raft: the snapshot at index %llu serialized by pid %d (%llu bytes%s, %llu ms)",
                  (unsigned long long)cl->snap_index, (int)pid, (unsigned long long)cl->snap_len,
+                 flags & CLUSTER_SNAP_FILE ? ", file written" : "",
                  (unsigned long long)(cluster__now_ms(NULL) - cl->snap_start_ms));
+    if (flags & CLUSTER_SNAP_FILE) {
+        struct raft_snapshot s = {.index = cl->snap_index,
+                                  .term = tbuf_read_u64le(cl->snap_hdr + 8),
+                                  .len = cl->snap_len};
+        raftlog_snap_prepared(cl->rl, &s, tbuf_read_u32le(cl->snap_hdr + 16));
+    }
     node_compact(cl->node, cl->snap_index, data, cl->snap_len);
 }
 
@@ -333,7 +342,7 @@ static void cluster__snap_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *bu
     if (nread == 0)
         return;
     if (nread < 0) {
-        cluster__snap_finish(cl, nread == UV_EOF, uv_strerror((int)nread));
+        cluster__snap_finish(cl, nread == UV_EOF, nread == UV_EOF ? NULL : uv_strerror((int)nread));
         return;
     }
     if (cl->snap_hdr_got < sizeof(cl->snap_hdr)) {
@@ -355,19 +364,30 @@ static void cluster__snap_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *bu
     }
 }
 
-/* The child: serialize the state machine into fd and leave without
- * running any of the parent's exit code. */
-static void cluster__snap_child(struct node *n, int fd, pid_t parent)
+/* The child: serialize the state machine as of index, write the
+ * snapshot's file, send the bytes into fd, and leave without running any
+ * of the parent's exit code. A file it could not write the parent writes
+ * at the persist, as it would have. */
+static void cluster__snap_child(const char *dir, struct node *n, uint64_t index, int fd)
 {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-        _exit(1);
-    /* background work yields to the server it is a copy of */
-    setpriority(PRIO_PROCESS, 0, 19);
     struct tbuf b = {0};
-    tbuf_append_u64le(&b, 0);
+    tbuf_append(&b, (const char[CLUSTER_SNAP_HEADER_BYTES]){0}, CLUSTER_SNAP_HEADER_BYTES);
     node_snapshot_fsm(n, &b);
-    tbuf_write_u64le((unsigned char *)b.data, (uint64_t)b.len - 8);
+    unsigned char *h = (unsigned char *)b.data;
+    struct raft_snapshot s = {.index = index,
+                              .term = raft_term_at(node_raft(n), index),
+                              .data = h + CLUSTER_SNAP_HEADER_BYTES,
+                              .len = (uint64_t)b.len - CLUSTER_SNAP_HEADER_BYTES};
+    uint32_t crc = 0, flags = 0;
+    char err[256];
+    if (raftlog_snap_prepare(dir, &s, &crc, err, sizeof(err)) == 0)
+        flags |= CLUSTER_SNAP_FILE;
+    else
+        fprintf(stderr, "triad: snapshot child: %s (the server writes the file)\n", err);
+    tbuf_write_u64le(h, s.len);
+    tbuf_write_u64le(h + 8, s.term);
+    tbuf_write_u32le(h + 16, crc);
+    tbuf_write_u32le(h + 20, flags);
     _exit(fs_write_all(fd, b.data, b.len) == 0 ? 0 : 1);
 }
 
@@ -377,34 +397,39 @@ static void cluster__snapshot(void *arg, struct node *n, uint64_t index)
     TRIAD_ASSERT(cl->snap_pid == 0);
     int fds[2] = {-1, -1};
     const char *what = "pipe";
-    if (cl->stopped || pipe2(fds, O_CLOEXEC) != 0)
+    if (cl->stopped) {
+        node_compact_failed(n); /* and none will be taken: the node is going */
+        return;
+    }
+    if (pipe2(fds, O_CLOEXEC) != 0)
         goto err;
     /* fewer, bigger reads (best effort: the default is 64 KiB) */
     (void)fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
-    fflush(NULL);
-    pid_t parent = getpid();
     what = "fork";
-    pid_t pid = fork();
+    pid_t pid = proc_fork(fds[1]);
     if (pid < 0)
         goto err;
-    if (pid == 0) {
-        close(fds[0]);
-        cluster__snap_child(n, fds[1], parent);
-    }
+    if (pid == 0)
+        cluster__snap_child(cl->cfg->dir, n, index, fds[1]);
     close(fds[1]);
     fds[1] = -1;
     uv_pipe_t *p = malloc(sizeof(*p));
+    int uerr = UV_ENOMEM;
     what = "pipe handle";
-    if (p == NULL || uv_pipe_init(cl->loop, p, 0) != 0) {
+    if (p == NULL || (uerr = uv_pipe_init(cl->loop, p, 0)) != 0) {
         free(p);
         goto err_child;
     }
     p->data = cl;
-    if (uv_pipe_open(p, fds[0]) != 0) {
+    if ((uerr = uv_pipe_open(p, fds[0])) != 0) {
         uv_close((uv_handle_t *)p, cluster__snap_closed);
         goto err_child;
     }
-    fds[0] = -1; /* the handle's now */
+    fds[0] = -1; /* the handle's now: closed with it */
+    if ((uerr = uv_read_start((uv_stream_t *)p, cluster__snap_alloc, cluster__snap_read)) != 0) {
+        uv_close((uv_handle_t *)p, cluster__snap_closed);
+        goto err_child;
+    }
     cl->snap_pipe = p;
     cl->snap_pid = pid;
     cl->snap_index = index;
@@ -413,7 +438,6 @@ static void cluster__snapshot(void *arg, struct node *n, uint64_t index)
     cl->snap_data = NULL;
     cl->snap_start_ms = cluster__now_ms(NULL);
     cluster__snap_resize_avoid(n, true);
-    uv_read_start((uv_stream_t *)p, cluster__snap_alloc, cluster__snap_read);
     cluster__log(cl, LOG_VERBOSE, "raft: snapshot at index %llu started by pid %d",
                  (unsigned long long)index, (int)pid);
     return;
@@ -422,6 +446,7 @@ err_child:
     kill(pid, SIGKILL);
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
     }
+    errno = -uerr;
 err:
     cluster__log(cl, LOG_WARNING, "raft: can't start a snapshot at index %llu: %s: %s",
                  (unsigned long long)index, what, strerror(errno));

@@ -43,6 +43,10 @@ struct cluster__addr {
     char host[PEER_ANNOUNCE_HOST_MAX + 1];
 };
 
+/* length u64, term u64, crc u32, flags u32 (CLUSTER_SNAP_FILE) */
+#define CLUSTER_SNAP_HEADER_BYTES 24
+#define CLUSTER_SNAP_FILE 1u /* the child wrote the file (raftlog_snap_prepare) */
+
 struct cluster {
     const struct config *cfg;
     struct cluster_hooks hooks;
@@ -76,17 +80,17 @@ struct cluster {
     uint64_t last_snapshots_taken, last_snapshots_installed;
     uint8_t last_progress[RAFT_NODES_MAX]; /* per member of synced_conf, to log snapshots sent */
     /* The log compaction's snapshot, serialized by a forked child
-     * (cluster__snapshot) and read back through a pipe: an 8-byte length,
-     * then that many bytes. */
+     * (cluster__snapshot) and read back through a pipe: a header (the
+     * length, the term at the index, the bytes' checksum, whether the
+     * child wrote the snapshot's file too), then that many bytes. */
     pid_t snap_pid;       /* 0: none at work */
     uv_pipe_t *snap_pipe; /* its own allocation: freed once closed */
     uint64_t snap_index;
-    uint8_t snap_hdr[8];
+    uint8_t snap_hdr[CLUSTER_SNAP_HEADER_BYTES];
     size_t snap_hdr_got;
     uint8_t *snap_data; /* malloc'd once the length is known */
     uint64_t snap_len, snap_got;
     uint8_t snap_spill[64]; /* bytes past the announced length land here */
-    bool snap_bad;          /* more bytes than announced */
     uint64_t snap_start_ms;
     /* what was last logged, to log each change once */
     enum raft_role last_role;

@@ -82,6 +82,7 @@ struct node {
     bool dirty;              /* io.wake asked for a node_flush() */
     bool compacting;         /* io.snapshot is at work */
     raft_index compact_after; /* after a failed io.snapshot: not before this */
+    unsigned compact_failures; /* io.snapshot's failures in a row */
 
     struct tbuf reply;
     struct tbuf scratch;
@@ -395,6 +396,11 @@ static void node__install(struct node *n, const struct raft_snapshot *s)
     }
 }
 
+/* After this many failures of io.snapshot in a row the node serializes
+ * the next snapshot itself: a stall, but the log must not grow without
+ * bound because forks keep failing (memory limits). */
+#define NODE_COMPACT_ELSEWHERE_TRIES 3
+
 static void node__maybe_compact(struct node *n)
 {
     struct raft *r = n->raft;
@@ -403,7 +409,7 @@ static void node__maybe_compact(struct node *n)
         return;
     if (applied > raft_stable_index(r) || n->compacting || applied < n->compact_after)
         return;
-    if (n->io.snapshot != NULL) {
+    if (n->io.snapshot != NULL && n->compact_failures < NODE_COMPACT_ELSEWHERE_TRIES) {
         n->compacting = true;
         n->io.snapshot(n->io.arg, n, applied);
         return;
@@ -606,6 +612,7 @@ void node_compact(struct node *n, uint64_t index, uint8_t *data, uint64_t len)
 {
     TRIAD_ASSERT(n->compacting);
     n->compacting = false;
+    n->compact_failures = 0;
     /* refused (data freed) if a snapshot at or past index came meanwhile */
     if (raft_compact(n->raft, index, data, len) != 0)
         return;
@@ -617,6 +624,7 @@ void node_compact_failed(struct node *n)
 {
     TRIAD_ASSERT(n->compacting);
     n->compacting = false;
+    n->compact_failures++;
     n->compact_after = n->fsm.applied_index + TRIAD_MAX(n->cfg.snapshot_entries / 10, 1);
 }
 

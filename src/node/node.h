@@ -106,7 +106,8 @@ void node_snapshot_fsm(const struct node *n, struct tbuf *out);
  * to index unless a snapshot at or past it was installed meanwhile. */
 void node_compact(struct node *n, uint64_t index, uint8_t *data, uint64_t len);
 /* io.snapshot failed: compaction is tried again after a tenth of
- * snapshot_entries more entries. */
+ * snapshot_entries more entries; after three failures in a row the node
+ * serializes that snapshot itself, on the spot. */
 void node_compact_failed(struct node *n);
 
 /* Inputs. */

@@ -1827,6 +1827,36 @@ TEST(node_snapshot_taken_elsewhere_compacts_when_its_bytes_come_back)
     t_world_free();
 }
 
+/* io.snapshot failing again and again (fork refused): after three
+ * failures in a row the node compacts on the spot, so the log stays
+ * bounded. */
+TEST(node_snapshot_failing_elsewhere_three_times_is_taken_on_the_spot)
+{
+    t_world_init(1, T_PERSIST_AUTO);
+    t_node(1)->cfg.snapshot_entries = 10;
+    t_async_snap = true;
+    memset(&t_snap, 0, sizeof(t_snap));
+    t_start(1, false);
+    t_elect(1);
+    char line[64];
+    for (uint64_t req = 1; req <= 40 && raft_snapshot_index(t_r(1)) == 0; req++) {
+        int calls = t_snap.calls;
+        snprintf(line, sizeof(line), "SET k%llu v", (unsigned long long)req);
+        t_submit(1, req, line);
+        t_run(1);
+        EXPECT_REPLY(1, req, "+OK\r\n");
+        if (t_snap.calls > calls)
+            node_compact_failed(t_n(1)); /* each one fails at once */
+    }
+    CHECK_EQ_INT(t_snap.calls, 3);
+    CHECK_EQ_INT(node_stats(t_n(1))->snapshots_taken, 1);
+    CHECK(raft_snapshot_index(t_r(1)) > 0);
+    CHECK_EQ_INT(t_node(1)->disk.snap.index, raft_snapshot_index(t_r(1)));
+    t_async_snap = false;
+    tbuf_free(&t_snap.bytes);
+    t_world_free();
+}
+
 TEST(node_snapshot_taken_after_snapshot_entries_and_lagging_follower_installs_it)
 {
     t_world_init(3, T_PERSIST_AUTO);
@@ -1986,9 +2016,10 @@ int main(void)
     RUN(node_restart_from_a_snapshot_and_the_entries_after_it);
     RUN(node_crash_loses_only_what_was_not_persisted);
     RUN(node_waiting_write_covered_by_an_installed_snapshot_gets_tryagain);
+    RUN(node_snapshot_taken_elsewhere_compacts_when_its_bytes_come_back);
+    RUN(node_snapshot_failing_elsewhere_three_times_is_taken_on_the_spot);
     /* last: under UBSan, node.c's install aborts on memmove(NULL, NULL, 0)
      * in a node that never held a waiting write */
-    RUN(node_snapshot_taken_elsewhere_compacts_when_its_bytes_come_back);
     RUN(node_snapshot_taken_after_snapshot_entries_and_lagging_follower_installs_it);
     return test_summary("node");
 }
