@@ -253,6 +253,11 @@ static void cluster__persist(void *arg, const struct raft_ready *rd)
 
 /* The pipe is read in pieces of at most this much. */
 #define CLUSTER_SNAP_READ_MAX (4u << 20)
+/* A child that has not delivered after this long is killed and counts as
+ * failed: serializing takes about a second per million keys at full
+ * speed, so this allows for a big state machine on a busy machine (the
+ * child runs at nice 19) and still ends a child stuck for good. */
+#define CLUSTER_SNAP_TIMEOUT_MS (15ull * 60 * 1000)
 
 static void cluster__snap_closed(uv_handle_t *h)
 {
@@ -298,6 +303,7 @@ static void cluster__snap_finish(struct cluster *cl, bool eof, const char *why)
     }
     if (!whole) {
         free(data);
+        raftlog_snap_discard(cl->rl, cl->snap_index); /* a file it may have written */
         cluster__log(cl, LOG_WARNING,
                      "raft: the snapshot at index %llu failed (pid %d: %s); compaction waits",
                      (unsigned long long)cl->snap_index, (int)pid, why);
@@ -317,6 +323,13 @@ static void cluster__snap_finish(struct cluster *cl, bool eof, const char *why)
         raftlog_snap_prepared(cl->rl, &s, tbuf_read_u32le(cl->snap_hdr + 16));
     }
     node_compact(cl->node, cl->snap_index, data, cl->snap_len);
+}
+
+/* From a periodic timer: a child past its deadline fails. */
+static void cluster__snap_check_deadline(struct cluster *cl, uint64_t now)
+{
+    if (cl->snap_pid > 0 && now - cl->snap_start_ms > CLUSTER_SNAP_TIMEOUT_MS)
+        cluster__snap_finish(cl, false, "timed out");
 }
 
 static void cluster__snap_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -583,6 +596,7 @@ static void cluster__on_proxy_timer(uv_timer_t *t)
 {
     struct cluster *cl = t->data;
     uint64_t now = cluster__now_ms(NULL);
+    cluster__snap_check_deadline(cl, now);
     static const char lost[] =
         "-TRYAGAIN the leader did not answer; the command may or may not have been applied\r\n";
     static const char gone[] =
@@ -1048,6 +1062,7 @@ void cluster_stop(struct cluster *cl)
         cl->snap_pipe = NULL;
         free(cl->snap_data);
         cl->snap_data = NULL;
+        raftlog_snap_discard(cl->rl, cl->snap_index);
     }
     uv_timer_stop(&cl->timer);
     uv_close((uv_handle_t *)&cl->timer, NULL);

@@ -93,7 +93,6 @@ void node_config_default(struct node_config *c, raft_id id)
     memset(c, 0, sizeof(*c));
     raft_config_default(&c->raft, id);
     c->snapshot_entries = 100000;
-    c->snapshot_bytes_min = 0;
     c->clock_tick_ms = 100;
     c->ack_timeout_ms = 5000;
 }
@@ -420,8 +419,10 @@ static void node__maybe_compact(struct node *n)
     if (copy == NULL)
         return; /* try again after the next apply */
     memcpy(copy, n->scratch.data, n->scratch.len);
-    if (raft_compact(r, applied, copy, n->scratch.len) == 0)
+    if (raft_compact(r, applied, copy, n->scratch.len) == 0) {
         n->stats.snapshots_taken++;
+        n->compact_failures = 0; /* io.snapshot gets the next one again */
+    }
 }
 
 static bool node__has_deadlines(const struct node *n)

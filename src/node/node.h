@@ -77,7 +77,6 @@ struct node_io {
 struct node_config {
     struct raft_config raft;
     uint64_t snapshot_entries; /* compact after this many applied entries (0: never) */
-    uint64_t snapshot_bytes_min; /* ... and at least this many bytes of log */
     /* While keys have deadlines, the leader moves the state machine's clock
      * (which only entries advance) at least this often, so keys expire in a
      * cluster that receives no writes. 0: never. */

@@ -546,6 +546,17 @@ static void raftlog__drop_prepared(struct raftlog *rl, bool delete_file)
     tfree(path);
 }
 
+void raftlog_snap_discard(struct raftlog *rl, raft_index index)
+{
+    if (rl->prepared.set && rl->prepared.index == index) {
+        raftlog__drop_prepared(rl, true);
+        return;
+    }
+    char *path = raftlog__snap_path(rl->dir, index, 0, RAFTLOG_PREPARED_SUFFIX);
+    reaper_delete(rl->reaper, path);
+    tfree(path);
+}
+
 void raftlog_snap_prepared(struct raftlog *rl, const struct raft_snapshot *s, uint32_t crc)
 {
     raftlog__drop_prepared(rl, true);
@@ -889,14 +900,15 @@ static int raftlog__persist_snapshot(struct raftlog *rl, const struct raft_snaps
      * renamed into place; any other is written here */
     bool adopt = !install && rl->prepared.set && rl->prepared.index == s->index &&
                  rl->prepared.term == s->term && rl->prepared.len == s->len;
-    uint32_t crc;
-    int rc;
+    uint32_t crc = 0;
+    int rc = TRIAD_EIO;
     if (adopt) {
         crc = rl->prepared.crc;
         char *from = raftlog__snap_path(rl->dir, s->index, 0, RAFTLOG_PREPARED_SUFFIX);
         rc = raftlog__snap_place(rl, from, s, lsn, errmsg, errlen);
         tfree(from);
-    } else {
+    }
+    if (rc != 0) { /* not prepared, or the file could not be placed: we hold the bytes */
         crc = s->len > 0 ? crc32c(0, s->data, (size_t)s->len) : 0;
         rc = raftlog__snap_write(rl, s, lsn, crc, errmsg, errlen);
     }

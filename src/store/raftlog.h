@@ -186,6 +186,11 @@ int raftlog_persist(struct raftlog *rl, const struct raft_ready *rd, uint64_t *l
 int raftlog_snap_prepare(const char *dir, const struct raft_snapshot *s, uint32_t *crc,
                          char *errmsg, size_t errlen);
 void raftlog_snap_prepared(struct raftlog *rl, const struct raft_snapshot *s, uint32_t crc);
+/* The file raftlog_snap_prepare would write for index, if there is one,
+ * goes (on the reaper): its writer failed or its snapshot is not wanted.
+ * (A prepared file the persist cannot rename into place is not needed
+ * either: the persist writes the snapshot's bytes itself.) */
+void raftlog_snap_discard(struct raftlog *rl, raft_index index);
 
 /* Reclaim space, given that every record with lsn <= durable_lsn is
  * durable (wal_write_batch with sync returned for it). Deletes snapshot

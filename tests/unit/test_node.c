@@ -1829,7 +1829,7 @@ TEST(node_snapshot_taken_elsewhere_compacts_when_its_bytes_come_back)
 
 /* io.snapshot failing again and again (fork refused): after three
  * failures in a row the node compacts on the spot, so the log stays
- * bounded. */
+ * bounded, and hands the next one to io.snapshot again. */
 TEST(node_snapshot_failing_elsewhere_three_times_is_taken_on_the_spot)
 {
     t_world_init(1, T_PERSIST_AUTO);
@@ -1852,6 +1852,15 @@ TEST(node_snapshot_failing_elsewhere_three_times_is_taken_on_the_spot)
     CHECK_EQ_INT(node_stats(t_n(1))->snapshots_taken, 1);
     CHECK(raft_snapshot_index(t_r(1)) > 0);
     CHECK_EQ_INT(t_node(1)->disk.snap.index, raft_snapshot_index(t_r(1)));
+    /* only that one: the next goes to io.snapshot again */
+    for (uint64_t req = 100; req < 140 && t_snap.calls == 3; req++) {
+        snprintf(line, sizeof(line), "SET j%llu v", (unsigned long long)req);
+        t_submit(1, req, line);
+        t_run(1);
+        EXPECT_REPLY(1, req, "+OK\r\n");
+    }
+    CHECK_EQ_INT(t_snap.calls, 4);
+    CHECK_EQ_INT(node_stats(t_n(1))->snapshots_taken, 1);
     t_async_snap = false;
     tbuf_free(&t_snap.bytes);
     t_world_free();

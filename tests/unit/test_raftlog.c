@@ -609,7 +609,8 @@ static int count_prepared_files(const char *dir)
 /* A compaction's snapshot file written elsewhere (the server's forked
  * child) is renamed into place by the persist, which writes none of its
  * bytes; a prepared file for another snapshot is not used and goes; one
- * no persist took is removed at the next open. */
+ * that vanished before the persist is written afresh from the bytes; a
+ * discarded one goes at once, and one no persist took at the next open. */
 TEST(raftlog_a_compaction_renames_a_snapshot_file_written_elsewhere)
 {
     char *dir = make_tmpdir();
@@ -647,8 +648,26 @@ TEST(raftlog_a_compaction_renames_a_snapshot_file_written_elsewhere)
     CHECK_EQ_INT(count_prepared_files(dir), 0);
     CHECK(reopen_equals(&rl, dir, 0, &m));
 
-    /* prepared and never persisted: the next open removes it */
+    /* prepared, but its file gone by the persist: written from the bytes */
+    s = make_snapshot(11, 1, 400);
+    CHECK_EQ_INT(raftlog_snap_prepare(dir, &s, &crc, errmsg, sizeof(errmsg)), 0);
+    raftlog_snap_prepared(rl, &s, crc);
+    char pre[4096];
+    CHECK_EQ_INT(list_files(dir, "raftsnap-", ".pre", pre, NULL, sizeof(pre)), 1);
+    CHECK_EQ_INT(unlink(pre), 0);
+    rd = entries_ready(&b, 14, 1, 1, (struct raft_hard_state){1, 1, 12});
+    rd.snapshot = &s;
+    CHECK(persist(rl, &m, &rd));
+    CHECK(reopen_equals(&rl, dir, 0, &m));
+
+    /* discarded (its writer failed): gone at once */
     s = make_snapshot(12, 1, 300);
+    CHECK_EQ_INT(raftlog_snap_prepare(dir, &s, &crc, errmsg, sizeof(errmsg)), 0);
+    CHECK_EQ_INT(count_prepared_files(dir), 1);
+    raftlog_snap_discard(rl, 12);
+    CHECK_EQ_INT(count_prepared_files(dir), 0);
+
+    /* prepared and never persisted: the next open removes it */
     CHECK_EQ_INT(raftlog_snap_prepare(dir, &s, &crc, errmsg, sizeof(errmsg)), 0);
     CHECK_EQ_INT(count_prepared_files(dir), 1);
     CHECK(reopen_equals(&rl, dir, 0, &m));
