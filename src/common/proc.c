@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Close descriptors lo..hi (hi >= lo). */
@@ -53,4 +54,15 @@ pid_t proc_fork(int keep)
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return 0;
+}
+
+void proc_reap(pid_t pid, bool kill_first, int *status)
+{
+    if (kill_first)
+        kill(pid, SIGKILL);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (status != NULL)
+        *status = st;
 }

@@ -12,6 +12,7 @@
 #ifndef TRIAD_PROC_H
 #define TRIAD_PROC_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 /* fork(), with SIGTERM and SIGINT blocked across it. In the child (0
@@ -20,5 +21,9 @@
  * the parent (PR_SET_PDEATHSIG) and runs at the lowest priority; a child
  * whose parent is already gone _exits. In the parent, as fork(). */
 pid_t proc_fork(int keep);
+
+/* Reap child pid (waitpid, again on EINTR), killing it first (SIGKILL)
+ * if kill_first; its wait status goes to *status if not NULL. */
+void proc_reap(pid_t pid, bool kill_first, int *status);
 
 #endif

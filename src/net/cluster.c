@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -274,29 +273,34 @@ static void cluster__snap_resize_avoid(struct node *n, bool avoid)
         kv_set_resize_avoid(f->srv.db[db], avoid);
 }
 
+/* End the child's work: its pipe closed, the child reaped (killed first
+ * if kill_first), the tables free to resize. Returns what it sent (the
+ * caller's now). */
+static uint8_t *cluster__snap_end(struct cluster *cl, bool kill_first, int *status)
+{
+    uv_read_stop((uv_stream_t *)cl->snap_pipe);
+    uv_close((uv_handle_t *)cl->snap_pipe, cluster__snap_closed);
+    cl->snap_pipe = NULL;
+    proc_reap(cl->snap_pid, kill_first, status);
+    cl->snap_pid = 0;
+    cluster__snap_resize_avoid(cl->node, false);
+    uint8_t *data = cl->snap_data;
+    cl->snap_data = NULL;
+    return data;
+}
+
 /* The child's work is over (eof: the pipe reached its end): reap it (and
  * kill it first unless it delivered everything), then hand the node the
  * snapshot or tell it that none came. */
 static void cluster__snap_finish(struct cluster *cl, bool eof, const char *why)
 {
-    uv_read_stop((uv_stream_t *)cl->snap_pipe);
-    uv_close((uv_handle_t *)cl->snap_pipe, cluster__snap_closed);
-    cl->snap_pipe = NULL;
     bool whole = eof && cl->snap_hdr_got == sizeof(cl->snap_hdr) && cl->snap_data != NULL &&
                  cl->snap_got == cl->snap_len;
-    if (!whole) {
-        kill(cl->snap_pid, SIGKILL);
-        if (why == NULL)
-            why = "the child stopped before the end";
-    }
-    int status = 0;
-    while (waitpid(cl->snap_pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    if (!whole && why == NULL)
+        why = "the child stopped before the end";
     pid_t pid = cl->snap_pid;
-    cl->snap_pid = 0;
-    cluster__snap_resize_avoid(cl->node, false);
-    uint8_t *data = cl->snap_data;
-    cl->snap_data = NULL;
+    int status = 0;
+    uint8_t *data = cluster__snap_end(cl, !whole, &status);
     if (whole && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
         whole = false;
         why = "the child failed";
@@ -456,9 +460,7 @@ static void cluster__snapshot(void *arg, struct node *n, uint64_t index)
     return;
 
 err_child:
-    kill(pid, SIGKILL);
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-    }
+    proc_reap(pid, true, NULL);
     errno = -uerr;
 err:
     cluster__log(cl, LOG_WARNING, "raft: can't start a snapshot at index %llu: %s: %s",
@@ -1053,15 +1055,7 @@ void cluster_stop(struct cluster *cl)
     cl->stopped = true;
     if (cl->snap_pid > 0) {
         /* no compaction now: the log is whole without it */
-        kill(cl->snap_pid, SIGKILL);
-        while (waitpid(cl->snap_pid, NULL, 0) < 0 && errno == EINTR) {
-        }
-        cl->snap_pid = 0;
-        uv_read_stop((uv_stream_t *)cl->snap_pipe);
-        uv_close((uv_handle_t *)cl->snap_pipe, cluster__snap_closed);
-        cl->snap_pipe = NULL;
-        free(cl->snap_data);
-        cl->snap_data = NULL;
+        free(cluster__snap_end(cl, true, NULL));
         raftlog_snap_discard(cl->rl, cl->snap_index);
     }
     uv_timer_stop(&cl->timer);

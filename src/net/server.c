@@ -1235,6 +1235,8 @@ static bool server_snapshot_due(struct server *srv)
 
 static int server_snapshot_sync(struct server *srv, char *errmsg, size_t errlen)
 {
+    /* leader mode's data lives in its Raft log, which compacts itself */
+    TRIAD_ASSERT(srv->cluster == NULL);
     uint64_t lsn = wal_last_lsn(srv->wal);
     int64_t t0 = wall_ms();
     uint64_t bytes = 0;
@@ -1266,6 +1268,7 @@ static void server_resize_avoid(struct server *srv, bool avoid)
 
 static int server_snapshot_background(struct server *srv, char *errmsg, size_t errlen)
 {
+    TRIAD_ASSERT(srv->cluster == NULL); /* as server_snapshot_sync */
     if (srv->child_pid > 0) {
         snprintf(errmsg, errlen, "Background save already in progress");
         return -1;
@@ -1863,8 +1866,7 @@ static void server_shutdown(struct server *srv, bool save)
         }
     }
     if (srv->child_pid > 0) {
-        kill(srv->child_pid, SIGKILL);
-        waitpid(srv->child_pid, NULL, 0);
+        proc_reap(srv->child_pid, true, NULL);
         srv->child_pid = 0;
     }
     /* Hand the last records to the fsync thread and let it finish: it writes

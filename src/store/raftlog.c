@@ -522,14 +522,29 @@ static int raftlog__snap_write(struct raftlog *rl, const struct raft_snapshot *s
     return rc;
 }
 
+/* The name raftlog_snap_prepare gives the snapshot at index (tmalloc'd). */
+static char *raftlog__prepared_path(const char *dir, raft_index index)
+{
+    return raftlog__snap_path(dir, index, 0, RAFTLOG_PREPARED_SUFFIX);
+}
+
 int raftlog_snap_prepare(const char *dir, const struct raft_snapshot *s, uint32_t *crc,
                          char *errmsg, size_t errlen)
 {
     *crc = s->len > 0 ? crc32c(0, s->data, (size_t)s->len) : 0;
-    char *path = raftlog__snap_path(dir, s->index, 0, RAFTLOG_PREPARED_SUFFIX);
+    char *path = raftlog__prepared_path(dir, s->index);
     int rc = raftlog__snap_file(path, s, *crc, errmsg, errlen);
     tfree(path);
     return rc;
+}
+
+void raftlog_snap_discard(struct raftlog *rl, raft_index index)
+{
+    if (rl->prepared.index == index)
+        rl->prepared.set = false;
+    char *path = raftlog__prepared_path(rl->dir, index);
+    reaper_delete(rl->reaper, path);
+    tfree(path);
 }
 
 /* Forget the prepared file, deleting it (on the reaper) unless a persist
@@ -539,22 +554,8 @@ static void raftlog__drop_prepared(struct raftlog *rl, bool delete_file)
     if (!rl->prepared.set)
         return;
     rl->prepared.set = false;
-    if (!delete_file)
-        return;
-    char *path = raftlog__snap_path(rl->dir, rl->prepared.index, 0, RAFTLOG_PREPARED_SUFFIX);
-    reaper_delete(rl->reaper, path);
-    tfree(path);
-}
-
-void raftlog_snap_discard(struct raftlog *rl, raft_index index)
-{
-    if (rl->prepared.set && rl->prepared.index == index) {
-        raftlog__drop_prepared(rl, true);
-        return;
-    }
-    char *path = raftlog__snap_path(rl->dir, index, 0, RAFTLOG_PREPARED_SUFFIX);
-    reaper_delete(rl->reaper, path);
-    tfree(path);
+    if (delete_file)
+        raftlog_snap_discard(rl, rl->prepared.index);
 }
 
 void raftlog_snap_prepared(struct raftlog *rl, const struct raft_snapshot *s, uint32_t crc)
@@ -904,7 +905,7 @@ static int raftlog__persist_snapshot(struct raftlog *rl, const struct raft_snaps
     int rc = TRIAD_EIO;
     if (adopt) {
         crc = rl->prepared.crc;
-        char *from = raftlog__snap_path(rl->dir, s->index, 0, RAFTLOG_PREPARED_SUFFIX);
+        char *from = raftlog__prepared_path(rl->dir, s->index);
         rc = raftlog__snap_place(rl, from, s, lsn, errmsg, errlen);
         tfree(from);
     }

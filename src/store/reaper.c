@@ -67,7 +67,7 @@ static void *reaper__main(void *arg)
             continue;
         }
         struct reaper_entry e = r->q[r->head++];
-        if (e.chain != 0 && e.chain == r->failed_chain) {
+        if (e.chain == r->failed_chain) {
             r->kept++;
             tfree(e.path);
             continue;

@@ -491,11 +491,13 @@ static int wal__create_segment(struct wal *w, uint64_t first_lsn, bool prefill, 
     w->cur_records = 0;
     /* The first prefill is synced here too, so that the first batches'
      * fdatasyncs already find the file at its new size. */
-    if (prefill && wal__prefill(w, WAL_HEADER_BYTES, errmsg, errlen) != 0)
-        goto err_reset;
-    if (prefill && fs_datasync(w->fd) != 0) {
-        wal__err(errmsg, errlen, "wal: fdatasync prefill of %s: %s", path, strerror(errno));
-        goto err_reset;
+    if (prefill) {
+        if (wal__prefill(w, WAL_HEADER_BYTES, errmsg, errlen) != 0)
+            goto err_reset;
+        if (fs_datasync(w->fd) != 0) {
+            wal__err(errmsg, errlen, "wal: fdatasync prefill of %s: %s", path, strerror(errno));
+            goto err_reset;
+        }
     }
     if (fs_sync_dir(w->dir) != 0) {
         wal__err(errmsg, errlen, "wal: fsync directory %s: %s", w->dir, strerror(errno));

@@ -68,6 +68,22 @@ static inline char *read_file(const char *path, size_t *len)
     return p;
 }
 
+/* How many files in dir end in suffix. */
+static inline int count_files(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name), s = strlen(suffix);
+        if (l >= s && strcmp(e->d_name + l - s, suffix) == 0)
+            n++;
+    }
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
 /* Replace the file's contents with len bytes at p. */
 static inline void write_file(const char *path, const void *p, size_t len)
 {

@@ -1,7 +1,7 @@
 /* Unit tests for proc_fork: the child it makes keeps none of the parent's
  * descriptors but the one named, takes SIGTERM and SIGINT at their
  * default action, runs at the lowest priority; the parent keeps its own
- * handlers and mask. */
+ * handlers and mask. And proc_reap. */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -103,9 +103,30 @@ TEST(proc_fork_child_without_a_kept_descriptor_keeps_only_0_to_2)
     close(fds[1]);
 }
 
+TEST(proc_reap_kills_and_reaps_or_just_reaps)
+{
+    pid_t pid = proc_fork(-1);
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        pause();
+        _exit(0);
+    }
+    int status = 0;
+    proc_reap(pid, true, &status);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    CHECK_EQ_INT(waitpid(pid, NULL, WNOHANG), -1); /* reaped: no such child */
+    pid = proc_fork(-1);
+    CHECK(pid >= 0);
+    if (pid == 0)
+        _exit(7);
+    proc_reap(pid, false, &status);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 7);
+}
+
 int main(void)
 {
     RUN(proc_fork_child_keeps_one_descriptor_and_default_stop_signals);
     RUN(proc_fork_child_without_a_kept_descriptor_keeps_only_0_to_2);
+    RUN(proc_reap_kills_and_reaps_or_just_reaps);
     return test_summary("proc");
 }

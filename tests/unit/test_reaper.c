@@ -68,14 +68,6 @@ static bool gate_wait_held(void)
     return held;
 }
 
-static void touch(const char *path)
-{
-    FILE *f = fopen(path, "w");
-    TRIAD_ASSERT(f != NULL);
-    fputs("x", f);
-    fclose(f);
-}
-
 /* Files dir/<prefix>0 .. dir/<prefix>(n-1), each one byte; their paths in
  * paths[], and pointers to those in chain[] (for reaper_delete_chain). */
 static void touch_files(const char *dir, const char *prefix, int n, char (*paths)[512],
@@ -83,7 +75,7 @@ static void touch_files(const char *dir, const char *prefix, int n, char (*paths
 {
     for (int i = 0; i < n; i++) {
         snprintf(paths[i], sizeof(paths[i]), "%s/%s%d", dir, prefix, i);
-        touch(paths[i]);
+        write_file(paths[i], "x", 1);
         chain[i] = paths[i];
     }
 }
@@ -95,7 +87,7 @@ TEST(reaper_deletes_in_the_order_given_on_its_own_thread_while_the_caller_goes_o
     for (int i = 0; i < NFILES; i++) {
         /* names that do not sort in the order they are given */
         snprintf(paths[i], sizeof(paths[i]), "%s/f%d", dir, (NFILES - i) * 7 % 10);
-        touch(paths[i]);
+        write_file(paths[i], "x", 1);
     }
     struct reaper *r;
     char err[256];
@@ -186,7 +178,7 @@ TEST(reaper_stops_a_chain_at_a_file_it_cannot_delete_and_goes_on_with_the_next)
     CHECK_EQ_INT(st.kept, 1);
     CHECK(strstr(err, paths[1]) != NULL);
     /* a NULL reaper stops the same way */
-    touch(paths[0]);
+    write_file(paths[0], "x", 1);
     fs_faults.unlink_fail_nth = 1;
     reaper_delete_chain(NULL, chain, 3);
     CHECK(file_size(paths[0]) == 1 && file_size(paths[1]) == 1 && file_size(paths[2]) == 1);
@@ -244,7 +236,7 @@ TEST(reaper_free_deletes_what_is_still_queued)
     CHECK_EQ_INT(reaper_new(&r, err, sizeof(err)), 0);
     for (int i = 0; i < NFILES; i++) {
         snprintf(paths[i], sizeof(paths[i]), "%s/f%d", dir, i);
-        touch(paths[i]);
+        write_file(paths[i], "x", 1);
         reaper_delete(r, paths[i]);
     }
     reaper_free(r);
@@ -259,7 +251,7 @@ TEST(reaper_null_deletes_at_once)
     char *dir = make_tmpdir_named("reaper");
     char path[512];
     snprintf(path, sizeof(path), "%s/f", dir);
-    touch(path);
+    write_file(path, "x", 1);
     reaper_delete(NULL, path);
     CHECK(file_size(path) == -1);
     reaper_wait(NULL);
@@ -299,18 +291,6 @@ static void write_records(struct wal *w, int n)
     }
 }
 
-static int count_logs(const char *dir)
-{
-    int n = 0;
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d != NULL && (e = readdir(d)) != NULL)
-        n += strstr(e->d_name, ".log") != NULL;
-    if (d != NULL)
-        closedir(d);
-    return n;
-}
-
 TEST(wal_hands_removed_segments_to_its_reaper_oldest_first)
 {
     char *dir = make_tmpdir_named("reaper-wal");
@@ -332,11 +312,11 @@ TEST(wal_hands_removed_segments_to_its_reaper_oldest_first)
     CHECK(gate_wait_held());
     wal_stats(w, &segs, &bytes);
     CHECK(segs < segs_before);
-    CHECK_EQ_INT(count_logs(dir), (int)segs_before); /* the files are still there */
+    CHECK_EQ_INT(count_files(dir, ".log"), (int)segs_before); /* the files are still there */
 
     gate_set(false);
     reaper_wait(r);
-    CHECK_EQ_INT(count_logs(dir), (int)segs);
+    CHECK_EQ_INT(count_files(dir, ".log"), (int)segs);
     CHECK_EQ_INT(gate.nseen, (int)(segs_before - segs));
     for (int i = 1; i < gate.nseen; i++)
         CHECK(strcmp(gate.seen[i - 1], gate.seen[i]) < 0); /* names carry the first lsn */
@@ -367,18 +347,18 @@ TEST(wal_deletes_what_a_failed_removal_left_with_the_next_removal)
     fs_faults.unlink_fail_nth = 0;
     wal_stats(w, &segs, &bytes);
     CHECK(segs < segs_before);
-    CHECK_EQ_INT(count_logs(dir), (int)segs_before);
+    CHECK_EQ_INT(count_files(dir, ".log"), (int)segs_before);
     /* A removal that finds nothing new to take off deletes nothing... */
     wal_remove_before(w, 17);
     reaper_wait(r);
-    CHECK_EQ_INT(count_logs(dir), (int)segs_before);
+    CHECK_EQ_INT(count_files(dir, ".log"), (int)segs_before);
     /* ...the next one that does deletes the leftovers too. */
     write_records(w, 10);
     wal_stats(w, &segs_before, &bytes);
     wal_remove_before(w, 35);
     reaper_wait(r);
     wal_stats(w, &segs, &bytes);
-    CHECK_EQ_INT(count_logs(dir), (int)segs);
+    CHECK_EQ_INT(count_files(dir, ".log"), (int)segs);
     struct reaper_stats st;
     reaper_stats(r, &st, err, sizeof(err));
     CHECK_EQ_INT(st.failed, 1);

@@ -155,21 +155,6 @@ static void seg_path(const char *dir, uint64_t first_lsn, char *out, size_t outl
     snprintf(out, outlen, "%s/wal-%020" PRIu64 ".log", dir, first_lsn);
 }
 
-static int count_files(const char *dir, const char *suffix)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *e;
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        size_t l = strlen(e->d_name), s = strlen(suffix);
-        if (l >= s && strcmp(e->d_name + l - s, suffix) == 0)
-            n++;
-    }
-    if (d != NULL)
-        closedir(d);
-    return n;
-}
-
 static void flip_bit(const char *path, long off, int bit)
 {
     int fd = open(path, O_RDWR);
