@@ -32,7 +32,7 @@ static void snap_path(const char *dir, uint64_t lsn, const char *suffix, char *o
     snprintf(out, n, "%s/snap-%020" PRIu64 "%s", dir, lsn, suffix);
 }
 
-static int count_files(const char *dir)
+static int count_entries(const char *dir)
 {
     DIR *d = opendir(dir);
     int n = 0;
@@ -132,7 +132,7 @@ TEST(snap_round_trips_every_db_with_values_of_many_sizes)
     char p[600];
     snap_path(dir, 42, ".snap", p, sizeof(p));
     CHECK_EQ_INT(file_size(p), (long)bytes);
-    CHECK_EQ_INT(count_files(dir), 1);
+    CHECK_EQ_INT(count_entries(dir), 1);
 
     new_dbs(dst, NDBS);
     uint64_t lsn = 0;
@@ -341,7 +341,7 @@ TEST(snap_removes_a_leftover_tmp_and_loads_the_real_one)
     CHECK_EQ_INT(lsn, 5);
     CHECK_EQ_INT(kv_count(dbs[0]), 1);
     CHECK_EQ_INT(file_size(tmp), -1);
-    CHECK_EQ_INT(count_files(dir), 1);
+    CHECK_EQ_INT(count_entries(dir), 1);
     free_dbs(dbs, 1);
     rm_rf(dir);
     free(dir);
@@ -400,7 +400,7 @@ TEST(snap_remove_older_keeps_the_given_lsn_and_newer)
         snap_path(dir, lsns[i], ".snap", p, sizeof(p));
         CHECK_EQ_INT(file_size(p) >= 0, lsns[i] >= 12);
     }
-    CHECK_EQ_INT(count_files(dir), 2);
+    CHECK_EQ_INT(count_entries(dir), 2);
     free_dbs(dbs, 1);
     rm_rf(dir);
     free(dir);
@@ -430,10 +430,10 @@ TEST(snap_write_returns_eio_on_injected_faults_and_leaves_no_file)
         }
         CHECK_EQ_INT(rc, TRIAD_EIO);
         CHECK(strstr(errmsg, "snap: ") == errmsg);
-        CHECK_EQ_INT(count_files(dir), 0);
+        CHECK_EQ_INT(count_entries(dir), 0);
     }
     CHECK_EQ_INT(snap_write(dir, 11, dbs, NDBS, NOW_MS, NULL, errmsg, sizeof(errmsg)), 0);
-    CHECK_EQ_INT(count_files(dir), 1);
+    CHECK_EQ_INT(count_entries(dir), 1);
     free_dbs(dbs, NDBS);
     rm_rf(dir);
     free(dir);
