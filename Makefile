@@ -35,7 +35,7 @@ TRIAD_SRC = src/triad.c $(COMMON_SRC) $(RESP_SRC) $(STORE_SRC) $(CMD_SRC) $(CORE
             $(SIM_SRC) $(NET_SRC) $(CLI_SRC)
 TRIAD_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(TRIAD_SRC))
 
-UNIT_TESTS = resp kv wal snap reaper proc cmd cmd_string config idlepoll raft fsm lincheck node sim raftlog peer_proto peer \
+UNIT_TESTS = resp kv wal snap reaper proc mem cmd cmd_string config idlepoll raft fsm lincheck node sim raftlog peer_proto peer \
              hlc vclock ring merkle gossip dynamo dsim
 UNIT_BINS = $(addprefix $(BUILD)/test_,$(UNIT_TESTS))
 

@@ -2,9 +2,11 @@
 
 #include <malloc.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static _Atomic size_t mem_used_bytes;
 
@@ -68,4 +70,37 @@ size_t tmalloc_size(void *ptr)
 size_t tmem_used(void)
 {
     return atomic_load_explicit(&mem_used_bytes, memory_order_relaxed);
+}
+
+void *tmem_io_alloc(size_t len, size_t *cap)
+{
+    size_t n = len == 0 ? TMEM_IO_ALIGN : (len + TMEM_IO_ALIGN - 1) & ~(TMEM_IO_ALIGN - 1);
+    if (n < len || n > SIZE_MAX - TMEM_IO_ALIGN)
+        mem__oom(len);
+    /* Over-map by one unit and trim both ends to the aligned part: mmap
+     * itself promises only page alignment. */
+    size_t span = n + TMEM_IO_ALIGN;
+    char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED)
+        mem__oom(len);
+    uintptr_t a = ((uintptr_t)raw + TMEM_IO_ALIGN - 1) & ~(uintptr_t)(TMEM_IO_ALIGN - 1);
+    size_t head = (size_t)(a - (uintptr_t)raw);
+    if (head > 0)
+        munmap(raw, head);
+    if (span - head - n > 0)
+        munmap((char *)a + n, span - head - n);
+    /* Advice only: without THP (or with it off) the pages are small. */
+    (void)madvise((void *)a, n, MADV_HUGEPAGE);
+    (void)madvise((void *)a, n, MADV_DONTFORK);
+    atomic_fetch_add_explicit(&mem_used_bytes, n, memory_order_relaxed);
+    *cap = n;
+    return (void *)a;
+}
+
+void tmem_io_free(void *p, size_t cap)
+{
+    if (p == NULL)
+        return;
+    atomic_fetch_sub_explicit(&mem_used_bytes, cap, memory_order_relaxed);
+    munmap(p, cap);
 }

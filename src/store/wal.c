@@ -106,6 +106,7 @@ _Static_assert(WAL_PAYLOAD_MIN_BYTES > 0, "a zero length must never be a valid r
 _Static_assert(WAL_PREFILL_CHUNK_BYTES > 0, "prefill must make progress");
 _Static_assert((WAL_BLOCK_BYTES & (WAL_BLOCK_BYTES - 1)) == 0, "block size is a power of two");
 _Static_assert(WAL_STAGE_BYTES_MAX % WAL_BLOCK_BYTES == 0, "stage is whole blocks");
+_Static_assert(TMEM_IO_ALIGN % WAL_BLOCK_BYTES == 0, "an I/O buffer is block-aligned");
 _Static_assert(WAL_STAGE_BYTES_MAX >= 2 * WAL_BLOCK_BYTES, "a piece holds a tail and a block");
 _Static_assert(WAL_HEADER_BYTES < WAL_BLOCK_BYTES, "the header is the start of block 0");
 
@@ -153,10 +154,9 @@ struct wal {
      * (cur_bytes % WAL_BLOCK_BYTES of them): what a direct write of the
      * block holding cur_bytes must carry before the new records. */
     unsigned char tail[WAL_BLOCK_BYTES];
-    /* Aligned staging buffer for whole-block writes (direct or cached),
-     * kept across batches; stage_raw is the allocation it lies in. */
+    /* Staging buffer for whole-block writes (direct or cached), kept
+     * across batches: an I/O buffer (tmem_io_alloc), so block-aligned. */
     unsigned char *stage;
-    void *stage_raw;
     size_t stage_cap;
 
     /* Any thread, under seg_mu. The last entry is the current segment. */
@@ -253,27 +253,14 @@ static uint64_t wal__block_up(uint64_t off)
     return wal__block_down(off + WAL_BLOCK_BYTES - 1);
 }
 
-/* An allocation of at least `len` bytes (len > 0) starting at a block
- * boundary, through the accounted allocator (which knows no alignment):
- * *raw is what to free. Zeroed if `zero`. */
-static unsigned char *wal__alloc_aligned(size_t len, bool zero, void **raw)
-{
-    TRIAD_ASSERT(len > 0);
-    *raw = zero ? tcalloc(1, len + WAL_BLOCK_BYTES) : tmalloc(len + WAL_BLOCK_BYTES);
-    uintptr_t p = ((uintptr_t)*raw + WAL_BLOCK_BYTES - 1) & ~(uintptr_t)(WAL_BLOCK_BYTES - 1);
-    return (unsigned char *)p;
-}
-
 /* Make the staging buffer hold at least len bytes (<= WAL_STAGE_BYTES_MAX). */
 static void wal__stage_reserve(struct wal *w, size_t len)
 {
     TRIAD_ASSERT(len <= WAL_STAGE_BYTES_MAX);
     if (w->stage_cap >= len)
         return;
-    size_t cap = TRIAD_MAX(len, TRIAD_MIN(w->stage_cap * 2, (size_t)WAL_STAGE_BYTES_MAX));
-    tfree(w->stage_raw);
-    w->stage = wal__alloc_aligned(cap, false, &w->stage_raw);
-    w->stage_cap = cap;
+    tmem_io_free(w->stage, w->stage_cap);
+    w->stage = tmem_io_alloc(len, &w->stage_cap);
 }
 
 /* Try to make `fd` (the current segment, open for writing at `path`) an
@@ -390,24 +377,23 @@ static int wal__prefill(struct wal *w, uint64_t end, char *errmsg, size_t errlen
     TRIAD_ASSERT(target >= off);
     if (target > off) {
         size_t zlen = (size_t)TRIAD_MIN(target - off, (uint64_t)WAL_PREFILL_CHUNK_BYTES);
-        /* Fresh from the allocator: large blocks are new zero pages that
-         * cost nothing until read, and live only for this call. Aligned
-         * for a direct write (a direct write of whole blocks of zeros
-         * stays whole blocks, as zlen is then a block multiple). */
-        void *raw;
-        unsigned char *zeros = wal__alloc_aligned(zlen, true, &raw);
+        /* A fresh I/O buffer, for this call only: zeros that cost
+         * nothing until read, aligned for a direct write (whole blocks of
+         * zeros stay whole blocks, as zlen is then a block multiple). */
+        size_t zcap;
+        unsigned char *zeros = tmem_io_alloc(zlen, &zcap);
         while (off < target) {
             size_t n = (size_t)TRIAD_MIN(target - off, (uint64_t)zlen);
             if (wal__pwrite(w, zeros, n, off) != 0) {
                 wal__err(errmsg, errlen,
                          "wal: prefill segment %" PRIu64 " at offset %" PRIu64 ": %s",
                          w->cur_first_lsn, off, strerror(errno));
-                tfree(raw);
+                tmem_io_free(zeros, zcap);
                 return TRIAD_EIO;
             }
             off += n;
         }
-        tfree(raw);
+        tmem_io_free(zeros, zcap);
     }
     w->cur_alloc_bytes = target;
     TRIAD_ASSERT(w->cur_alloc_bytes >= end);
@@ -963,7 +949,7 @@ static void wal__free(struct wal *w)
 {
     wal__close_cur(w);
     tbuf_free(&w->pending);
-    tfree(w->stage_raw);
+    tmem_io_free(w->stage, w->stage_cap);
     tfree(w->segs);
     pthread_mutex_destroy(&w->seg_mu);
     tfree(w->dir);
