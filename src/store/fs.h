@@ -41,6 +41,9 @@ struct fs_faults {
     /* Make fs_open refuse O_DIRECT with EINVAL, as a filesystem without
      * direct I/O does: tests reach the buffered fallback this way. */
     bool direct_io_off;
+    /* Make fs_huge_pages say no, as on a kernel with transparent huge
+     * pages off: tests reach the WAL's other write policy this way. */
+    bool huge_pages_off;
     /* Called by fs_unlink, on whatever thread it runs, before it deletes
      * path: a test can hold a deletion there or note the order. */
     void (*before_unlink)(const char *path);
@@ -66,6 +69,11 @@ int fs_datasync(int fd);
 int fs_write_back(int fd, uint64_t off, uint64_t len);
 /* Does fs_write_back on fd reach the pages its writes went to? */
 bool fs_writes_back_ranges(int fd);
+/* Do I/O buffers (tmem_io_alloc) get transparent huge pages here: is the
+ * kernel's setting for huge pages of TMEM_IO_ALIGN bytes `always` or
+ * `madvise`? (A kernel short of free huge pages may still give small
+ * ones; this says what it is set to do.) */
+bool fs_huge_pages(void);
 int fs_fsync(int fd);
 /* fsync a directory, making renames, creations and removals in it durable. */
 int fs_sync_dir(const char *dir);

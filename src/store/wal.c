@@ -150,6 +150,7 @@ struct wal {
     uint64_t cached_unsynced_from;
     bool cached_write_back; /* fs_write_back reaches cached_fd's pages */
     bool direct_refused;   /* the filesystem refused O_DIRECT: don't ask again */
+    bool huge_io;          /* I/O buffers get huge pages (fs_huge_pages, at open) */
     /* The segment's bytes from the last block boundary up to cur_bytes
      * (cur_bytes % WAL_BLOCK_BYTES of them): what a direct write of the
      * block holding cur_bytes must carry before the new records. */
@@ -968,6 +969,7 @@ int wal_open(struct wal **out, const char *dir, uint64_t segment_bytes, uint64_t
     w->fd = -1;
     w->cached_fd = -1;
     w->cached_unsynced_from = WAL_NONE_UNSYNCED;
+    w->huge_io = fs_huge_pages();
     pthread_mutex_init(&w->seg_mu, NULL);
 
     int rc = fs_mkdir_p(dir);
@@ -1219,13 +1221,14 @@ static void wal__leave(struct wal *w)
 static int wal__sync(struct wal *w, char *errmsg, size_t errlen);
 
 /* Whether a run of records goes through the page cache on a direct
- * segment (WAL_CACHED_RUN_BYTES_MIN says why): a big synced one, whose
- * fdatasync writes it back faster than a direct write completes, or a
- * small unsynced one, which a copy into the page cache finishes at once. */
-static bool wal__run_cached(uint64_t run_bytes, bool sync)
+ * segment (WAL_CACHED_RUN_BYTES_MIN says why): a small unsynced one, which
+ * a copy into the page cache finishes at once, or, where the staging
+ * buffer has only small pages, a big synced one, whose fdatasync then
+ * writes it back faster than a direct write completes. */
+static bool wal__run_cached(const struct wal *w, uint64_t run_bytes, bool sync)
 {
     bool big = run_bytes >= WAL_CACHED_RUN_BYTES_MIN;
-    return sync ? big : !big;
+    return sync ? big && !w->huge_io : !big;
 }
 
 static int wal__write_batch(struct wal *w, struct wal_batch *b, bool sync, char *errmsg,
@@ -1279,7 +1282,7 @@ static int wal__write_batch(struct wal *w, struct wal_batch *b, bool sync, char 
             if (rc != 0)
                 goto err_failed;
         }
-        rc = wal__write_run(w, data + run_start, run_bytes, wal__run_cached(run_bytes, sync),
+        rc = wal__write_run(w, data + run_start, run_bytes, wal__run_cached(w, run_bytes, sync),
                             errmsg, errlen);
         if (rc != 0)
             goto err_failed;
@@ -1401,7 +1404,7 @@ bool wal_pending_stays_cached(const struct wal *w)
      * follow on, and all of it fits the segment: one run) nor writes
      * direct (an unsynced run this small goes cached; without O_DIRECT
      * every write does), and, with sync false, neither prefills nor syncs. */
-    return len > 0 && wal__run_cached(len, false) && !w->open && !w->failed && w->fd >= 0 &&
+    return len > 0 && wal__run_cached(w, len, false) && !w->open && !w->failed && w->fd >= 0 &&
            (!w->direct || w->cached_fd >= 0) && w->pending_first_lsn == w->cur_next_lsn &&
            w->cur_bytes + len <= w->segment_bytes;
 }
@@ -1409,6 +1412,11 @@ bool wal_pending_stays_cached(const struct wal *w)
 bool wal_direct_io(const struct wal *w)
 {
     return w->direct;
+}
+
+bool wal_huge_io(const struct wal *w)
+{
+    return w->huge_io;
 }
 
 void wal_stats(struct wal *w, size_t *segments, uint64_t *bytes)

@@ -1676,44 +1676,54 @@ TEST(wal_runs_go_through_the_page_cache_or_direct_into_the_same_blocks)
     wal_close(w);
 
     /* Which path a run took: in a fresh log, a big synced run leaves its
-     * pages in the page cache, a small synced run after it, direct, takes
-     * the block it rewrote out again, a small unsynced one is cached, and
-     * a big unsynced one is not. Only where the filesystem's direct and
-     * buffered writes do that to the page cache at all (not tmpfs, whose
-     * files are nothing but page cache, nor ZFS). */
+     * pages in the page cache where the I/O buffers have small pages (and
+     * goes direct where they have huge ones), a small synced run after it,
+     * direct, takes the block it rewrote out again, a small unsynced one is
+     * cached, and a big unsynced one is not. Both policies: as the kernel
+     * is set, then with huge pages said to be off. Only where the
+     * filesystem's direct and buffered writes do that to the page cache at
+     * all (not tmpfs, whose files are nothing but page cache, nor ZFS). */
     if (!wal_keeps_cached_runs(direct) || !cache_follows_direct_io(dir)) {
         if (!buffered_pass)
             fprintf(stderr, "  note: no cached runs here, or %s does not keep direct writes out "
                             "of the page cache: which path each run took was not checked\n", dir);
     } else {
-        rm_rf(dir);
-        CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
-        char p[600];
-        seg_path(dir, 1, p, sizeof(p));
-        /* (reading the file would bring its pages in: the end is known) */
-        n = append_big_run(w, NULL, 0);
-        long end = WAL_HEADER_BYTES + (long)n * (WAL_RECORD_OVERHEAD + 8 + 4000);
-        CHECK_EQ_INT(write_pending(w, true), 0);
-        CHECK(page_cached(p, WAL_HEADER_BYTES + (long)WAL_CACHED_RUN_BYTES_MIN));
-        CHECK(page_cached(p, end - 1));
-        append_sized(w, 100);
-        CHECK_EQ_INT(write_pending(w, true), 0);
-        CHECK(!page_cached(p, end));
-        CHECK(page_cached(p, WAL_HEADER_BYTES + (long)WAL_CACHED_RUN_BYTES_MIN));
-        end += WAL_RECORD_OVERHEAD + 8 + 100;
-        append_sized(w, 50);
-        CHECK_EQ_INT(write_pending(w, false), 0);
-        CHECK(page_cached(p, end));
-        end += WAL_RECORD_OVERHEAD + 8 + 50;
-        long big_start = end;
-        size_t m = append_big_run(w, NULL, 0);
-        CHECK_EQ_INT(write_pending(w, false), 0);
-        CHECK(!page_cached(p, big_start + (long)WAL_CACHED_RUN_BYTES_MIN));
-        wal_close(w);
-        CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
-        CHECK_EQ_INT(rp.count, (long long)(n + 2 + m));
-        CHECK_EQ_INT(lg.count, 0);
-        wal_close(w);
+        for (int huge_off = 0; huge_off < 2; huge_off++) {
+            set_faults((struct fs_faults){.huge_pages_off = huge_off});
+            rm_rf(dir);
+            CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+            CHECK_EQ_INT(wal_huge_io(w), !huge_off && fs_huge_pages());
+            bool big_synced_cached = !wal_huge_io(w);
+            char p[600];
+            seg_path(dir, 1, p, sizeof(p));
+            /* (reading the file would bring its pages in: the end is known) */
+            n = append_big_run(w, NULL, 0);
+            long end = WAL_HEADER_BYTES + (long)n * (WAL_RECORD_OVERHEAD + 8 + 4000);
+            CHECK_EQ_INT(write_pending(w, true), 0);
+            CHECK_EQ_INT(page_cached(p, WAL_HEADER_BYTES + (long)WAL_CACHED_RUN_BYTES_MIN),
+                         big_synced_cached);
+            CHECK_EQ_INT(page_cached(p, end - 1), big_synced_cached);
+            append_sized(w, 100);
+            CHECK_EQ_INT(write_pending(w, true), 0);
+            CHECK(!page_cached(p, end));
+            CHECK_EQ_INT(page_cached(p, WAL_HEADER_BYTES + (long)WAL_CACHED_RUN_BYTES_MIN),
+                         big_synced_cached);
+            end += WAL_RECORD_OVERHEAD + 8 + 100;
+            append_sized(w, 50);
+            CHECK_EQ_INT(write_pending(w, false), 0);
+            CHECK(page_cached(p, end));
+            end += WAL_RECORD_OVERHEAD + 8 + 50;
+            long big_start = end;
+            size_t m = append_big_run(w, NULL, 0);
+            CHECK_EQ_INT(write_pending(w, false), 0);
+            CHECK(!page_cached(p, big_start + (long)WAL_CACHED_RUN_BYTES_MIN));
+            wal_close(w);
+            CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+            CHECK_EQ_INT(rp.count, (long long)(n + 2 + m));
+            CHECK_EQ_INT(lg.count, 0);
+            wal_close(w);
+        }
+        set_faults((struct fs_faults){0});
     }
     rm_rf(dir);
     free(dir);
