@@ -1,4 +1,5 @@
 #include "mem.h"
+#include "defs.h"
 
 #include <malloc.h>
 #include <stdatomic.h>
@@ -87,8 +88,7 @@ void *tmem_io_alloc(size_t len, size_t *cap)
     size_t head = (size_t)(a - (uintptr_t)raw);
     if (head > 0)
         munmap(raw, head);
-    if (span - head - n > 0)
-        munmap((char *)a + n, span - head - n);
+    munmap((char *)a + n, span - head - n); /* head < ALIGN: never empty */
     /* Advice only: without THP (or with it off) the pages are small. */
     (void)madvise((void *)a, n, MADV_HUGEPAGE);
     (void)madvise((void *)a, n, MADV_DONTFORK);
@@ -101,6 +101,20 @@ void tmem_io_free(void *p, size_t cap)
 {
     if (p == NULL)
         return;
+    TRIAD_ASSERT((uintptr_t)p % TMEM_IO_ALIGN == 0 && cap > 0 && cap % TMEM_IO_ALIGN == 0);
     atomic_fetch_sub_explicit(&mem_used_bytes, cap, memory_order_relaxed);
     munmap(p, cap);
+}
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1; glibc 2.36's headers lack it */
+#endif
+
+bool tmem_io_huge(void *p, size_t cap)
+{
+    volatile unsigned char *b = p;
+    for (size_t off = 0; off < cap; off += TMEM_IO_ALIGN)
+        b[off] = b[off];
+    /* 0 only if every unit is a huge page now (already, or collapsed) */
+    return madvise(p, cap, MADV_COLLAPSE) == 0;
 }

@@ -12,6 +12,7 @@
 #ifndef TRIAD_MEM_H
 #define TRIAD_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 void *tmalloc(size_t size);
@@ -39,5 +40,11 @@ size_t tmem_used(void);
 #define TMEM_IO_ALIGN ((size_t)2 << 20)
 void *tmem_io_alloc(size_t len, size_t *cap);
 void tmem_io_free(void *p, size_t cap);
+/* Whether an I/O buffer is backed by huge pages: touches each of its
+ * TMEM_IO_ALIGN units (faulting them in) and asks the kernel to collapse
+ * any still in small pages (MADV_COLLAPSE, Linux 6.1), which it does only
+ * if it can. False where THP is off, disabled for the process, short of
+ * free huge pages, or older than 6.1. */
+bool tmem_io_huge(void *p, size_t cap);
 
 #endif

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -167,59 +166,6 @@ int fs_write_back(int fd, uint64_t off, uint64_t len)
     unsigned flags = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
                      SYNC_FILE_RANGE_WAIT_AFTER;
     return sync_file_range(fd, (off_t)off, (off_t)len, flags) == 0 ? 0 : TRIAD_EIO;
-}
-
-/* Read a small sysfs file into buf (NUL-terminated); false if it can't
- * be read. */
-static bool fs__read_small(const char *path, char *buf, size_t buflen)
-{
-    int fd;
-    size_t got;
-    if (fs_open(path, O_RDONLY, 0, &fd) != 0)
-        return false;
-    int rc = fs_read_all(fd, buf, buflen - 1, &got);
-    fs_close(fd);
-    if (rc != 0)
-        return false;
-    buf[got] = '\0';
-    return true;
-}
-
-/* The word in brackets of a THP setting file ("always [madvise] never")
- * into out; false if the file can't be read or has none. */
-static bool fs__thp_setting(const char *path, char *out, size_t outlen)
-{
-    char buf[128];
-    if (!fs__read_small(path, buf, sizeof(buf)))
-        return false;
-    const char *open = strchr(buf, '[');
-    const char *close = open ? strchr(open, ']') : NULL;
-    if (close == NULL || (size_t)(close - open - 1) >= outlen)
-        return false;
-    memcpy(out, open + 1, (size_t)(close - open - 1));
-    out[close - open - 1] = '\0';
-    return true;
-}
-
-bool fs_huge_pages(void)
-{
-    if (fs_faults.huge_pages_off)
-        return false;
-    static const char thp[] = "/sys/kernel/mm/transparent_hugepage";
-    char path[128], buf[32], word[32];
-    /* the huge page size must be the I/O buffers' unit */
-    snprintf(path, sizeof(path), "%s/hpage_pmd_size", thp);
-    if (!fs__read_small(path, buf, sizeof(buf)) || strtoull(buf, NULL, 10) != TMEM_IO_ALIGN)
-        return false;
-    /* Since Linux 6.8 each size has its own setting, which may defer to
-     * the global one ("inherit"). */
-    snprintf(path, sizeof(path), "%s/hugepages-%zukB/enabled", thp, TMEM_IO_ALIGN / 1024);
-    if (!fs__thp_setting(path, word, sizeof(word)) || strcmp(word, "inherit") == 0) {
-        snprintf(path, sizeof(path), "%s/enabled", thp);
-        if (!fs__thp_setting(path, word, sizeof(word)))
-            return false;
-    }
-    return strcmp(word, "always") == 0 || strcmp(word, "madvise") == 0;
 }
 
 bool fs_writes_back_ranges(int fd)

@@ -41,14 +41,19 @@ struct fs_faults {
     /* Make fs_open refuse O_DIRECT with EINVAL, as a filesystem without
      * direct I/O does: tests reach the buffered fallback this way. */
     bool direct_io_off;
-    /* Make fs_huge_pages say no, as on a kernel with transparent huge
-     * pages off: tests reach the WAL's other write policy this way. */
-    bool huge_pages_off;
+    /* What the WAL takes its I/O buffers' pages to be (wal_huge_io), for
+     * its write policy: FS_IO_PAGES_AS_THEY_ARE, or a forced answer, so
+     * that tests reach both policies on any kernel. Forcing only chooses
+     * the path; the bytes are the same either way. */
+    int io_pages;
     /* Called by fs_unlink, on whatever thread it runs, before it deletes
      * path: a test can hold a deletion there or note the order. */
     void (*before_unlink)(const char *path);
 };
 extern struct fs_faults fs_faults;
+#define FS_IO_PAGES_AS_THEY_ARE 0
+#define FS_IO_PAGES_SMALL 1
+#define FS_IO_PAGES_HUGE 2
 
 /* Cap on the names fs_list returns: a directory with more files than this
  * is not one of ours. */
@@ -69,11 +74,6 @@ int fs_datasync(int fd);
 int fs_write_back(int fd, uint64_t off, uint64_t len);
 /* Does fs_write_back on fd reach the pages its writes went to? */
 bool fs_writes_back_ranges(int fd);
-/* Do I/O buffers (tmem_io_alloc) get transparent huge pages here: is the
- * kernel's setting for huge pages of TMEM_IO_ALIGN bytes `always` or
- * `madvise`? (A kernel short of free huge pages may still give small
- * ones; this says what it is set to do.) */
-bool fs_huge_pages(void);
 int fs_fsync(int fd);
 /* fsync a directory, making renames, creations and removals in it durable. */
 int fs_sync_dir(const char *dir);

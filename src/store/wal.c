@@ -150,7 +150,7 @@ struct wal {
     uint64_t cached_unsynced_from;
     bool cached_write_back; /* fs_write_back reaches cached_fd's pages */
     bool direct_refused;   /* the filesystem refused O_DIRECT: don't ask again */
-    bool huge_io;          /* I/O buffers get huge pages (fs_huge_pages, at open) */
+    bool huge_io;          /* the staging buffer is in huge pages (wal_huge_io) */
     /* The segment's bytes from the last block boundary up to cur_bytes
      * (cur_bytes % WAL_BLOCK_BYTES of them): what a direct write of the
      * block holding cur_bytes must carry before the new records. */
@@ -262,6 +262,10 @@ static void wal__stage_reserve(struct wal *w, size_t len)
         return;
     tmem_io_free(w->stage, w->stage_cap);
     w->stage = tmem_io_alloc(len, &w->stage_cap);
+    bool huge = tmem_io_huge(w->stage, w->stage_cap);
+    if (fs_faults.io_pages != FS_IO_PAGES_AS_THEY_ARE)
+        huge = fs_faults.io_pages == FS_IO_PAGES_HUGE;
+    w->huge_io = huge;
 }
 
 /* Try to make `fd` (the current segment, open for writing at `path`) an
@@ -969,7 +973,11 @@ int wal_open(struct wal **out, const char *dir, uint64_t segment_bytes, uint64_t
     w->fd = -1;
     w->cached_fd = -1;
     w->cached_unsynced_from = WAL_NONE_UNSYNCED;
-    w->huge_io = fs_huge_pages();
+    /* The staging buffer now, not on the first write: that may be the
+     * loop's (wal_pending_stays_cached), and a huge page's first touch may
+     * make the kernel compact memory. It grows only for a run too big for
+     * the loop to write. */
+    wal__stage_reserve(w, TMEM_IO_ALIGN);
     pthread_mutex_init(&w->seg_mu, NULL);
 
     int rc = fs_mkdir_p(dir);

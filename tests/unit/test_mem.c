@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -70,9 +71,55 @@ TEST(tmem_io_buffers_are_not_mapped_in_a_forked_child)
     tmem_io_free(p, cap);
 }
 
+/* The AnonHugePages of the mapping that starts at p, from smaps; -1 if
+ * there is no such mapping. */
+static long anon_huge_kb(const void *p)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (f == NULL)
+        return -1;
+    char line[512];
+    bool in = false;
+    long kb = -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+            in = lo == (unsigned long)(uintptr_t)p;
+            continue;
+        }
+        if (in && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1)
+            break;
+    }
+    fclose(f);
+    return kb;
+}
+
+/* tmem_io_huge keeps what the buffer holds, and says true only if the
+ * kernel shows the whole mapping in huge pages. (Whether it can be true
+ * depends on the kernel: both answers are legitimate.) */
+TEST(tmem_io_huge_keeps_the_bytes_and_tells_the_truth)
+{
+    size_t cap;
+    unsigned char *p = tmem_io_alloc(TMEM_IO_ALIGN + 1, &cap);
+    for (size_t i = 0; i < cap; i += 4096)
+        p[i] = (unsigned char)(i / 4096 + 1);
+    bool huge = tmem_io_huge(p, cap);
+    int bad = 0;
+    for (size_t i = 0; i < cap; i += 4096)
+        if (p[i] != (unsigned char)(i / 4096 + 1))
+            bad++;
+    CHECK_EQ_INT(bad, 0);
+    if (huge)
+        CHECK_EQ_INT(anon_huge_kb(p), (long)(cap / 1024));
+    else
+        fprintf(stderr, "  note: no huge pages for I/O buffers here\n");
+    tmem_io_free(p, cap);
+}
+
 int main(void)
 {
     RUN(tmem_io_alloc_gives_aligned_whole_units_of_zeros_and_counts_them);
     RUN(tmem_io_buffers_are_not_mapped_in_a_forked_child);
+    RUN(tmem_io_huge_keeps_the_bytes_and_tells_the_truth);
     return test_summary("mem");
 }

@@ -1629,17 +1629,21 @@ static size_t append_big_run(struct wal *w, size_t *lens, size_t n)
 
 #define MIXED_RECORDS 4000
 
-/* Big synced runs and small unsynced ones go through the page cache, the
- * rest direct, into the same blocks of the same segments: each kind of
- * write must find the other's bytes where it left them, and a reopen reads
- * back every record. */
-TEST(wal_runs_go_through_the_page_cache_or_direct_into_the_same_blocks)
+/* Small unsynced runs go through the page cache, and so do big synced
+ * ones where the staging buffer is in small pages; the rest go direct,
+ * into the same blocks of the same segments: each kind of write must find
+ * the other's bytes where it left them, and a reopen reads back every
+ * record. Under both policies (fs_faults.io_pages), whatever the pages. */
+static void mixed_runs(const char *dir, int io_pages, bool *direct_out)
 {
-    char *dir = make_tmpdir();
     struct wal *w;
     const uint64_t seg = 4 * 1024 * 1024; /* several segments */
+    set_faults((struct fs_faults){.io_pages = io_pages});
+    rm_rf(dir);
     CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    CHECK_EQ_INT(wal_huge_io(w), io_pages == FS_IO_PAGES_HUGE);
     bool direct = wal_direct_io(w);
+    *direct_out = direct;
     static size_t lens[MIXED_RECORDS];
     uint64_t x = 0x2545F4914F6CDD1Dull;
     size_t n = 0;
@@ -1674,26 +1678,39 @@ TEST(wal_runs_go_through_the_page_cache_or_direct_into_the_same_blocks)
     CHECK_EQ_INT(lg.count, 0);
     CHECK_EQ_INT(wal_direct_io(w), direct);
     wal_close(w);
+    set_faults((struct fs_faults){0});
+}
+
+TEST(wal_runs_go_through_the_page_cache_or_direct_into_the_same_blocks)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    const uint64_t seg = 4 * 1024 * 1024;
+    size_t n;
+    bool direct;
+    mixed_runs(dir, FS_IO_PAGES_SMALL, &direct);
+    mixed_runs(dir, FS_IO_PAGES_HUGE, &direct);
 
     /* Which path a run took: in a fresh log, a big synced run leaves its
      * pages in the page cache where the I/O buffers have small pages (and
      * goes direct where they have huge ones), a small synced run after it,
      * direct, takes the block it rewrote out again, a small unsynced one is
-     * cached, and a big unsynced one is not. Both policies: as the kernel
-     * is set, then with huge pages said to be off. Only where the
-     * filesystem's direct and buffered writes do that to the page cache at
-     * all (not tmpfs, whose files are nothing but page cache, nor ZFS). */
+     * cached, and a big unsynced one is not. Both policies, forced. Only
+     * where the filesystem's direct and buffered writes do that to the
+     * page cache at all (not tmpfs, whose files are nothing but page
+     * cache, nor ZFS). */
     if (!wal_keeps_cached_runs(direct) || !cache_follows_direct_io(dir)) {
         if (!buffered_pass)
             fprintf(stderr, "  note: no cached runs here, or %s does not keep direct writes out "
                             "of the page cache: which path each run took was not checked\n", dir);
     } else {
-        for (int huge_off = 0; huge_off < 2; huge_off++) {
-            set_faults((struct fs_faults){.huge_pages_off = huge_off});
+        for (int huge = 0; huge < 2; huge++) {
+            set_faults((struct fs_faults){.io_pages = huge ? FS_IO_PAGES_HUGE
+                                                           : FS_IO_PAGES_SMALL});
             rm_rf(dir);
             CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
-            CHECK_EQ_INT(wal_huge_io(w), !huge_off && fs_huge_pages());
-            bool big_synced_cached = !wal_huge_io(w);
+            CHECK_EQ_INT(wal_huge_io(w), huge);
+            bool big_synced_cached = !huge;
             char p[600];
             seg_path(dir, 1, p, sizeof(p));
             /* (reading the file would bring its pages in: the end is known) */
