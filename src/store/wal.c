@@ -111,6 +111,7 @@ _Static_assert(WAL_STAGE_BYTES_MAX >= 2 * WAL_BLOCK_BYTES, "a piece holds a tail
 _Static_assert(WAL_HEADER_BYTES < WAL_BLOCK_BYTES, "the header is the start of block 0");
 
 static const unsigned char wal__zero_block[WAL_ZERO_BLOCK_BYTES];
+static const unsigned char wal__zero_chunk[WAL_PRIME_BYTES];
 
 struct wal_seg {
     uint64_t first_lsn;
@@ -138,6 +139,7 @@ struct wal {
     uint64_t cur_next_lsn; /* the lsn the next record in this segment must carry */
     uint64_t cur_bytes;    /* logical end: header and records, where the next goes */
     uint64_t cur_alloc_bytes; /* file size; zeros from cur_bytes up to it */
+    uint64_t primed_to;    /* chunks before this were primed (WAL_PRIME_BYTES) */
     uint64_t cur_records;
     bool failed;           /* a write or sync failed: the file can't be trusted */
     bool direct;           /* fd is O_DIRECT: writes are whole aligned blocks */
@@ -307,6 +309,7 @@ static void wal__close_cur(struct wal *w)
     w->cached_fd = -1;
     w->direct = false;
     w->cached_unsynced_from = WAL_NONE_UNSYNCED;
+    w->primed_to = 0;
 }
 
 /* Write p[0..len) at off in the current segment. On a direct descriptor
@@ -1141,6 +1144,24 @@ static int wal__rotate(struct wal *w, uint64_t first_lsn, bool prefill, char *er
     return wal__create_segment(w, first_lsn, prefill, errmsg, errlen);
 }
 
+/* Before a write through the page cache descriptor fd that ends at end:
+ * write zeros over each whole WAL_PRIME_BYTES chunk it reaches into that
+ * lies wholly past the records (cur_bytes) and was not primed yet. Never
+ * past the segment limit (or past end, for a record bigger than it). */
+static int wal__prime(struct wal *w, int fd, uint64_t end)
+{
+    uint64_t limit = TRIAD_MAX(w->segment_bytes, end);
+    uint64_t c = TRIAD_MAX(w->primed_to, w->cur_bytes);
+    c = (c + WAL_PRIME_BYTES - 1) & ~(uint64_t)(WAL_PRIME_BYTES - 1);
+    for (; c < end && c + WAL_PRIME_BYTES <= limit; c += WAL_PRIME_BYTES) {
+        if (fs_pwrite_all(fd, wal__zero_chunk, WAL_PRIME_BYTES, c) != 0)
+            return TRIAD_EIO;
+        w->cur_alloc_bytes = TRIAD_MAX(w->cur_alloc_bytes, c + WAL_PRIME_BYTES);
+        w->primed_to = c + WAL_PRIME_BYTES;
+    }
+    return 0;
+}
+
 /* Write a run of records, data[0..len), at the current segment's logical
  * end. Buffered: as they are. Direct: in whole blocks through the staging
  * buffer, each piece being the tail (the block's bytes before cur_bytes),
@@ -1157,11 +1178,13 @@ static int wal__write_run(struct wal *w, const unsigned char *data, uint64_t len
     TRIAD_ASSERT(len > 0);
     uint64_t pos = w->cur_bytes;
     if (!w->direct) {
-        if (wal__pwrite(w, data, (size_t)len, pos) != 0)
+        if (wal__prime(w, w->fd, pos + len) != 0 || wal__pwrite(w, data, (size_t)len, pos) != 0)
             goto err;
         return 0;
     }
     cached = cached && w->cached_fd >= 0;
+    if (cached && wal__prime(w, w->cached_fd, wal__block_up(pos + len)) != 0)
+        goto err;
     if (!cached && w->cached_unsynced_from != WAL_NONE_UNSYNCED) {
         /* Cached blocks not yet synced reach the device before a direct
          * write after them does: otherwise a power cut could keep the

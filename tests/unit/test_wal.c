@@ -216,6 +216,17 @@ static long file_bytes(bool direct, long n)
     return direct ? (n + TEST_BLOCK_BYTES - 1) / TEST_BLOCK_BYTES * TEST_BLOCK_BYTES : n;
 }
 
+/* The file's size once records up to `logical` are written, by runs that
+ * went direct (whole blocks where the segment is direct) or, if `cached`,
+ * through the page cache, which also primes each WAL_PRIME_BYTES chunk
+ * they reach into past the first. */
+static long file_after(bool direct, bool cached, long logical)
+{
+    if (!cached || logical <= (long)WAL_PRIME_BYTES)
+        return file_bytes(direct, logical);
+    return (logical + (long)WAL_PRIME_BYTES - 1) / (long)WAL_PRIME_BYTES * (long)WAL_PRIME_BYTES;
+}
+
 static void write_at(const char *path, long off, const void *p, size_t len)
 {
     int fd = open(path, O_RDWR);
@@ -1130,7 +1141,9 @@ TEST(wal_a_big_synced_run_is_appended_without_prefill)
         }
         CHECK_EQ_INT(write_pending(w, true), 0);
     }
-    CHECK_EQ_INT(file_size(p), file_bytes(wal_direct_io(w), (long)logical));
+    /* (big synced runs go direct where the I/O buffers have huge pages) */
+    bool direct = wal_direct_io(w);
+    CHECK_EQ_INT(file_size(p), file_after(direct, !direct || !wal_huge_io(w), (long)logical));
     uint64_t last = wal_last_lsn(w);
     wal_close(w);
     CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
@@ -1163,7 +1176,8 @@ TEST(wal_unsynced_batches_do_not_prefill_and_reopen_cleanly)
         }
         CHECK_EQ_INT(write_pending(w, false), 0);
     }
-    CHECK_EQ_INT(file_size(p), file_bytes(wal_direct_io(w), (long)logical));
+    /* (runs this big go direct where the segment is direct) */
+    CHECK_EQ_INT(file_size(p), file_after(wal_direct_io(w), !wal_direct_io(w), (long)logical));
     CHECK_EQ_INT(wal_allocated_bytes(w), file_size(p));
     uint64_t last = wal_last_lsn(w);
     /* a synced batch prefills again from there */
@@ -1203,7 +1217,7 @@ TEST(wal_a_segment_an_unsynced_batch_starts_gets_no_prefill)
     CHECK_EQ_INT(count_files(dir, ".log"), 2);
     char p[600];
     seg_path(dir, per_seg + 1, p, sizeof(p));
-    CHECK_EQ_INT(file_size(p), file_bytes(wal_direct_io(w), extra_bytes));
+    CHECK_EQ_INT(file_size(p), file_after(wal_direct_io(w), !wal_direct_io(w), extra_bytes));
     /* A synced batch fills segment 2 and puts `extra` records in segment
      * 3, which its creation prefilled. */
     for (uint64_t i = 0; i < per_seg; i++)
@@ -1746,6 +1760,57 @@ TEST(wal_runs_go_through_the_page_cache_or_direct_into_the_same_blocks)
     free(dir);
 }
 
+/* Small unsynced runs (the loop's writes under `fsync everysec`) go
+ * through the page cache, and one that reaches into a new WAL_PRIME_BYTES
+ * chunk past the records first writes that chunk whole with zeros: past
+ * the segment's first prefill the file is whole chunks, never more than
+ * the one the records end in, and every record reads back (the zeros
+ * never land on one). */
+TEST(wal_small_cached_runs_prime_whole_chunks_and_keep_every_record)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    const uint64_t seg = 64ull * 1024 * 1024;
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    bool direct = wal_direct_io(w);
+    bool cached = !direct || wal_keeps_cached_runs(direct);
+    char p[600];
+    seg_path(dir, 1, p, sizeof(p));
+    long initial = file_size(p); /* a new segment's first prefill */
+    static size_t lens[16384];
+    size_t n = 0;
+    long logical = WAL_HEADER_BYTES;
+    int bad = 0, checked = 0;
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    while (logical < initial + 5 * (long)WAL_PRIME_BYTES + 1000 && n + 3 <= 16384) {
+        for (int i = 0; i < 3; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            size_t len = 100 + (size_t)(x >> 8) % 2000;
+            lens[n] = len;
+            if (append_sized(w, len) != n + 1)
+                bad++;
+            n++;
+            logical += (long)(WAL_RECORD_OVERHEAD + 8 + len);
+        }
+        if (write_pending(w, false) != 0)
+            bad++;
+        if (logical > initial) {
+            checked++;
+            if (file_size(p) != file_after(direct, cached, logical))
+                bad++;
+        }
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK(checked > 50);
+    wal_close(w);
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    CHECK(replayed_sized(&rp, lens, n));
+    CHECK_EQ_INT(lg.count, 0);
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
 /* The loop writes a batch itself (fsync everysec) only when
  * wal_pending_stays_cached says the write is a page-cache copy: one small
  * run in the current segment. Each refusal below is a case where the
@@ -2070,6 +2135,7 @@ static void run_wal_tests(void)
     RUN(wal_runs_go_through_the_page_cache_or_direct_into_the_same_blocks);
     RUN(wal_syncs_cached_blocks_before_a_direct_write_after_them);
     RUN(wal_says_when_the_pending_records_are_only_a_page_cache_write);
+    RUN(wal_small_cached_runs_prime_whole_chunks_and_keep_every_record);
     RUN(wal_truncates_and_logs_a_torn_tail_inside_an_aligned_block);
     RUN(wal_falls_back_to_buffered_writes_when_a_direct_write_is_refused);
     RUN(wal_buffered_writes_are_not_padded_to_blocks);
