@@ -43,8 +43,10 @@ void tmem_io_free(void *p, size_t cap);
 /* Whether an I/O buffer is backed by huge pages: touches each of its
  * TMEM_IO_ALIGN units (faulting them in) and asks the kernel to collapse
  * any still in small pages (MADV_COLLAPSE, Linux 6.1), which it does only
- * if it can. False where THP is off, disabled for the process, short of
- * free huge pages, or older than 6.1. */
+ * if it can, whatever the system's THP setting. False where the kernel has
+ * no THP or is older than 6.1, THP is disabled for the process
+ * (PR_SET_THP_DISABLE), or no free huge page could be made. The answer is
+ * as of now: the kernel may split the pages later (swap-out). */
 bool tmem_io_huge(void *p, size_t cap);
 
 #endif

@@ -45,8 +45,10 @@
  * before the end it found as such, since the process before it may have
  * left dirty pages. Within cached runs the order is the page
  * cache's writeback's, as on a filesystem without O_DIRECT. Zeros written
- * direct past cached records (the prefill) need no such care: zeros after
- * lost records are a clean end.
+ * direct past cached records (the prefill), or cached past any records
+ * (a primed chunk, WAL_PRIME_BYTES), need no such care: zeros after lost
+ * records are a clean end, and a direct write of records over cached
+ * zeros makes the kernel write those back first.
  */
 #include "wal.h"
 
@@ -146,9 +148,11 @@ struct wal {
     int cached_fd;         /* with direct: the segment without O_DIRECT, for
                               the runs WAL_CACHED_RUN_BYTES_MIN picks; else -1 */
     /* Where the blocks start that may have been written through the page
-     * cache since the segment's last fdatasync, and be only in memory; they
-     * run up to the block holding cur_bytes, as every write after the first
-     * of them was cached too. WAL_NONE_UNSYNCED if there are none. */
+     * cache since the segment's last fdatasync, and be only in memory; their
+     * records run up to the block holding cur_bytes, as every write after
+     * the first of them was cached too (past it, up to primed_to, cached
+     * zeros may wait too: harmless, as for the prefill's). WAL_NONE_UNSYNCED
+     * if there are none. */
     uint64_t cached_unsynced_from;
     bool cached_write_back; /* fs_write_back reaches cached_fd's pages */
     bool direct_refused;   /* the filesystem refused O_DIRECT: don't ask again */
@@ -264,10 +268,12 @@ static void wal__stage_reserve(struct wal *w, size_t len)
         return;
     tmem_io_free(w->stage, w->stage_cap);
     w->stage = tmem_io_alloc(len, &w->stage_cap);
-    bool huge = tmem_io_huge(w->stage, w->stage_cap);
-    if (fs_faults.io_pages != FS_IO_PAGES_AS_THEY_ARE)
-        huge = fs_faults.io_pages == FS_IO_PAGES_HUGE;
-    w->huge_io = huge;
+    /* (a forced answer skips the question, which costs a touch of every
+     * page and, where the kernel must compact, more) */
+    if (fs_faults.io_pages == FS_IO_PAGES_AS_THEY_ARE)
+        w->huge_io = tmem_io_huge(w->stage, w->stage_cap);
+    else
+        w->huge_io = fs_faults.io_pages == FS_IO_PAGES_HUGE;
 }
 
 /* Try to make `fd` (the current segment, open for writing at `path`) an
@@ -1145,20 +1151,23 @@ static int wal__rotate(struct wal *w, uint64_t first_lsn, bool prefill, char *er
 }
 
 /* Before a write through the page cache descriptor fd that ends at end:
- * write zeros over each whole WAL_PRIME_BYTES chunk it reaches into that
- * lies wholly past the records (cur_bytes) and was not primed yet. Never
- * past the segment limit (or past end, for a record bigger than it). */
+ * if the WAL_PRIME_BYTES chunk holding its last byte lies wholly past the
+ * records (cur_bytes), was not primed yet, is not wholly in the file
+ * already (a prefill wrote it, or an earlier write past it), and ends
+ * within the segment limit (or the record bigger than it), write it whole
+ * with zeros. Chunks before that one the write itself covers whole, which
+ * makes the kernel cache them as large folios just the same. */
 static int wal__prime(struct wal *w, int fd, uint64_t end)
 {
-    uint64_t limit = TRIAD_MAX(w->segment_bytes, end);
-    uint64_t c = TRIAD_MAX(w->primed_to, w->cur_bytes);
-    c = (c + WAL_PRIME_BYTES - 1) & ~(uint64_t)(WAL_PRIME_BYTES - 1);
-    for (; c < end && c + WAL_PRIME_BYTES <= limit; c += WAL_PRIME_BYTES) {
-        if (fs_pwrite_all(fd, wal__zero_chunk, WAL_PRIME_BYTES, c) != 0)
-            return TRIAD_EIO;
-        w->cur_alloc_bytes = TRIAD_MAX(w->cur_alloc_bytes, c + WAL_PRIME_BYTES);
-        w->primed_to = c + WAL_PRIME_BYTES;
-    }
+    TRIAD_ASSERT(end > 0);
+    uint64_t c = (end - 1) & ~(uint64_t)(WAL_PRIME_BYTES - 1);
+    if (c < w->cur_bytes || c < w->primed_to || c + WAL_PRIME_BYTES <= w->cur_alloc_bytes ||
+        c + WAL_PRIME_BYTES > TRIAD_MAX(w->segment_bytes, end))
+        return 0;
+    if (fs_pwrite_all(fd, wal__zero_chunk, WAL_PRIME_BYTES, c) != 0)
+        return TRIAD_EIO;
+    w->cur_alloc_bytes = TRIAD_MAX(w->cur_alloc_bytes, c + WAL_PRIME_BYTES);
+    w->primed_to = c + WAL_PRIME_BYTES;
     return 0;
 }
 

@@ -19,7 +19,9 @@
  * O_DIRECT in whole 4 KiB blocks (the last one of each write padded with
  * zeros past the records, a clean end; the next write rewrites it), so a
  * segment's file size is then rounded up to a block; some runs go through
- * the page cache in the same whole blocks (WAL_CACHED_RUN_BYTES_MIN).
+ * the page cache in the same whole blocks (WAL_CACHED_RUN_BYTES_MIN). A
+ * write through the page cache may grow the file with zeros to the end of
+ * a 64 KiB chunk (WAL_PRIME_BYTES).
  * Otherwise, and for the header, writes go through the page cache.
  *
  * Threads: the loop thread appends records into an in-memory pending
@@ -75,14 +77,15 @@
  * read each page before a write of part of it. */
 #define WAL_CACHED_RUN_BYTES_MIN (128ull * 1024)
 
-/* A write through the page cache that reaches into a new aligned chunk
- * this big, past the log's end, first writes the whole chunk with zeros:
- * the kernel then caches it as one large folio (ext4 from Linux 6.16),
- * which the records' small writes after it fill, and writeback sends to
- * the device as one piece instead of one per 4 KiB page. Writing 64 MiB in
- * 1500-byte writes (a loop turn's few records under `fsync everysec`) and
- * an fdatasync took 92 + 175 ms in pages, 65 + 90 ms in primed chunks.
- * Where the kernel keeps small pages, it costs one extra copy of zeros. */
+/* A write through the page cache whose last byte falls in a new aligned
+ * chunk this big, past the log's end and the file's, first writes that
+ * chunk whole with zeros: a filesystem with large folios (XFS, ext4 from
+ * Linux 6.16) then caches it as one, which the records' small writes
+ * after it fill, and writeback sends to the device as one piece instead of
+ * one per 4 KiB page. Writing 64 MiB in 1500-byte writes (a loop turn's
+ * few records under `fsync everysec`) and an fdatasync took 92 + 175 ms
+ * in pages, 65 + 90 ms in primed chunks. Where the kernel keeps small
+ * pages, it costs a copy of 64 KiB of zeros per 64 KiB of log. */
 #define WAL_PRIME_BYTES (64ull * 1024)
 
 struct wal;
@@ -190,7 +193,8 @@ void wal_set_reaper(struct wal *w, struct reaper *r);
  * bytes (headers and records), not counting the prefill. A segment skipped
  * at open (wholly before after_lsn) counts up to its last non-zero byte. */
 void wal_stats(struct wal *w, size_t *segments, uint64_t *bytes);
-/* Any thread: the segment files' total size on disk, prefill included. */
+/* Any thread: the segment files' total size on disk, prefill and primed
+ * chunks included. */
 uint64_t wal_allocated_bytes(struct wal *w);
 /* Fsync thread (or any thread while none writes): whether the current
  * segment has an O_DIRECT descriptor, for the runs that go direct (false:

@@ -216,6 +216,8 @@ static long file_bytes(bool direct, long n)
     return direct ? (n + TEST_BLOCK_BYTES - 1) / TEST_BLOCK_BYTES * TEST_BLOCK_BYTES : n;
 }
 
+static bool wal_keeps_cached_runs(bool direct);
+
 /* The file's size once records up to `logical` are written, by runs that
  * went direct (whole blocks where the segment is direct) or, if `cached`,
  * through the page cache, which also primes each WAL_PRIME_BYTES chunk
@@ -1141,9 +1143,11 @@ TEST(wal_a_big_synced_run_is_appended_without_prefill)
         }
         CHECK_EQ_INT(write_pending(w, true), 0);
     }
-    /* (big synced runs go direct where the I/O buffers have huge pages) */
+    /* (big synced runs go direct where the I/O buffers have huge pages,
+     * or where a direct segment keeps no page-cache descriptor) */
     bool direct = wal_direct_io(w);
-    CHECK_EQ_INT(file_size(p), file_after(direct, !direct || !wal_huge_io(w), (long)logical));
+    bool cached = !direct || (wal_keeps_cached_runs(direct) && !wal_huge_io(w));
+    CHECK_EQ_INT(file_size(p), file_after(direct, cached, (long)logical));
     uint64_t last = wal_last_lsn(w);
     wal_close(w);
     CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
@@ -1163,9 +1167,10 @@ TEST(wal_unsynced_batches_do_not_prefill_and_reopen_cleanly)
     char p[600];
     seg_path(dir, 1, p, sizeof(p));
     long initial = file_size(p); /* a new segment's first prefill */
-    /* past the initial prefill, unsynced records grow the file by exactly
-     * their own bytes: no zeros written ahead (they would cost a second
-     * write of every byte when no fdatasync benefits) */
+    /* past the initial prefill, unsynced records grow the file by their
+     * own bytes (and a page-cache write to the end of its 64 KiB chunk):
+     * no zeros written further ahead (they would cost a second write of
+     * every byte when no fdatasync benefits) */
     uint64_t logical = WAL_HEADER_BYTES;
     const size_t body_bytes = 8000;
     const uint64_t rec_bytes = WAL_RECORD_OVERHEAD + 8 + body_bytes;
@@ -1782,7 +1787,16 @@ TEST(wal_small_cached_runs_prime_whole_chunks_and_keep_every_record)
     long logical = WAL_HEADER_BYTES;
     int bad = 0, checked = 0;
     uint64_t x = 0x9E3779B97F4A7C15ull;
+    bool reopened = false;
     while (logical < initial + 5 * (long)WAL_PRIME_BYTES + 1000 && n + 3 <= 16384) {
+        if (!reopened && logical > initial + 2 * (long)WAL_PRIME_BYTES) {
+            /* a reopened log primes on from where the records end */
+            reopened = true;
+            wal_close(w);
+            CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+            CHECK_EQ_INT(rp.count, (long long)n);
+            CHECK_EQ_INT(file_size(p), file_after(direct, cached, logical));
+        }
         for (int i = 0; i < 3; i++) {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
             size_t len = 100 + (size_t)(x >> 8) % 2000;
@@ -1801,10 +1815,41 @@ TEST(wal_small_cached_runs_prime_whole_chunks_and_keep_every_record)
         }
     }
     CHECK_EQ_INT(bad, 0);
+    CHECK(reopened);
     CHECK(checked > 50);
     wal_close(w);
     CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
     CHECK(replayed_sized(&rp, lens, n));
+    CHECK_EQ_INT(lg.count, 0);
+    wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* Priming stops at the segment limit, or at a record's own end where it
+ * is bigger than a segment: such a record's file is exactly its bytes
+ * (in whole blocks where direct), however it was written. */
+TEST(wal_a_record_bigger_than_a_segment_is_not_primed_past_its_end)
+{
+    char *dir = make_tmpdir();
+    struct wal *w;
+    const uint64_t seg = 128 * 1024;
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    for (int sync = 0; sync < 2; sync++) {
+        uint64_t lsn = wal_last_lsn(w) + 1;
+        static char big[300000];
+        memset(big, 'b', sizeof(big));
+        CHECK_EQ_INT(wal_append(w, 1, big, sizeof(big)), lsn);
+        CHECK_EQ_INT(write_pending(w, sync), 0);
+        char p[600];
+        seg_path(dir, lsn, p, sizeof(p));
+        CHECK_EQ_INT(file_size(p), file_bytes(wal_direct_io(w), (long)(WAL_HEADER_BYTES +
+                                                                         WAL_RECORD_OVERHEAD +
+                                                                         8 + 300000)));
+    }
+    wal_close(w);
+    CHECK_EQ_INT(open_wal(&w, dir, seg, 0), 0);
+    CHECK_EQ_INT(rp.count, 2);
     CHECK_EQ_INT(lg.count, 0);
     wal_close(w);
     rm_rf(dir);
@@ -2136,6 +2181,7 @@ static void run_wal_tests(void)
     RUN(wal_syncs_cached_blocks_before_a_direct_write_after_them);
     RUN(wal_says_when_the_pending_records_are_only_a_page_cache_write);
     RUN(wal_small_cached_runs_prime_whole_chunks_and_keep_every_record);
+    RUN(wal_a_record_bigger_than_a_segment_is_not_primed_past_its_end);
     RUN(wal_truncates_and_logs_a_torn_tail_inside_an_aligned_block);
     RUN(wal_falls_back_to_buffered_writes_when_a_direct_write_is_refused);
     RUN(wal_buffered_writes_are_not_padded_to_blocks);
