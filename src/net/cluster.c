@@ -252,11 +252,6 @@ static void cluster__persist(void *arg, const struct raft_ready *rd)
 
 /* The pipe is read in pieces of at most this much. */
 #define CLUSTER_SNAP_READ_MAX (4u << 20)
-/* A child that has not delivered after this long is killed and counts as
- * failed: serializing takes about a second per million keys at full
- * speed, so this allows for a big state machine on a busy machine (the
- * child runs at nice 19) and still ends a child stuck for good. */
-#define CLUSTER_SNAP_TIMEOUT_MS (15ull * 60 * 1000)
 
 static void cluster__snap_closed(uv_handle_t *h)
 {
@@ -329,10 +324,14 @@ static void cluster__snap_finish(struct cluster *cl, bool eof, const char *why)
     node_compact(cl->node, cl->snap_index, data, cl->snap_len);
 }
 
-/* From a periodic timer: a child past its deadline fails. */
+/* From a periodic timer: a child past its deadline (raft-snapshot-timeout-ms)
+ * fails. Serializing takes about a second per million keys at full speed,
+ * so the default, 15 minutes, allows for a big state machine on a busy
+ * machine (the child runs at nice 19) and still ends a child stuck for
+ * good. */
 static void cluster__snap_check_deadline(struct cluster *cl, uint64_t now)
 {
-    if (cl->snap_pid > 0 && now - cl->snap_start_ms > CLUSTER_SNAP_TIMEOUT_MS)
+    if (cl->snap_pid > 0 && now - cl->snap_start_ms > (uint64_t)cl->cfg->raft_snapshot_timeout_ms)
         cluster__snap_finish(cl, false, "timed out");
 }
 

@@ -111,6 +111,10 @@ static const struct config_param config_params[] = {
     {"raft-snapshot-entries", CT_INT, false, OFF(raft_snapshot_entries),
      SZ(raft_snapshot_entries), 1, 1000000000, NULL,
      "compact the Raft log into a snapshot after this many applied entries. Default 100000."},
+    {"raft-snapshot-timeout-ms", CT_INT, false, OFF(raft_snapshot_timeout_ms),
+     SZ(raft_snapshot_timeout_ms), 100, 86400000, NULL,
+     "a forked child serializing a log compaction's snapshot that has not delivered it after "
+     "this long is killed, and the compaction tried again later. Default 900000 (15 minutes)."},
     {"mode", CT_ENUM, false, OFF(mode), SZ(mode), 0, 0, mode_names,
      "with node-id and peers: leader (Raft, one leader orders every write) or leaderless "
      "(Dynamo-style: any node coordinates, N replicas, R and W quorums). Default leader."},
@@ -310,6 +314,7 @@ static void config__defaults(struct config *cfg)
     cfg->wal_segment_bytes = 64ll * 1024 * 1024;
     strcpy(cfg->cluster_id, "triad");
     cfg->raft_snapshot_entries = 100000;
+    cfg->raft_snapshot_timeout_ms = 15 * 60 * 1000;
     cfg->mode = CONFIG_MODE_LEADER;
     /* leaderless mode's settings default to the core's own defaults, so
      * the simulator and the server run with the same ones */

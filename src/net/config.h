@@ -56,6 +56,7 @@ struct config {
     int redirect;                          /* followers answer -MOVED instead of forwarding */
     int join;                              /* an empty log waits for a leader: no bootstrap */
     int raft_snapshot_entries;             /* compact the Raft log after this many entries */
+    int raft_snapshot_timeout_ms;          /* a snapshot child slower than this is killed */
     /* which replicated mode --node-id and --peers run */
     int mode;                              /* enum config_mode */
     /* leaderless mode (src/core/dynamo.h): --peers are the gossip seeds */

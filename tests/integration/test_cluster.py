@@ -449,6 +449,19 @@ def test_shutdown_save_leaves_a_leader_mode_node_that_restarts_with_its_data(tmp
         c.stop()
 
 
+def gated_cluster(tmp_path, *extra):
+    """A started three-node cluster that compacts every 100 entries, with
+    every forked child held at the fork until the returned gate directory's
+    `closed` file is removed (the syncgate shim's fork gate)."""
+    gate = tmp_path / "forkgate"
+    gate.mkdir()
+    (gate / "closed").touch()
+    c = Cluster(tmp_path, extra_args=["--raft-snapshot-entries", "100", "--loglevel", "verbose",
+                                      *extra],
+                env=syncgate_env(TRIAD_TEST_FORK_GATE=gate)).start()
+    return gate, c
+
+
 def test_log_compaction_serializes_in_a_child_while_the_node_serves(tmp_path):
     """Serializing the state machine for a log compaction takes time in
     proportion to the data (about a second per million keys); on the loop
@@ -457,11 +470,7 @@ def test_log_compaction_serializes_in_a_child_while_the_node_serves(tmp_path):
     the fork (the syncgate shim's fork gate) and checks that the nodes
     serve meanwhile, that a child that dies costs only a later retry, and
     that once released every node compacts its log and restarts whole."""
-    gate = tmp_path / "forkgate"
-    gate.mkdir()
-    (gate / "closed").touch()
-    c = Cluster(tmp_path, extra_args=["--raft-snapshot-entries", "100", "--loglevel", "verbose"],
-                env=syncgate_env(TRIAD_TEST_FORK_GATE=gate)).start()
+    gate, c = gated_cluster(tmp_path)
     try:
         leader = c.settled()
         r = leader.client()
@@ -513,6 +522,41 @@ def test_log_compaction_serializes_in_a_child_while_the_node_serves(tmp_path):
             assert c.info(s)["triad_snapshot_index"] >= 100
     finally:
         # a child held at the gate would outlive its node for up to a minute
+        if (gate / "closed").exists():
+            (gate / "closed").unlink()
+        c.stop()
+
+
+def test_a_snapshot_child_past_its_deadline_is_killed_and_retried(tmp_path):
+    """raft-snapshot-timeout-ms: a child that has not delivered its snapshot
+    in time (here held at the fork by the syncgate shim's fork gate) is
+    killed; the node logs it and serves on, and once children can run the
+    compaction, tried again, lands through a child."""
+    gate, c = gated_cluster(tmp_path, "--raft-snapshot-timeout-ms", "500")
+    try:
+        leader = c.settled()
+        r = leader.client()
+        for i in range(150):
+            assert r.set("k%d" % i, "v%d" % i) is True
+        timed_out = re.compile(r"the snapshot at index (\d+) failed \(pid (\d+): timed out\)")
+        wait_for(lambda: all(timed_out.search(s.log_tail(200000)) for s in c.nodes),
+                 what="every node's held child to time out")
+        for s in c.nodes:
+            # reaped: no such process any more
+            pid = int(timed_out.search(s.log_tail(200000)).group(2))
+            assert not os.path.exists("/proc/%d" % pid)
+            assert s.client().ping() is True
+            assert c.info(s)["triad_snapshots_taken"] == 0
+        assert r.get("k0") == b"v0"
+        (gate / "closed").unlink()
+        for i in range(150, 300):
+            assert r.set("k%d" % i, "v%d" % i) is True
+        wait_for(lambda: all(c.info(s)["triad_snapshots_taken"] >= 1 for s in c.nodes),
+                 what="every node to compact its log")
+        assert any("file written" in s.log_tail(200000) for s in c.nodes)
+        keys = ["k%d" % i for i in range(300)]
+        assert leader.client().mget(keys) == [("v%d" % i).encode() for i in range(300)]
+    finally:
         if (gate / "closed").exists():
             (gate / "closed").unlink()
         c.stop()
