@@ -1513,6 +1513,8 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
         pthread_mutex_lock(&sy->mu);
         uint64_t written = sy->written_lsn, synced = sy->synced_lsn;
         pthread_mutex_unlock(&sy->mu);
+        bool direct, huge;
+        wal_io_mode(srv->wal, &direct, &huge);
         tbuf_appendf(t,
                      "loading:0\r\nrdb_changes_since_last_save:%llu\r\n"
                      "rdb_bgsave_in_progress:%d\r\nrdb_last_save_time:%lld\r\n"
@@ -1520,7 +1522,8 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
                      "wal_enabled:1\r\nwal_fsync:%s\r\nwal_last_lsn:%llu\r\n"
                      "wal_written_lsn:%llu\r\nwal_synced_lsn:%llu\r\nwal_segments:%zu\r\n"
                      "wal_bytes:%llu\r\nwal_bytes_since_snapshot:%llu\r\nsnapshot_lsn:%llu\r\n"
-                     "snapshot_bytes:%llu\r\nwal_loop_writes:%llu\r\n",
+                     "snapshot_bytes:%llu\r\nwal_loop_writes:%llu\r\nwal_direct_io:%d\r\n"
+                     "wal_huge_pages:%d\r\n",
                      (unsigned long long)(srv->cmd.dirty - srv->dirty_at_snapshot),
                      srv->child_pid > 0 ? 1 : 0, srv->last_snapshot_s,
                      srv->last_snapshot_ok ? "ok" : "err", config_fsync_name(srv->cfg.fsync),
@@ -1529,7 +1532,7 @@ static void hook_info(void *arg, struct cmd_client *c, int argc, char **argv, si
                      (unsigned long long)srv->wal_bytes_since_snapshot,
                      (unsigned long long)srv->snapshot_lsn,
                      (unsigned long long)srv->snapshot_bytes,
-                     (unsigned long long)srv->wal_loop_writes);
+                     (unsigned long long)srv->wal_loop_writes, direct ? 1 : 0, huge ? 1 : 0);
     }
     if (info_wants(argc, argv, "stats", true)) {
         SECTION("Stats");

@@ -157,6 +157,9 @@ struct wal {
     bool cached_write_back; /* fs_write_back reaches cached_fd's pages */
     bool direct_refused;   /* the filesystem refused O_DIRECT: don't ask again */
     bool huge_io;          /* the staging buffer is in huge pages (wal_huge_io) */
+    /* direct and huge_io as of their last change, for any thread
+     * (wal_io_mode) */
+    atomic_bool shown_direct, shown_huge;
     /* The segment's bytes from the last block boundary up to cur_bytes
      * (cur_bytes % WAL_BLOCK_BYTES of them): what a direct write of the
      * block holding cur_bytes must carry before the new records. */
@@ -274,6 +277,7 @@ static void wal__stage_reserve(struct wal *w, size_t len)
         w->huge_io = tmem_io_huge(w->stage, w->stage_cap);
     else
         w->huge_io = fs_faults.io_pages == FS_IO_PAGES_HUGE;
+    atomic_store_explicit(&w->shown_huge, w->huge_io, memory_order_relaxed);
 }
 
 /* Try to make `fd` (the current segment, open for writing at `path`) an
@@ -284,6 +288,7 @@ static void wal__try_direct(struct wal *w, const char *path, int *fd)
 {
     TRIAD_ASSERT(w->cached_fd < 0);
     w->direct = false;
+    atomic_store_explicit(&w->shown_direct, false, memory_order_relaxed);
     if (w->direct_refused)
         return;
     int dfd;
@@ -302,6 +307,7 @@ static void wal__try_direct(struct wal *w, const char *path, int *fd)
     }
     *fd = dfd;
     w->direct = true;
+    atomic_store_explicit(&w->shown_direct, true, memory_order_relaxed);
 }
 
 /* Close the current segment's descriptors. */
@@ -350,6 +356,7 @@ static int wal__pwrite(struct wal *w, const void *p, size_t len, uint64_t off)
     wal__close_cur(w);
     w->fd = fd;
     w->direct_refused = true;
+    atomic_store_explicit(&w->shown_direct, false, memory_order_relaxed);
     return fs_pwrite_all(w->fd, p, len, off);
 }
 
@@ -979,6 +986,8 @@ int wal_open(struct wal **out, const char *dir, uint64_t segment_bytes, uint64_t
     w->dir = tstrndup(dir, strlen(dir));
     w->segment_bytes = segment_bytes ? segment_bytes : WAL_SEGMENT_BYTES_DEFAULT;
     atomic_init(&w->in_use, false);
+    atomic_init(&w->shown_direct, false);
+    atomic_init(&w->shown_huge, false);
     w->fd = -1;
     w->cached_fd = -1;
     w->cached_unsynced_from = WAL_NONE_UNSYNCED;
@@ -1457,6 +1466,12 @@ bool wal_direct_io(const struct wal *w)
 bool wal_huge_io(const struct wal *w)
 {
     return w->huge_io;
+}
+
+void wal_io_mode(struct wal *w, bool *direct, bool *huge)
+{
+    *direct = atomic_load_explicit(&w->shown_direct, memory_order_relaxed);
+    *huge = atomic_load_explicit(&w->shown_huge, memory_order_relaxed);
 }
 
 void wal_stats(struct wal *w, size_t *segments, uint64_t *bytes)

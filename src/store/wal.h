@@ -206,5 +206,8 @@ bool wal_direct_io(const struct wal *w);
  * is allocated: at open, and when it grows). Synced runs then all go
  * direct (WAL_CACHED_RUN_BYTES_MIN). fs_faults.io_pages can force it. */
 bool wal_huge_io(const struct wal *w);
+/* Any thread: wal_direct_io and wal_huge_io as of their last change (a
+ * new segment, a fallback from O_DIRECT, a new staging buffer), for INFO. */
+void wal_io_mode(struct wal *w, bool *direct, bool *huge);
 
 #endif

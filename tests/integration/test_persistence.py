@@ -7,6 +7,7 @@ everything under any fsync policy, and data survives snapshots.
 Skipped on redis; TRIAD_TEST_REDIS_AOF=1 runs them against redis with
 appendonly/appendfsync to check the tests themselves.
 """
+import os
 import threading
 import time
 
@@ -114,6 +115,36 @@ def test_everysec_writes_small_batches_on_the_loop_and_syncs_them_after(make_ser
         loop_writes = info["wal_loop_writes"]
         assert wait_until(lambda: client.info("persistence")["wal_synced_lsn"] >= written,
                           timeout_s=10.0), client.info("persistence")
+
+
+def test_info_shows_how_the_wal_writes(make_server):
+    """INFO persistence says whether the WAL's newest segment is written
+    with O_DIRECT (wal_direct_io) and from a staging buffer in huge pages
+    (wal_huge_pages): 1 where the data directory takes O_DIRECT, and 1
+    only if the process really holds huge pages."""
+    if TARGET == "redis":
+        pytest.skip("reads triad's INFO persistence wal_* fields")
+    s = make_server(extra_args=durable_args("always"))
+    client = s.client()
+    assert client.set("k", "v") is True
+    info = client.info("persistence")
+    probe = s.dir / "direct-probe"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o644)
+        os.close(fd)
+        takes_direct = True
+    except OSError:
+        takes_direct = False
+    finally:
+        if probe.exists():
+            probe.unlink()
+    assert info["wal_direct_io"] == (1 if takes_direct else 0), info
+    assert info["wal_huge_pages"] in (0, 1)
+    if info["wal_huge_pages"] == 1:
+        with open("/proc/%d/smaps_rollup" % s.pid) as f:
+            huge_kb = next(int(line.split()[1]) for line in f
+                           if line.startswith("AnonHugePages:"))
+        assert huge_kb >= 2048
 
 
 def write_varied_state(client, c_db3):

@@ -1856,6 +1856,30 @@ TEST(wal_a_record_bigger_than_a_segment_is_not_primed_past_its_end)
     free(dir);
 }
 
+/* wal_io_mode shows any thread what wal_direct_io and wal_huge_io say. */
+TEST(wal_io_mode_shows_the_write_path)
+{
+    char *dir = make_tmpdir();
+    for (int huge = 0; huge < 2; huge++) {
+        struct wal *w;
+        set_faults((struct fs_faults){.io_pages = huge ? FS_IO_PAGES_HUGE : FS_IO_PAGES_SMALL});
+        CHECK_EQ_INT(open_wal(&w, dir, 1024 * 1024, 0), 0);
+        bool d, h;
+        wal_io_mode(w, &d, &h);
+        CHECK_EQ_INT(d, wal_direct_io(w));
+        CHECK_EQ_INT(h, huge);
+        append_sized(w, 100);
+        CHECK_EQ_INT(write_pending(w, true), 0);
+        wal_io_mode(w, &d, &h);
+        CHECK_EQ_INT(d, wal_direct_io(w));
+        CHECK_EQ_INT(h, huge);
+        wal_close(w);
+    }
+    set_faults((struct fs_faults){0});
+    rm_rf(dir);
+    free(dir);
+}
+
 /* The loop writes a batch itself (fsync everysec) only when
  * wal_pending_stays_cached says the write is a page-cache copy: one small
  * run in the current segment. Each refusal below is a case where the
@@ -2182,6 +2206,7 @@ static void run_wal_tests(void)
     RUN(wal_says_when_the_pending_records_are_only_a_page_cache_write);
     RUN(wal_small_cached_runs_prime_whole_chunks_and_keep_every_record);
     RUN(wal_a_record_bigger_than_a_segment_is_not_primed_past_its_end);
+    RUN(wal_io_mode_shows_the_write_path);
     RUN(wal_truncates_and_logs_a_torn_tail_inside_an_aligned_block);
     RUN(wal_falls_back_to_buffered_writes_when_a_direct_write_is_refused);
     RUN(wal_buffered_writes_are_not_padded_to_blocks);
