@@ -253,6 +253,14 @@ static void cluster__persist(void *arg, const struct raft_ready *rd)
 /* The pipe is read in pieces of at most this much. */
 #define CLUSTER_SNAP_READ_MAX (4u << 20)
 
+/* The loop's monotonic milliseconds: a child's age must not jump with the
+ * wall clock (an NTP step would kill a healthy one, or spare a stuck one). */
+static uint64_t cluster__mono_ms(struct cluster *cl)
+{
+    uv_update_time(cl->loop);
+    return uv_now(cl->loop);
+}
+
 static void cluster__snap_closed(uv_handle_t *h)
 {
     free(h);
@@ -314,7 +322,7 @@ static void cluster__snap_finish(struct cluster *cl, bool eof, const char *why)
                  "raft: the snapshot at index %llu serialized by pid %d (%llu bytes%s, %llu ms)",
                  (unsigned long long)cl->snap_index, (int)pid, (unsigned long long)cl->snap_len,
                  flags & CLUSTER_SNAP_FILE ? ", file written" : "",
-                 (unsigned long long)(cluster__now_ms(NULL) - cl->snap_start_ms));
+                 (unsigned long long)(cluster__mono_ms(cl) - cl->snap_start_ms));
     if (flags & CLUSTER_SNAP_FILE) {
         struct raft_snapshot s = {.index = cl->snap_index,
                                   .term = tbuf_read_u64le(cl->snap_hdr + 8),
@@ -324,14 +332,15 @@ static void cluster__snap_finish(struct cluster *cl, bool eof, const char *why)
     node_compact(cl->node, cl->snap_index, data, cl->snap_len);
 }
 
-/* From a periodic timer: a child past its deadline (raft-snapshot-timeout-ms)
- * fails. Serializing takes about a second per million keys at full speed,
- * so the default, 15 minutes, allows for a big state machine on a busy
- * machine (the child runs at nice 19) and still ends a child stuck for
- * good. */
-static void cluster__snap_check_deadline(struct cluster *cl, uint64_t now)
+/* From a periodic timer (every CLUSTER_PROXY_SCAN_MS): a child past its
+ * deadline (raft-snapshot-timeout-ms) fails. Serializing takes about a
+ * second per million keys at full speed, so the default, 15 minutes,
+ * allows for a big state machine on a busy machine (the child runs at
+ * nice 19) and still ends a child stuck for good. */
+static void cluster__snap_check_deadline(struct cluster *cl)
 {
-    if (cl->snap_pid > 0 && now - cl->snap_start_ms > (uint64_t)cl->cfg->raft_snapshot_timeout_ms)
+    if (cl->snap_pid > 0 &&
+        cluster__mono_ms(cl) - cl->snap_start_ms > (uint64_t)cl->cfg->raft_snapshot_timeout_ms)
         cluster__snap_finish(cl, false, "timed out");
 }
 
@@ -452,7 +461,7 @@ static void cluster__snapshot(void *arg, struct node *n, uint64_t index)
     cl->snap_hdr_got = 0;
     cl->snap_len = cl->snap_got = 0;
     cl->snap_data = NULL;
-    cl->snap_start_ms = cluster__now_ms(NULL);
+    cl->snap_start_ms = cluster__mono_ms(cl);
     cluster__snap_resize_avoid(n, true);
     cluster__log(cl, LOG_VERBOSE, "raft: snapshot at index %llu started by pid %d",
                  (unsigned long long)index, (int)pid);
@@ -597,7 +606,7 @@ static void cluster__on_proxy_timer(uv_timer_t *t)
 {
     struct cluster *cl = t->data;
     uint64_t now = cluster__now_ms(NULL);
-    cluster__snap_check_deadline(cl, now);
+    cluster__snap_check_deadline(cl);
     static const char lost[] =
         "-TRYAGAIN the leader did not answer; the command may or may not have been applied\r\n";
     static const char gone[] =

@@ -112,7 +112,7 @@ static const struct config_param config_params[] = {
      SZ(raft_snapshot_entries), 1, 1000000000, NULL,
      "compact the Raft log into a snapshot after this many applied entries. Default 100000."},
     {"raft-snapshot-timeout-ms", CT_INT, false, OFF(raft_snapshot_timeout_ms),
-     SZ(raft_snapshot_timeout_ms), 100, 86400000, NULL,
+     SZ(raft_snapshot_timeout_ms), 1000, 86400000, NULL,
      "a forked child serializing a log compaction's snapshot that has not delivered it after "
      "this long is killed, and the compaction tried again later. Default 900000 (15 minutes)."},
     {"mode", CT_ENUM, false, OFF(mode), SZ(mode), 0, 0, mode_names,

@@ -532,12 +532,18 @@ def test_a_snapshot_child_past_its_deadline_is_killed_and_retried(tmp_path):
     in time (here held at the fork by the syncgate shim's fork gate) is
     killed; the node logs it and serves on, and once children can run the
     compaction, tried again, lands through a child."""
-    gate, c = gated_cluster(tmp_path, "--raft-snapshot-timeout-ms", "500")
+    gate, c = gated_cluster(tmp_path, "--raft-snapshot-timeout-ms", "2000")
     try:
         leader = c.settled()
         r = leader.client()
-        for i in range(150):
-            assert r.set("k%d" % i, "v%d" % i) is True
+        # Up to the first compaction and no further: every write after it
+        # could bring a retry, and three failures the inline fallback.
+        started = re.compile(r"snapshot at index \d+ started by pid")
+        n = 0
+        while not all(started.search(s.log_tail(200000)) for s in c.nodes):
+            assert n < 150, "no snapshot started after 150 writes"
+            assert r.set("k%d" % n, "v%d" % n) is True
+            n += 1
         timed_out = re.compile(r"the snapshot at index (\d+) failed \(pid (\d+): timed out\)")
         wait_for(lambda: all(timed_out.search(s.log_tail(200000)) for s in c.nodes),
                  what="every node's held child to time out")
@@ -548,12 +554,14 @@ def test_a_snapshot_child_past_its_deadline_is_killed_and_retried(tmp_path):
             assert s.client().ping() is True
             assert c.info(s)["triad_snapshots_taken"] == 0
         assert r.get("k0") == b"v0"
+        assert not any(list(s.dir.glob("raftsnap-*.pre")) for s in c.nodes)
         (gate / "closed").unlink()
-        for i in range(150, 300):
+        for i in range(n, 300):
             assert r.set("k%d" % i, "v%d" % i) is True
         wait_for(lambda: all(c.info(s)["triad_snapshots_taken"] >= 1 for s in c.nodes),
                  what="every node to compact its log")
-        assert any("file written" in s.log_tail(200000) for s in c.nodes)
+        wait_for(lambda: any("file written" in s.log_tail(200000) for s in c.nodes),
+                 what="a compaction through a child")
         keys = ["k%d" % i for i in range(300)]
         assert leader.client().mget(keys) == [("v%d" % i).encode() for i in range(300)]
     finally:

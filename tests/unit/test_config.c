@@ -21,6 +21,33 @@ TEST(config_defaults_match_the_documented_ones)
     CHECK_EQ_INT(c.proto_max_bulk_len, 512ll * 1024 * 1024);
     CHECK_EQ_INT(c.hz, 10);
     CHECK_EQ_INT(c.idle_poll_us, 50);
+    CHECK_EQ_INT(c.raft_snapshot_entries, 100000);
+    CHECK_EQ_INT(c.raft_snapshot_timeout_ms, 15 * 60 * 1000);
+}
+
+TEST(config_raft_snapshot_settings_keep_to_their_ranges)
+{
+    struct config c;
+    char err[256];
+    static const struct {
+        const char *name, *value;
+        int ok;
+    } cases[] = {
+        {"--raft-snapshot-timeout-ms", "999", 0},
+        {"--raft-snapshot-timeout-ms", "1000", 1},
+        {"--raft-snapshot-timeout-ms", "86400000", 1},
+        {"--raft-snapshot-timeout-ms", "86400001", 0},
+        {"--raft-snapshot-entries", "0", 0},
+        {"--raft-snapshot-entries", "1", 1},
+        {"--raft-snapshot-entries", "1000000001", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *argv[] = {"server", (char *)cases[i].name, (char *)cases[i].value};
+        CHECK_EQ_INT(config_load(&c, 3, argv, err, sizeof(err)), cases[i].ok ? 0 : -1);
+    }
+    char *argv[] = {"server", "--raft-snapshot-timeout-ms", "2500"};
+    CHECK_EQ_INT(config_load(&c, 3, argv, err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.raft_snapshot_timeout_ms, 2500);
 }
 
 TEST(config_parses_peers)
@@ -288,6 +315,7 @@ TEST(config_reports_fixed_values_that_cannot_be_set)
 int main(void)
 {
     RUN(config_defaults_match_the_documented_ones);
+    RUN(config_raft_snapshot_settings_keep_to_their_ranges);
     RUN(config_leaderless_settings_have_the_documented_defaults);
     RUN(config_leaderless_mode_takes_its_settings_and_checks_r_and_w_against_n);
     RUN(config_parses_memory_sizes_as_redis_does);
