@@ -112,8 +112,10 @@ _Static_assert(TMEM_IO_ALIGN % WAL_BLOCK_BYTES == 0, "an I/O buffer is block-ali
 _Static_assert(WAL_STAGE_BYTES_MAX >= 2 * WAL_BLOCK_BYTES, "a piece holds a tail and a block");
 _Static_assert(WAL_HEADER_BYTES < WAL_BLOCK_BYTES, "the header is the start of block 0");
 
-static const unsigned char wal__zero_block[WAL_ZERO_BLOCK_BYTES];
-static const unsigned char wal__zero_chunk[WAL_PRIME_BYTES];
+/* Zeros to compare against (WAL_ZERO_BLOCK_BYTES at a time) and to prime
+ * a chunk with (WAL_PRIME_BYTES). */
+static const unsigned char wal__zeros[WAL_PRIME_BYTES];
+_Static_assert(WAL_ZERO_BLOCK_BYTES <= WAL_PRIME_BYTES, "one zero array serves both");
 
 struct wal_seg {
     uint64_t first_lsn;
@@ -156,10 +158,12 @@ struct wal {
     uint64_t cached_unsynced_from;
     bool cached_write_back; /* fs_write_back reaches cached_fd's pages */
     bool direct_refused;   /* the filesystem refused O_DIRECT: don't ask again */
-    bool huge_io;          /* the staging buffer is in huge pages (wal_huge_io) */
-    /* direct and huge_io as of their last change, for any thread
-     * (wal_io_mode) */
-    atomic_bool shown_direct, shown_huge;
+    /* The staging buffer is in huge pages (wal_huge_io). Set by whichever
+     * thread allocates the buffer, read by any (wal_io_mode). */
+    atomic_bool huge_io;
+    /* direct as of its last change, for any thread (wal_io_mode): direct
+     * itself is false for a moment at each new segment */
+    atomic_bool shown_direct;
     /* The segment's bytes from the last block boundary up to cur_bytes
      * (cur_bytes % WAL_BLOCK_BYTES of them): what a direct write of the
      * block holding cur_bytes must carry before the new records. */
@@ -243,7 +247,7 @@ static uint64_t wal__skip_zeros(const unsigned char *data, uint64_t from, uint64
     uint64_t p = from;
     while (p < size) {
         size_t n = (size_t)TRIAD_MIN(size - p, (uint64_t)WAL_ZERO_BLOCK_BYTES);
-        if (memcmp(data + p, wal__zero_block, n) != 0)
+        if (memcmp(data + p, wal__zeros, n) != 0)
             break;
         p += n;
     }
@@ -273,11 +277,10 @@ static void wal__stage_reserve(struct wal *w, size_t len)
     w->stage = tmem_io_alloc(len, &w->stage_cap);
     /* (a forced answer skips the question, which costs a touch of every
      * page and, where the kernel must compact, more) */
-    if (fs_faults.io_pages == FS_IO_PAGES_AS_THEY_ARE)
-        w->huge_io = tmem_io_huge(w->stage, w->stage_cap);
-    else
-        w->huge_io = fs_faults.io_pages == FS_IO_PAGES_HUGE;
-    atomic_store_explicit(&w->shown_huge, w->huge_io, memory_order_relaxed);
+    bool huge = fs_faults.io_pages == FS_IO_PAGES_AS_THEY_ARE
+                    ? tmem_io_huge(w->stage, w->stage_cap)
+                    : fs_faults.io_pages == FS_IO_PAGES_HUGE;
+    atomic_store_explicit(&w->huge_io, huge, memory_order_relaxed);
 }
 
 /* Try to make `fd` (the current segment, open for writing at `path`) an
@@ -987,7 +990,7 @@ int wal_open(struct wal **out, const char *dir, uint64_t segment_bytes, uint64_t
     w->segment_bytes = segment_bytes ? segment_bytes : WAL_SEGMENT_BYTES_DEFAULT;
     atomic_init(&w->in_use, false);
     atomic_init(&w->shown_direct, false);
-    atomic_init(&w->shown_huge, false);
+    atomic_init(&w->huge_io, false);
     w->fd = -1;
     w->cached_fd = -1;
     w->cached_unsynced_from = WAL_NONE_UNSYNCED;
@@ -1173,7 +1176,7 @@ static int wal__prime(struct wal *w, int fd, uint64_t end)
     if (c < w->cur_bytes || c < w->primed_to || c + WAL_PRIME_BYTES <= w->cur_alloc_bytes ||
         c + WAL_PRIME_BYTES > TRIAD_MAX(w->segment_bytes, end))
         return 0;
-    if (fs_pwrite_all(fd, wal__zero_chunk, WAL_PRIME_BYTES, c) != 0)
+    if (fs_pwrite_all(fd, wal__zeros, WAL_PRIME_BYTES, c) != 0)
         return TRIAD_EIO;
     w->cur_alloc_bytes = TRIAD_MAX(w->cur_alloc_bytes, c + WAL_PRIME_BYTES);
     w->primed_to = c + WAL_PRIME_BYTES;
@@ -1277,7 +1280,7 @@ static int wal__sync(struct wal *w, char *errmsg, size_t errlen);
 static bool wal__run_cached(const struct wal *w, uint64_t run_bytes, bool sync)
 {
     bool big = run_bytes >= WAL_CACHED_RUN_BYTES_MIN;
-    return sync ? big && !w->huge_io : !big;
+    return sync ? big && !wal_huge_io(w) : !big;
 }
 
 static int wal__write_batch(struct wal *w, struct wal_batch *b, bool sync, char *errmsg,
@@ -1465,13 +1468,13 @@ bool wal_direct_io(const struct wal *w)
 
 bool wal_huge_io(const struct wal *w)
 {
-    return w->huge_io;
+    return atomic_load_explicit(&w->huge_io, memory_order_relaxed);
 }
 
 void wal_io_mode(struct wal *w, bool *direct, bool *huge)
 {
     *direct = atomic_load_explicit(&w->shown_direct, memory_order_relaxed);
-    *huge = atomic_load_explicit(&w->shown_huge, memory_order_relaxed);
+    *huge = wal_huge_io(w);
 }
 
 void wal_stats(struct wal *w, size_t *segments, uint64_t *bytes)

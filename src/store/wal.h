@@ -201,13 +201,13 @@ uint64_t wal_allocated_bytes(struct wal *w);
  * every write goes through the page cache, as on a filesystem without
  * direct I/O). */
 bool wal_direct_io(const struct wal *w);
-/* Fsync thread (or any thread while none writes): whether the staging
- * buffer for direct writes is in huge pages (tmem_io_huge, asked when it
- * is allocated: at open, and when it grows). Synced runs then all go
- * direct (WAL_CACHED_RUN_BYTES_MIN). fs_faults.io_pages can force it. */
+/* Any thread: whether the staging buffer for direct writes is in huge
+ * pages (tmem_io_huge, asked when it is allocated: at open, and when it
+ * grows). Synced runs then all go direct (WAL_CACHED_RUN_BYTES_MIN).
+ * fs_faults.io_pages can force it. */
 bool wal_huge_io(const struct wal *w);
-/* Any thread: wal_direct_io and wal_huge_io as of their last change (a
- * new segment, a fallback from O_DIRECT, a new staging buffer), for INFO. */
+/* Any thread: wal_direct_io as of its last lasting change (a new
+ * segment, a fallback from O_DIRECT), and wal_huge_io, for INFO. */
 void wal_io_mode(struct wal *w, bool *direct, bool *huge);
 
 #endif
