@@ -66,3 +66,11 @@ void proc_reap(pid_t pid, bool kill_first, int *status)
     if (status != NULL)
         *status = st;
 }
+
+bool proc_reap_try(pid_t pid)
+{
+    pid_t r;
+    while ((r = waitpid(pid, NULL, WNOHANG)) < 0 && errno == EINTR) {
+    }
+    return r != 0;
+}

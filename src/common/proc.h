@@ -26,4 +26,8 @@ pid_t proc_fork(int keep);
  * if kill_first; its wait status goes to *status if not NULL. */
 void proc_reap(pid_t pid, bool kill_first, int *status);
 
+/* Reap child pid if it has exited, without waiting: true if it has, or is
+ * no child of ours (any more); false while it lives. */
+bool proc_reap_try(pid_t pid);
+
 #endif

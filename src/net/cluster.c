@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,15 +277,20 @@ static void cluster__snap_resize_avoid(struct node *n, bool avoid)
         kv_set_resize_avoid(f->srv.db[db], avoid);
 }
 
-/* End the child's work: its pipe closed, the child reaped (killed first
- * if kill_first), the tables free to resize. Returns what it sent (the
+/* End the child's work: its pipe closed, the child killed if kill_first,
+ * and reaped if it has exited; if not, the proxy timer reaps it
+ * (snap_dying). The tables are free to resize. Returns what it sent (the
  * caller's now). */
-static uint8_t *cluster__snap_end(struct cluster *cl, bool kill_first, int *status)
+static uint8_t *cluster__snap_end(struct cluster *cl, bool kill_first)
 {
     uv_read_stop((uv_stream_t *)cl->snap_pipe);
     uv_close((uv_handle_t *)cl->snap_pipe, cluster__snap_closed);
     cl->snap_pipe = NULL;
-    proc_reap(cl->snap_pid, kill_first, status);
+    if (kill_first)
+        kill(cl->snap_pid, SIGKILL);
+    TRIAD_ASSERT(cl->snap_dying == 0);
+    if (!proc_reap_try(cl->snap_pid))
+        cl->snap_dying = cl->snap_pid;
     cl->snap_pid = 0;
     cluster__snap_resize_avoid(cl->node, false);
     uint8_t *data = cl->snap_data;
@@ -292,9 +298,21 @@ static uint8_t *cluster__snap_end(struct cluster *cl, bool kill_first, int *stat
     return data;
 }
 
-/* The child's work is over (eof: the pipe reached its end): reap it (and
- * kill it first unless it delivered everything), then hand the node the
- * snapshot or tell it that none came. */
+/* Whether no child of an earlier compaction is still to be reaped (and
+ * reap it if it has exited). */
+static bool cluster__snap_reaped(struct cluster *cl)
+{
+    if (cl->snap_dying > 0 && proc_reap_try(cl->snap_dying)) {
+        cluster__log(cl, LOG_VERBOSE, "raft: snapshot child pid %d reaped", (int)cl->snap_dying);
+        cl->snap_dying = 0;
+    }
+    return cl->snap_dying == 0;
+}
+
+/* The child's work is over (eof: the pipe reached its end): kill it
+ * unless it delivered everything, then hand the node the snapshot or tell
+ * it that none came. Its exit status adds nothing: a child that sent every
+ * byte exits 0 (cluster__snap_child), so it is not waited for. */
 static void cluster__snap_finish(struct cluster *cl, bool eof, const char *why)
 {
     bool whole = eof && cl->snap_hdr_got == sizeof(cl->snap_hdr) && cl->snap_data != NULL &&
@@ -302,12 +320,7 @@ static void cluster__snap_finish(struct cluster *cl, bool eof, const char *why)
     if (!whole && why == NULL)
         why = "the child stopped before the end";
     pid_t pid = cl->snap_pid;
-    int status = 0;
-    uint8_t *data = cluster__snap_end(cl, !whole, &status);
-    if (whole && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-        whole = false;
-        why = "the child failed";
-    }
+    uint8_t *data = cluster__snap_end(cl, !whole);
     if (!whole) {
         free(data);
         raftlog_snap_discard(cl->rl, cl->snap_index); /* a file it may have written */
@@ -339,6 +352,7 @@ static void cluster__snap_finish(struct cluster *cl, bool eof, const char *why)
  * nice 19) and still ends a child stuck for good. */
 static void cluster__snap_check_deadline(struct cluster *cl)
 {
+    (void)cluster__snap_reaped(cl);
     if (cl->snap_pid > 0 &&
         cluster__mono_ms(cl) - cl->snap_start_ms > (uint64_t)cl->cfg->raft_snapshot_timeout_ms)
         cluster__snap_finish(cl, false, "timed out");
@@ -426,6 +440,16 @@ static void cluster__snapshot(void *arg, struct node *n, uint64_t index)
         node_compact_failed(n); /* and none will be taken: the node is going */
         return;
     }
+    if (!cluster__snap_reaped(cl)) {
+        /* two children alive at once would each hold a copy of the pages
+         * written since its fork */
+        cluster__log(cl, LOG_WARNING,
+                     "raft: snapshot child pid %d has not exited since it was killed; "
+                     "compaction waits",
+                     (int)cl->snap_dying);
+        node_compact_failed(n);
+        return;
+    }
     if (pipe2(fds, O_CLOEXEC) != 0)
         goto err;
     /* fewer, bigger reads (best effort: the default is 64 KiB) */
@@ -468,7 +492,9 @@ static void cluster__snapshot(void *arg, struct node *n, uint64_t index)
     return;
 
 err_child:
-    proc_reap(pid, true, NULL);
+    kill(pid, SIGKILL);
+    if (!proc_reap_try(pid))
+        cl->snap_dying = pid;
     errno = -uerr;
 err:
     cluster__log(cl, LOG_WARNING, "raft: can't start a snapshot at index %llu: %s: %s",
@@ -1063,8 +1089,14 @@ void cluster_stop(struct cluster *cl)
     cl->stopped = true;
     if (cl->snap_pid > 0) {
         /* no compaction now: the log is whole without it */
-        free(cluster__snap_end(cl, true, NULL));
+        free(cluster__snap_end(cl, true));
         raftlog_snap_discard(cl->rl, cl->snap_index);
+    }
+    /* The node is going: the child, killed, is waited for here, so none
+     * outlives the server (proc.h). */
+    if (cl->snap_dying > 0) {
+        proc_reap(cl->snap_dying, true, NULL);
+        cl->snap_dying = 0;
     }
     uv_timer_stop(&cl->timer);
     uv_close((uv_handle_t *)&cl->timer, NULL);

@@ -92,6 +92,11 @@ struct cluster {
     uint64_t snap_len, snap_got;
     uint8_t snap_spill[64]; /* bytes past the announced length land here */
     uint64_t snap_start_ms;
+    /* A child whose work is over but that has not been reaped yet: one
+     * killed may take its time to die (its memory torn down, or an I/O
+     * that cannot be interrupted), and the loop must not wait for it. The
+     * proxy timer reaps it; no new child starts until then. */
+    pid_t snap_dying; /* 0: none */
     /* what was last logged, to log each change once */
     enum raft_role last_role;
     raft_term last_term;

@@ -15,6 +15,12 @@
  * $TRIAD_TEST_FORK_GATE/held: a test can hold a snapshot being taken in a
  * forked child and check that the parent serves meanwhile.
  *
+ * And while $TRIAD_TEST_KILL_GATE/closed exists, a SIGKILL the program
+ * sends is not sent: the target's pid is written to
+ * $TRIAD_TEST_KILL_GATE/held instead and kill() returns 0, as if it had
+ * been. A test can stand in for a child that dies only long after it is
+ * killed (in an I/O that cannot be interrupted) and kill it itself later.
+ *
  * Each wait is bounded (SYNCGATE_WAIT_MS_MAX) so a forgotten gate cannot
  * hang a test run.
  */
@@ -22,6 +28,7 @@
 #include <dlfcn.h>
 #include <sys/types.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -81,4 +88,24 @@ pid_t fork(void)
     if (pid == 0)
         syncgate_wait("TRIAD_TEST_FORK_GATE");
     return pid;
+}
+
+int kill(pid_t pid, int sig)
+{
+    static int (*real_kill)(pid_t, int);
+    if (real_kill == NULL)
+        real_kill = (int (*)(pid_t, int))dlsym(RTLD_NEXT, "kill");
+    const char *gate = getenv("TRIAD_TEST_KILL_GATE");
+    char path[4096];
+    struct stat st;
+    if (sig != SIGKILL || gate == NULL ||
+        (snprintf(path, sizeof(path), "%s/closed", gate), stat(path, &st) != 0))
+        return real_kill(pid, sig);
+    snprintf(path, sizeof(path), "%s/held", gate);
+    FILE *f = fopen(path, "a");
+    if (f != NULL) {
+        fprintf(f, "%d\n", (int)pid);
+        fclose(f);
+    }
+    return 0;
 }

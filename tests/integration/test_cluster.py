@@ -449,16 +449,17 @@ def test_shutdown_save_leaves_a_leader_mode_node_that_restarts_with_its_data(tmp
         c.stop()
 
 
-def gated_cluster(tmp_path, *extra):
+def gated_cluster(tmp_path, *extra, **gates):
     """A started three-node cluster that compacts every 100 entries, with
     every forked child held at the fork until the returned gate directory's
-    `closed` file is removed (the syncgate shim's fork gate)."""
+    `closed` file is removed (the syncgate shim's fork gate), and any other
+    syncgate gates given (name=directory)."""
     gate = tmp_path / "forkgate"
     gate.mkdir()
     (gate / "closed").touch()
     c = Cluster(tmp_path, extra_args=["--raft-snapshot-entries", "100", "--loglevel", "verbose",
                                       *extra],
-                env=syncgate_env(TRIAD_TEST_FORK_GATE=gate)).start()
+                env=syncgate_env(TRIAD_TEST_FORK_GATE=gate, **gates)).start()
     return gate, c
 
 
@@ -527,6 +528,93 @@ def test_log_compaction_serializes_in_a_child_while_the_node_serves(tmp_path):
         c.stop()
 
 
+SNAP_STARTED = re.compile(r"snapshot at index \d+ started by pid")
+
+
+def snapshots_timed_out(c, r):
+    """Writes through r until every node of gated cluster c has started a
+    snapshot child, and no further: every write after that could bring a
+    retry, and three failures in a row the inline fallback. Then waits for
+    every child to time out. Returns the writes made (keys k0...) and each
+    node's timed-out child's pid."""
+    n = 0
+    while not all(SNAP_STARTED.search(s.log_tail(200000)) for s in c.nodes):
+        assert n < 150, "no snapshot started after 150 writes"
+        assert r.set("k%d" % n, "v%d" % n) is True
+        n += 1
+    timed_out = re.compile(r"the snapshot at index (\d+) failed \(pid (\d+): timed out\)")
+    wait_for(lambda: all(timed_out.search(s.log_tail(200000)) for s in c.nodes),
+             what="every node's held child to time out")
+    return n, {s: int(timed_out.search(s.log_tail(200000)).group(2)) for s in c.nodes}
+
+
+def process_state(pid):
+    """The state letter of process pid (R, S, D, Z...), or None if there is
+    no such process."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
+
+
+def test_a_killed_snapshot_child_that_lingers_is_reaped_without_stalling_the_node(tmp_path):
+    """A snapshot child killed (here at its deadline) may take its time to
+    die: tearing down a big copy of the server's memory, or stuck in an I/O
+    that cannot be interrupted. The node must not wait for it: it serves,
+    starts no second child while the first lives, and reaps it once it
+    dies. The syncgate shim's kill gate holds the SIGKILL back; the test
+    sends it itself, later."""
+    killgate = tmp_path / "killgate"
+    killgate.mkdir()
+    (killgate / "closed").touch()
+    gate, c = gated_cluster(tmp_path, "--raft-snapshot-timeout-ms", "2000",
+                            TRIAD_TEST_KILL_GATE=killgate)
+    try:
+        leader = c.settled()
+        r = leader.client()
+        n, pids = snapshots_timed_out(c, r)
+        held = {int(p) for p in (killgate / "held").read_text().split()}
+        assert set(pids.values()) <= held
+        for s in c.nodes:
+            # the node answers while its killed child still lives: it is
+            # not waiting for it
+            assert s.client(socket_timeout=10).ping() is True
+            assert process_state(pids[s]) not in (None, "Z")
+            assert c.info(s)["triad_snapshot_in_progress"] == 0
+        # past the retry point (a tenth of the snapshot interval), once: no
+        # second child while the first lives (a third failure in a row
+        # would make the node compact on the loop instead)
+        for i in range(n, n + 12):
+            assert r.set("k%d" % i, "v%d" % i) is True
+        n += 12
+        wait_for(lambda: all("has not exited since it was killed; compaction waits"
+                             in s.log_tail(200000) for s in c.nodes),
+                 what="every node to put the next compaction off")
+        for s in c.nodes:
+            assert len(SNAP_STARTED.findall(s.log_tail(200000))) == 1
+        # the children die at last: each node reaps its own
+        (killgate / "closed").unlink()
+        (gate / "closed").unlink()
+        for s in c.nodes:
+            os.kill(pids[s], 9)
+        for s in c.nodes:
+            wait_for(lambda: process_state(pids[s]) is None and
+                     "snapshot child pid %d reaped" % pids[s] in s.log_tail(200000),
+                     what="the child reaped")
+        for i in range(n, 300):
+            assert r.set("k%d" % i, "v%d" % i) is True
+        wait_for(lambda: all(c.info(s)["triad_snapshots_taken"] >= 1 for s in c.nodes),
+                 what="every node to compact its log")
+        keys = ["k%d" % i for i in range(300)]
+        assert leader.client().mget(keys) == [("v%d" % i).encode() for i in range(300)]
+    finally:
+        for g in (killgate, gate):
+            if (g / "closed").exists():
+                (g / "closed").unlink()
+        c.stop()
+
+
 def test_a_snapshot_child_past_its_deadline_is_killed_and_retried(tmp_path):
     """raft-snapshot-timeout-ms: a child that has not delivered its snapshot
     in time (here held at the fork by the syncgate shim's fork gate) is
@@ -536,21 +624,11 @@ def test_a_snapshot_child_past_its_deadline_is_killed_and_retried(tmp_path):
     try:
         leader = c.settled()
         r = leader.client()
-        # Up to the first compaction and no further: every write after it
-        # could bring a retry, and three failures the inline fallback.
-        started = re.compile(r"snapshot at index \d+ started by pid")
-        n = 0
-        while not all(started.search(s.log_tail(200000)) for s in c.nodes):
-            assert n < 150, "no snapshot started after 150 writes"
-            assert r.set("k%d" % n, "v%d" % n) is True
-            n += 1
-        timed_out = re.compile(r"the snapshot at index (\d+) failed \(pid (\d+): timed out\)")
-        wait_for(lambda: all(timed_out.search(s.log_tail(200000)) for s in c.nodes),
-                 what="every node's held child to time out")
+        n, pids = snapshots_timed_out(c, r)
         for s in c.nodes:
-            # reaped: no such process any more
-            pid = int(timed_out.search(s.log_tail(200000)).group(2))
-            assert not os.path.exists("/proc/%d" % pid)
+            # reaped (by the next tick of the timer): no such process any more
+            pid = pids[s]
+            wait_for(lambda: not os.path.exists("/proc/%d" % pid), what="the child reaped")
             assert s.client().ping() is True
             assert c.info(s)["triad_snapshots_taken"] == 0
         assert r.get("k0") == b"v0"

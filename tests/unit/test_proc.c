@@ -1,7 +1,7 @@
 /* Unit tests for proc_fork: the child it makes keeps none of the parent's
  * descriptors but the one named, takes SIGTERM and SIGINT at their
  * default action, runs at the lowest priority; the parent keeps its own
- * handlers and mask. And proc_reap. */
+ * handlers and mask. And proc_reap, proc_reap_try. */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -123,10 +123,38 @@ TEST(proc_reap_kills_and_reaps_or_just_reaps)
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 7);
 }
 
+TEST(proc_reap_try_reaps_only_a_child_that_has_exited)
+{
+    int fds[2];
+    CHECK_EQ_INT(pipe(fds), 0);
+    pid_t pid = proc_fork(fds[0]);
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        char c;
+        _exit(read(fds[0], &c, 1) == 1 ? 0 : 1); /* lives until told */
+    }
+    close(fds[0]);
+    CHECK(!proc_reap_try(pid)); /* alive: not waited for */
+    CHECK(!proc_reap_try(pid));
+    CHECK_EQ_INT(kill(pid, 0), 0);
+    CHECK_EQ_INT(write(fds[1], "x", 1), 1);
+    /* once it has exited, a try reaps it; a child of ours no more, any
+     * later try says so at once */
+    int tries = 0;
+    while (!proc_reap_try(pid)) {
+        CHECK(++tries < 10000);
+        usleep(1000);
+    }
+    CHECK_EQ_INT(waitpid(pid, NULL, WNOHANG), -1);
+    CHECK(proc_reap_try(pid));
+    close(fds[1]);
+}
+
 int main(void)
 {
     RUN(proc_fork_child_keeps_one_descriptor_and_default_stop_signals);
     RUN(proc_fork_child_without_a_kept_descriptor_keeps_only_0_to_2);
     RUN(proc_reap_kills_and_reaps_or_just_reaps);
+    RUN(proc_reap_try_reaps_only_a_child_that_has_exited);
     return test_summary("proc");
 }
