@@ -827,6 +827,42 @@ static void cmd__reject(struct cmd_server *s, struct cmd_client *c, const char *
     resp_add_error(c->out, msg);
 }
 
+/* The subcommands of CLIENT, CONFIG and COMMAND, with their arities
+ * (counting the command and the subcommand, as Redis does): cmd__exec
+ * refuses an unknown one, or one with the wrong number of arguments,
+ * before the handler runs or MULTI queues it, as Redis 7 does. */
+struct cmd__sub {
+    const char *name; /* lower case, as in "client|setname" */
+    int arity;
+};
+
+static const struct cmd__sub cmd__client_subs[] = {
+    {"id", 2},       {"setname", 3},  {"getname", 2},  {"list", -2},
+    {"info", 2},     {"kill", -3},    {"setinfo", 4},  {"no-evict", 3},
+    {"no-touch", 3}, {"reply", 3},    {"help", 2},     {NULL, 0},
+};
+static const struct cmd__sub cmd__config_subs[] = {
+    {"get", -3}, {"set", -4}, {"resetstat", 2}, {"rewrite", 2}, {"help", 2}, {NULL, 0},
+};
+static const struct cmd__sub cmd__command_subs[] = {
+    {"count", 2}, {"info", -2}, {"docs", -2}, {"list", -2}, {"getkeys", -4}, {"help", 2},
+    {NULL, 0},
+};
+
+/* The subcommand argv[1] names of cmd (one with CMD_SUBCOMMANDS), or NULL. */
+static const struct cmd__sub *cmd__sub_lookup(const struct cmd_spec *cmd, const char *arg,
+                                              size_t len)
+{
+    const struct cmd__sub *t = cmd->fn == cmd_client   ? cmd__client_subs
+                               : cmd->fn == cmd_config ? cmd__config_subs
+                                                       : cmd__command_subs;
+    TRIAD_ASSERT(cmd->fn == cmd_client || cmd->fn == cmd_config || cmd->fn == cmd_command);
+    for (; t->name != NULL; t++)
+        if (cmd_arg_is(arg, len, t->name))
+            return t;
+    return NULL;
+}
+
 static void cmd__reject_unknown(struct cmd_server *s, struct cmd_client *c, int argc, char **argv,
                                 size_t *argvlen)
 {
@@ -846,9 +882,32 @@ static void cmd__reject_unknown(struct cmd_server *s, struct cmd_client *c, int 
     tbuf_free(&m);
 }
 
+static bool cmd__arity_fits(int arity, int argc)
+{
+    return arity > 0 ? argc == arity : argc >= -arity;
+}
+
 static bool cmd__arity_ok(const struct cmd_spec *cmd, int argc)
 {
-    return cmd->arity > 0 ? argc == cmd->arity : argc >= -cmd->arity;
+    return cmd__arity_fits(cmd->arity, argc);
+}
+
+/* Refuse cmd (or its subcommand sub, if not NULL) for a wrong number of
+ * arguments, in Redis's words. */
+static void cmd__reject_arity(struct cmd_server *s, struct cmd_client *c,
+                              const struct cmd_spec *cmd, const char *sub, int argc, char **argv,
+                              size_t *argvlen)
+{
+    char msg[2 * CMD_NAME_MAX + 64];
+    char low[CMD_NAME_MAX];
+    size_t i;
+    for (i = 0; cmd->name[i] != '\0' && i + 1 < sizeof(low); i++)
+        low[i] = (char)tolower((unsigned char)cmd->name[i]);
+    low[i] = '\0';
+    snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s%s%s' command", low,
+             sub != NULL ? "|" : "", sub != NULL ? sub : "");
+    cmd__count_rejected(s, cmd, argc, argv, argvlen);
+    cmd__reject(s, c, msg);
 }
 
 static bool cmd__auth_required(struct cmd_server *s, struct cmd_client *c)
@@ -934,16 +993,29 @@ static uint64_t cmd__exec(struct cmd_server *s, struct cmd_client *c, int argc, 
         return 0;
     }
     if (!cmd__arity_ok(cmd, argc)) {
-        char msg[CMD_NAME_MAX + 64];
-        char low[CMD_NAME_MAX];
-        size_t i;
-        for (i = 0; cmd->name[i] != '\0' && i + 1 < sizeof(low); i++)
-            low[i] = (char)tolower((unsigned char)cmd->name[i]);
-        low[i] = '\0';
-        snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s' command", low);
-        cmd__count_rejected(s, cmd, argc, argv, argvlen);
-        cmd__reject(s, c, msg);
+        cmd__reject_arity(s, c, cmd, NULL, argc, argv, argvlen);
         return 0;
+    }
+    if ((cmd->flags & CMD_SUBCOMMANDS) && argc >= 2) {
+        const struct cmd__sub *sub = cmd__sub_lookup(cmd, argv[1], argvlen[1]);
+        if (sub == NULL) {
+            /* not counted as a call of any command: the name is the
+             * client's text, and Redis records none either */
+            char msg[CMD_NAME_MAX + 200];
+            size_t n = TRIAD_MIN(argvlen[1], (size_t)128), i;
+            char up[CMD_NAME_MAX];
+            for (i = 0; i < argvlen[0] && i + 1 < sizeof(up); i++)
+                up[i] = (char)toupper((unsigned char)argv[0][i]);
+            up[i] = '\0';
+            snprintf(msg, sizeof(msg), "ERR unknown subcommand '%.*s'. Try %s HELP.", (int)n,
+                     argv[1], up);
+            cmd__reject(s, c, msg);
+            return 0;
+        }
+        if (!cmd__arity_fits(sub->arity, argc)) {
+            cmd__reject_arity(s, c, cmd, sub->name, argc, argv, argvlen);
+            return 0;
+        }
     }
     if (cmd__auth_required(s, c) && !(cmd->flags & CMD_NOAUTH)) {
         cmd__count_rejected(s, cmd, argc, argv, argvlen);
@@ -1404,13 +1476,6 @@ CMD_HANDLER(cmd_hello)
     resp_add_array_len(o, 0);
 }
 
-static void cmd__unknown_subcommand(struct cmd_client *c, const char *arg, size_t len,
-                                    const char *cmd)
-{
-    resp_add_errorf(c->out, "ERR unknown subcommand '%.*s'. Try %s HELP.",
-                    (int)TRIAD_MIN(len, (size_t)128), arg, cmd);
-}
-
 static void cmd__reply_help(struct cmd_client *c, const char *cmd, const char *const *lines)
 {
     size_t n = 0;
@@ -1450,18 +1515,6 @@ static const char *const cmd__client_help[] = {
     "    Assign the name <name> to the current connection.",
     NULL,
 };
-
-/* A subcommand's arity, as Redis checks it ("client|setname"). */
-static bool cmd__sub_arity(struct cmd_client *c, int argc, int arity, const char *cmd,
-                           const char *sub)
-{
-    if (arity > 0 ? argc == arity : argc >= -arity)
-        return true;
-    char name[64];
-    snprintf(name, sizeof(name), "%s|%s", cmd, sub);
-    cmd_reply_wrong_arity(c, name);
-    return false;
-}
 
 #define CMD_CLIENT_LIST_IDS_MAX 1024 /* ids in one CLIENT LIST ID ... */
 
@@ -1599,11 +1652,8 @@ CMD_HANDLER(cmd_client)
     const char *sub = argv[1];
     size_t sl = argvlen[1];
     if (cmd_arg_is(sub, sl, "ID")) {
-        if (cmd__sub_arity(c, argc, 2, "client", "id"))
-            resp_add_int(c->out, (long long)c->id);
+        resp_add_int(c->out, (long long)c->id);
     } else if (cmd_arg_is(sub, sl, "SETNAME")) {
-        if (!cmd__sub_arity(c, argc, 3, "client", "setname"))
-            return;
         if (!cmd__client_name_ok(argv[2], argvlen[2])) {
             resp_add_error(c->out, cmd__bad_name);
             return;
@@ -1611,8 +1661,6 @@ CMD_HANDLER(cmd_client)
         cmd__set_name(c, argv[2], argvlen[2]);
         cmd_reply_ok(c);
     } else if (cmd_arg_is(sub, sl, "GETNAME")) {
-        if (!cmd__sub_arity(c, argc, 2, "client", "getname"))
-            return;
         if (c->name != NULL)
             resp_add_bulk_str(c->out, c->name);
         else
@@ -1620,19 +1668,14 @@ CMD_HANDLER(cmd_client)
     } else if (cmd_arg_is(sub, sl, "LIST")) {
         cmd__client_list(s, c, argc, argv, argvlen);
     } else if (cmd_arg_is(sub, sl, "INFO")) {
-        if (!cmd__sub_arity(c, argc, 2, "client", "info"))
-            return;
         struct tbuf text = {0};
         if (s->hooks.client_list != NULL)
             s->hooks.client_list(s->hooks.arg, c, true, NULL, 0, &text);
         resp_add_verbatim(c->out, c->proto, text.data ? text.data : "", text.len);
         tbuf_free(&text);
     } else if (cmd_arg_is(sub, sl, "KILL")) {
-        if (cmd__sub_arity(c, argc, -3, "client", "kill"))
-            cmd__client_kill(s, c, argc, argv, argvlen);
+        cmd__client_kill(s, c, argc, argv, argvlen);
     } else if (cmd_arg_is(sub, sl, "SETINFO")) {
-        if (!cmd__sub_arity(c, argc, 4, "client", "setinfo"))
-            return;
         if (cmd_arg_is(argv[2], argvlen[2], "lib-name") ||
             cmd_arg_is(argv[2], argvlen[2], "lib-ver"))
             cmd_reply_ok(c);
@@ -1640,14 +1683,10 @@ CMD_HANDLER(cmd_client)
             resp_add_errorf(c->out, "ERR Unrecognized option '%.*s'",
                             (int)TRIAD_MIN(argvlen[2], (size_t)128), argv[2]);
     } else if (cmd_arg_is(sub, sl, "NO-EVICT")) {
-        if (cmd__sub_arity(c, argc, 3, "client", "no-evict"))
-            cmd__on_off(c, argv[2], argvlen[2]);
+        cmd__on_off(c, argv[2], argvlen[2]);
     } else if (cmd_arg_is(sub, sl, "NO-TOUCH")) {
-        if (cmd__sub_arity(c, argc, 3, "client", "no-touch"))
-            cmd__on_off(c, argv[2], argvlen[2]);
+        cmd__on_off(c, argv[2], argvlen[2]);
     } else if (cmd_arg_is(sub, sl, "REPLY")) {
-        if (!cmd__sub_arity(c, argc, 3, "client", "reply"))
-            return;
         /* OFF and SKIP are not answered themselves (cmd_exec drops what a
          * command replied while they are in force). */
         if (cmd_arg_is(argv[2], argvlen[2], "ON")) {
@@ -1660,10 +1699,10 @@ CMD_HANDLER(cmd_client)
         } else {
             cmd_reply_syntax_error(c);
         }
-    } else if (cmd_arg_is(sub, sl, "HELP") && argc == 2) {
+    } else if (cmd_arg_is(sub, sl, "HELP")) {
         cmd__reply_help(c, "CLIENT", cmd__client_help);
     } else {
-        cmd__unknown_subcommand(c, sub, sl, "CLIENT");
+        TRIAD_ASSERT(!"a subcommand cmd__exec does not know"); /* cmd__subs */
     }
 }
 
@@ -1833,8 +1872,6 @@ CMD_HANDLER(cmd_config)
     const char *sub = argv[1];
     size_t sl = argvlen[1];
     if (cmd_arg_is(sub, sl, "GET")) {
-        if (!cmd__sub_arity(c, argc, -3, "config", "get"))
-            return;
         struct cmd__config_pairs p = {0};
         for (int i = 2; i < argc; i++)
             if (s->hooks.config_get != NULL)
@@ -1844,22 +1881,18 @@ CMD_HANDLER(cmd_config)
         tbuf_free(&p.reply);
         tbuf_free(&p.names);
     } else if (cmd_arg_is(sub, sl, "SET")) {
-        if (cmd__sub_arity(c, argc, -4, "config", "set"))
-            cmd__config_set(s, c, argc, argv, argvlen);
+        cmd__config_set(s, c, argc, argv, argvlen);
     } else if (cmd_arg_is(sub, sl, "RESETSTAT")) {
-        if (!cmd__sub_arity(c, argc, 2, "config", "resetstat"))
-            return;
         memset(&s->stats, 0, sizeof(s->stats));
         if (s->hooks.config_resetstat != NULL)
             s->hooks.config_resetstat(s->hooks.arg);
         cmd_reply_ok(c);
     } else if (cmd_arg_is(sub, sl, "REWRITE")) {
-        if (cmd__sub_arity(c, argc, 2, "config", "rewrite"))
-            resp_add_error(c->out, "ERR The server is running without a config file");
-    } else if (cmd_arg_is(sub, sl, "HELP") && argc == 2) {
+        resp_add_error(c->out, "ERR The server is running without a config file");
+    } else if (cmd_arg_is(sub, sl, "HELP")) {
         cmd__reply_help(c, "CONFIG", cmd__config_help);
     } else {
-        cmd__unknown_subcommand(c, sub, sl, "CONFIG");
+        TRIAD_ASSERT(!"a subcommand cmd__exec does not know"); /* cmd__subs */
     }
 }
 
@@ -2075,8 +2108,7 @@ CMD_HANDLER(cmd_command)
     const char *sub = argv[1];
     size_t sl = argvlen[1];
     if (cmd_arg_is(sub, sl, "COUNT")) {
-        if (cmd__sub_arity(c, argc, 2, "command", "count"))
-            resp_add_int(c->out, (long long)count);
+        resp_add_int(c->out, (long long)count);
     } else if (cmd_arg_is(sub, sl, "INFO")) {
         if (argc == 2) {
             resp_add_array_len(c->out, (long long)count);
@@ -2111,12 +2143,11 @@ CMD_HANDLER(cmd_command)
     } else if (cmd_arg_is(sub, sl, "LIST")) {
         cmd__command_list(c, argc, argv, argvlen);
     } else if (cmd_arg_is(sub, sl, "GETKEYS")) {
-        if (cmd__sub_arity(c, argc, -4, "command", "getkeys"))
-            cmd__command_getkeys(c, argc, argv, argvlen);
-    } else if (cmd_arg_is(sub, sl, "HELP") && argc == 2) {
+        cmd__command_getkeys(c, argc, argv, argvlen);
+    } else if (cmd_arg_is(sub, sl, "HELP")) {
         cmd__reply_help(c, "COMMAND", cmd__command_help);
     } else {
-        cmd__unknown_subcommand(c, sub, sl, "COMMAND");
+        TRIAD_ASSERT(!"a subcommand cmd__exec does not know"); /* cmd__subs */
     }
 }
 

@@ -421,6 +421,31 @@ def test_info_commandstats_counts_calls_rejections_and_failures(make_server):
     conn.close()
 
 
+def test_commandstats_keep_no_unknown_subcommand(make_server):
+    """An unknown subcommand is refused before it runs and, as in Redis,
+    counted as no command's call: its name is the client's text, which must
+    not reach INFO (a CR LF in it would forge lines), nor fill the table of
+    statistics and push the real commands out."""
+    conn = make_server().resp()
+    assert conn.cmd("CONFIG", "zz\r\nfake_line:1", "x") == \
+        Err("ERR unknown subcommand 'zz  fake_line:1'. Try CONFIG HELP.")
+    for i in range(300):
+        assert conn.cmd("CLIENT", "bogus%d" % i) == \
+            Err("ERR unknown subcommand 'bogus%d'. Try CLIENT HELP." % i)
+    assert conn.cmd("CLIENT", "SETNAME") == arity("client|setname")  # a known one: counted
+    assert conn.cmd("TOUCH", "x") == 0
+    text = conn.cmd("INFO", "commandstats").decode()
+    names = [l.split(":", 1)[0] for l in text.split("\r\n")[1:] if l]
+    assert all(n.startswith("cmdstat_") for n in names), names
+    assert "cmdstat_touch" in names and "cmdstat_client|setname" in names
+    assert not any("bogus" in n or "zz" in n for n in names), names
+    # and CLIENT LIST's cmd= never shows it either
+    assert conn.cmd("CONFIG", "q z\r\nq") == Err("ERR unknown subcommand 'q z  q'. Try CONFIG HELP.")
+    listing = conn.cmd("CLIENT", "LIST").decode()
+    assert "\r" not in listing and listing.count("\n") == 1
+    conn.close()
+
+
 def info_stats(conn):
     return redis.client.parse_info(conn.cmd("INFO", "stats").decode())
 
