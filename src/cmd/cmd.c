@@ -863,6 +863,26 @@ static const struct cmd__sub *cmd__sub_lookup(const struct cmd_spec *cmd, const 
     return NULL;
 }
 
+/* A known command refused before it ran (msg: the error, "ERR ..."): its
+ * rejected call counted, and the refusal. An EXEC refused takes its
+ * transaction with it, as Redis does (execCommandAbort), inside MULTI or
+ * not, saying why. */
+static void cmd__reject_call(struct cmd_server *s, struct cmd_client *c, const struct cmd_spec *cmd,
+                             int argc, char **argv, size_t *argvlen, const char *msg)
+{
+    cmd__count_rejected(s, cmd, argc, argv, argvlen);
+    if (cmd->fn != cmd_exec_cmd) {
+        cmd__reject(s, c, msg);
+        return;
+    }
+    if (strncmp(msg, "ERR ", 4) == 0)
+        msg += 4;
+    cmd__discard_transaction(s, c);
+    s->stats.rejected_calls++;
+    cmd__count_error(s, "EXECABORT", 9);
+    resp_add_errorf(c->out, "EXECABORT Transaction discarded because of: %s", msg);
+}
+
 static void cmd__reject_unknown(struct cmd_server *s, struct cmd_client *c, int argc, char **argv,
                                 size_t *argvlen)
 {
@@ -906,8 +926,7 @@ static void cmd__reject_arity(struct cmd_server *s, struct cmd_client *c,
     low[i] = '\0';
     snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s%s%s' command", low,
              sub != NULL ? "|" : "", sub != NULL ? sub : "");
-    cmd__count_rejected(s, cmd, argc, argv, argvlen);
-    cmd__reject(s, c, msg);
+    cmd__reject_call(s, c, cmd, argc, argv, argvlen, msg);
 }
 
 static bool cmd__auth_required(struct cmd_server *s, struct cmd_client *c)
@@ -1018,25 +1037,15 @@ static uint64_t cmd__exec(struct cmd_server *s, struct cmd_client *c, int argc, 
         }
     }
     if (cmd__auth_required(s, c) && !(cmd->flags & CMD_NOAUTH)) {
-        cmd__count_rejected(s, cmd, argc, argv, argvlen);
-        cmd__reject(s, c, "NOAUTH Authentication required.");
+        cmd__reject_call(s, c, cmd, argc, argv, argvlen, "NOAUTH Authentication required.");
         return 0;
     }
     bool is_exec = cmd->fn == cmd_exec_cmd;
     if (((cmd->flags & CMD_DENYOOM) ||
          (is_exec && (c->flags & CMD_CLIENT_MULTI) && cmd__queue_denyoom(c))) &&
         cmd__over_maxmemory(s)) {
-        static const char oom[] = "OOM command not allowed when used memory > 'maxmemory'.";
-        cmd__count_rejected(s, cmd, argc, argv, argvlen);
-        if (is_exec) {
-            /* Redis aborts the whole transaction, naming the reason. */
-            cmd__discard_transaction(s, c);
-            s->stats.rejected_calls++;
-            cmd__count_error(s, "EXECABORT", 9);
-            resp_add_errorf(c->out, "EXECABORT Transaction discarded because of: %s", oom);
-        } else {
-            cmd__reject(s, c, "OOM command not allowed when used memory > 'maxmemory'.");
-        }
+        cmd__reject_call(s, c, cmd, argc, argv, argvlen,
+                         "OOM command not allowed when used memory > 'maxmemory'.");
         return 0;
     }
     if ((c->flags & CMD_CLIENT_MULTI) && (cmd->flags & CMD_DENYMULTI)) {

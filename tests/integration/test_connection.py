@@ -95,6 +95,12 @@ def test_auth_noauth_before_wrongpass_then_ok(auth_server):
         assert conn.cmd("GET", "a") == E_NOAUTH
         assert conn.cmd("SET", "a", "1") == E_NOAUTH
         assert conn.cmd("CLIENT", "ID") == E_NOAUTH
+        # an EXEC refused says so as a discarded transaction (Redis's
+        # execCommandAbort); a wrong count is found before authentication
+        assert conn.cmd("EXEC") == \
+            Err("EXECABORT Transaction discarded because of: NOAUTH Authentication required.")
+        assert conn.cmd("EXEC", "x") == Err("EXECABORT Transaction discarded because of: "
+                                            "wrong number of arguments for 'exec' command")
         assert conn.cmd("AUTH", "nope") == E_WRONGPASS
         assert conn.cmd("AUTH", "default", "nope") == E_WRONGPASS
         assert conn.cmd("PING") == E_NOAUTH

@@ -29,6 +29,13 @@ CASES = {
     "subcommand_arity_error_aborts": [(("MULTI",), "OK"), (("SET", "a", "1"), "QUEUED"),
                                       (("CONFIG", "GET"), arity("config|get")),
                                       (("EXEC",), E_EXECABORT), (("EXISTS", "a"), 0)],
+    # EXEC refused (here: an argument too many) takes the transaction with it
+    "exec_with_arguments_discards": [(("MULTI",), "OK"), (("SET", "a", "1"), "QUEUED"),
+                                     (("EXEC", "x"),
+                                      Err("EXECABORT Transaction discarded because of: "
+                                          "wrong number of arguments for 'exec' command")),
+                                     (("EXEC",), Err("ERR EXEC without MULTI")),
+                                     (("EXISTS", "a"), 0)],
     "runtime_error_does_not_abort": [(("SET", "s", "abc"), "OK"), (("MULTI",), "OK"),
                                      (("SET", "a", "1"), "QUEUED"), (("INCR", "s"), "QUEUED"),
                                      (("INCR", "a"), "QUEUED"), (("EXEC",), ["OK", E_INT, 2])],
