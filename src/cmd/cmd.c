@@ -1730,11 +1730,12 @@ CMD_HANDLER(cmd_info)
 
 CMD_HANDLER(cmd_time)
 {
-    /* The caller set now_ms from the clock before this command. */
-    int64_t ms = s->now_ms;
+    /* In microseconds, as Redis answers; without a clock, the now_ms the
+     * caller set before this command. */
+    int64_t us = s->wall_us != NULL ? s->wall_us() : s->now_ms * 1000;
     resp_add_array_len(c->out, 2);
-    resp_add_bulk_ll(c->out, ms / 1000);
-    resp_add_bulk_ll(c->out, (ms % 1000) * 1000);
+    resp_add_bulk_ll(c->out, us / 1000000);
+    resp_add_bulk_ll(c->out, us % 1000000);
 }
 
 CMD_HANDLER(cmd_lastsave)

@@ -176,6 +176,7 @@ struct cmd_server {
     uint64_t maxmemory;      /* 0 = no limit */
     size_t (*used_memory)(void); /* the figure maxmemory is compared with */
     uint64_t (*clock_us)(void);  /* monotonic, for commandstats' usec; NULL: none */
+    int64_t (*wall_us)(void);    /* the wall clock, for TIME; NULL: now_ms */
     struct cmd_stats stats;
     struct cmd_hooks hooks;
     uint64_t seed;           /* for the kvs that FLUSH ASYNC puts in place */

@@ -250,6 +250,13 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static FILE *log_file;
 
 __attribute__((format(printf, 2, 3))) static void srv_log(int level, const char *fmt, ...)
@@ -2167,6 +2174,7 @@ int server_main(int argc, char **argv)
     srv->cmd.maxmemory = (uint64_t)srv->cfg.maxmemory;
     srv->cmd.used_memory = tmem_used;
     srv->cmd.clock_us = mono_us;
+    srv->cmd.wall_us = wall_us;
 
     /* Files a snapshot makes obsolete are deleted off the loop (reaper.h). */
     if (reaper_new(&srv->reaper, err, sizeof(err)) != 0) {

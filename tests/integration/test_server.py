@@ -237,6 +237,9 @@ def test_time(c):
     secs, usecs = int(reply[0]), int(reply[1])
     assert abs(secs - time.time()) < 300  # same clock, loosely
     assert 0 <= usecs < 1000000
+    # microseconds, not milliseconds times 1000: twenty readings all on a
+    # whole millisecond would be a chance of 1 in 10^60
+    assert any(int(c.cmd("TIME")[1]) % 1000 != 0 for _ in range(20))
     assert c.cmd("TIME", "x") == arity("time")
 
 

@@ -568,6 +568,11 @@ TEST(config_get_dedups_and_is_a_map_in_resp3)
     fx_free(&f);
 }
 
+static int64_t fake_wall_us(void)
+{
+    return 1700000002012345;
+}
+
 TEST(server_commands_go_through_the_hooks)
 {
     struct fx f;
@@ -589,6 +594,9 @@ TEST(server_commands_go_through_the_hooks)
     EXPECT(&f, &f.c, "TIME", "*2\r\n$10\r\n1700000000\r\n$1\r\n0\r\n");
     f.s.now_ms = T_NOW_MS + 1234;
     EXPECT(&f, &f.c, "TIME", "*2\r\n$10\r\n1700000001\r\n$6\r\n234000\r\n");
+    f.s.wall_us = fake_wall_us; /* the server's clock, in microseconds */
+    EXPECT(&f, &f.c, "TIME", "*2\r\n$10\r\n1700000002\r\n$5\r\n12345\r\n");
+    f.s.wall_us = NULL;
     EXPECT(&f, &f.c, "SHUTDOWN ABORT", "-ERR No shutdown in progress.\r\n");
     EXPECT(&f, &f.c, "SHUTDOWN NOSAVE SAVE", "-ERR syntax error\r\n");
     EXPECT(&f, &f.c, "SHUTDOWN FOO", "-ERR syntax error\r\n");
