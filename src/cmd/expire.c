@@ -281,6 +281,15 @@ CMD_HANDLER(cmd_getex)
         }
     }
 
+    /* Redis's order: the options' syntax, then the key (a missing one is
+     * nil whatever the time given), then the time's value. */
+    struct kv_val v;
+    if (kv_get(cmd_db(s, c), argv[1], argvlen[1], s->now_ms, &v) != 0) {
+        s->stats.keyspace_misses++;
+        resp_add_null(c->out, c->proto);
+        return;
+    }
+    s->stats.keyspace_hits++;
     int64_t abs_ms = 0;
     bool set_deadline = flags & ~EXP_GETEX_PERSIST;
     if (set_deadline) {
@@ -290,14 +299,6 @@ CMD_HANDLER(cmd_getex)
                                "getex", &abs_ms))
             return;
     }
-
-    struct kv_val v;
-    if (kv_get(cmd_db(s, c), argv[1], argvlen[1], s->now_ms, &v) != 0) {
-        s->stats.keyspace_misses++;
-        resp_add_null(c->out, c->proto);
-        return;
-    }
-    s->stats.keyspace_hits++;
     /* the reply first: v.ptr is borrowed only until the kv changes */
     resp_add_bulk(c->out, v.ptr, v.len);
     if (set_deadline) {

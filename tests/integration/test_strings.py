@@ -40,6 +40,10 @@ CASES = {
                (("EXISTS", "k"), 0)],
     "getex_plain": [(("SET", "k", "v"), "OK"), (("GETEX", "k"), b"v"), (("TTL", "k"), -1)],
     "getex_missing": [(("GETEX", "k", "EX", "10"), None), (("EXISTS", "k"), 0)],
+    # the key before the time's value (the options' syntax before both)
+    "getex_missing_bad_time": [(("GETEX", "k", "EX", "abc"), None), (("GETEX", "k", "PX", "-5"), None),
+                               (("GETEX", "k", "EXAT", "0"), None), (("GETEX", "k", "FOO"), E_SYNTAX),
+                               (("SET", "k", "v"), "OK"), (("GETEX", "k", "EX", "abc"), E_INT)],
     "getex_ex_then_persist": [(("SET", "k", "v"), "OK"), (("GETEX", "k", "EX", "100"), b"v"),
                               (("TTL", "k"), 100), (("GETEX", "k", "PERSIST"), b"v"),
                               (("TTL", "k"), -1)],
