@@ -2132,7 +2132,7 @@ CMD_HANDLER(cmd_command)
             if (cmd != NULL)
                 cmd__reply_command_info(c, cmd);
             else
-                resp_add_null_array(c->out, c->proto);
+                resp_add_null(c->out, c->proto); /* $-1, as Redis */
         }
     } else if (cmd_arg_is(sub, sl, "DOCS")) {
         if (argc == 2) {

@@ -33,6 +33,8 @@ EXACT = [
      b"%2\r\n$7\r\nmatches\r\n*0\r\n$3\r\nlen\r\n:0\r\n"),
     ("getname_nil", [], ("CLIENT", "GETNAME"), b"$-1\r\n", b"_\r\n"),
     ("randomkey_nil", [], ("RANDOMKEY",), b"$-1\r\n", b"_\r\n"),
+    ("command_info_unknown_nil", [], ("COMMAND", "INFO", "nosuch"), b"*1\r\n$-1\r\n",
+     b"*1\r\n_\r\n"),
     ("error", [], ("GET",), b"-ERR wrong number of arguments for 'get' command\r\n",
      b"-ERR wrong number of arguments for 'get' command\r\n"),
     ("wrong_int", [("SET", "k", "v")], ("INCR", "k"),
