@@ -174,6 +174,7 @@ struct cmd_server {
     int64_t now_ms;          /* set by the caller before every cmd_exec */
     const char *requirepass; /* NULL or "" = no password (borrowed) */
     uint64_t maxmemory;      /* 0 = no limit */
+    uint64_t proto_max_bulk_len; /* APPEND and SETRANGE grow no string past it; 0: 512 MiB */
     size_t (*used_memory)(void); /* the figure maxmemory is compared with */
     uint64_t (*clock_us)(void);  /* monotonic, for commandstats' usec; NULL: none */
     int64_t (*wall_us)(void);    /* the wall clock, for TIME; NULL: now_ms */

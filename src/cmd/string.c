@@ -31,6 +31,16 @@
 
 #define STR_ERR_TOO_BIG "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
 
+/* The longest client c may make a string: proto-max-bulk-len, as Redis
+ * checks it (checkStringLength). A command replayed from the log passed
+ * the check when it ran, whatever the setting is now. */
+static size_t str__len_max(const struct cmd_server *s, const struct cmd_client *c)
+{
+    if ((c->flags & CMD_CLIENT_REPLAY) || s->proto_max_bulk_len == 0)
+        return STR_VALUE_LEN_MAX;
+    return (size_t)TRIAD_MIN(s->proto_max_bulk_len, (uint64_t)STR_VALUE_LEN_MAX);
+}
+
 /* SET options */
 #define STR_SET_NX (1u << 0)
 #define STR_SET_XX (1u << 1)
@@ -368,7 +378,7 @@ CMD_HANDLER(cmd_append)
     bool found = str__lookup_write(s, c, argv[1], argvlen[1], &v);
     if (found) {
         old_len = v.len;
-        if (alen > STR_VALUE_LEN_MAX - old_len) {
+        if (old_len > str__len_max(s, c) || alen > str__len_max(s, c) - old_len) {
             resp_add_error(c->out, STR_ERR_TOO_BIG);
             return;
         }
@@ -412,7 +422,8 @@ CMD_HANDLER(cmd_setrange)
         resp_add_int(c->out, (long long)old_len);
         return;
     }
-    if ((unsigned long long)offset > STR_VALUE_LEN_MAX - vlen) {
+    size_t len_max = str__len_max(s, c);
+    if (vlen > len_max || (unsigned long long)offset > len_max - vlen) {
         resp_add_error(c->out, STR_ERR_TOO_BIG);
         return;
     }

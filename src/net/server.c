@@ -1651,6 +1651,7 @@ static int hook_config_set(void *arg, int npairs, char **names, char **values, c
     srv->cfg = next;
     /* push the new values to where they are used */
     srv->cmd.maxmemory = (uint64_t)srv->cfg.maxmemory;
+    srv->cmd.proto_max_bulk_len = (uint64_t)srv->cfg.proto_max_bulk_len;
     srv->cmd.requirepass = srv->cfg.requirepass;
     pthread_mutex_lock(&srv->syncer.mu);
     srv->syncer.policy = srv->cfg.fsync;
@@ -2172,6 +2173,7 @@ int server_main(int argc, char **argv)
     cmd_server_init(&srv->cmd, srv->cfg.databases, seed);
     srv->cmd.requirepass = srv->cfg.requirepass;
     srv->cmd.maxmemory = (uint64_t)srv->cfg.maxmemory;
+    srv->cmd.proto_max_bulk_len = (uint64_t)srv->cfg.proto_max_bulk_len;
     srv->cmd.used_memory = tmem_used;
     srv->cmd.clock_us = mono_us;
     srv->cmd.wall_us = wall_us;

@@ -179,3 +179,38 @@ IFEQ_CASES = {
 @pytest.mark.parametrize("name", sorted(IFEQ_CASES))
 def test_set_ifeq(c, name):
     run_steps(c, IFEQ_CASES[name])
+
+
+E_TOO_BIG = Err("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+
+
+@pytest.mark.triad_only("restarts on triad's log; the first half matches redis-server 7.0.15")
+def test_append_and_setrange_obey_proto_max_bulk_len(make_server):
+    """APPEND and SETRANGE grow no string past proto-max-bulk-len, as set
+    now; a restart under a lower setting still replays the log's APPENDs
+    and SETRANGEs that passed the check when they ran."""
+    mib = 1024 * 1024
+    s = make_server(extra_args=["--fsync", "always"])
+    c = s.resp()
+    assert c.cmd("CONFIG", "SET", "proto-max-bulk-len", "1mb") == "OK"
+    assert c.cmd("SETRANGE", "r", str(mib), "x") == E_TOO_BIG
+    assert c.cmd("EXISTS", "r") == 0
+    assert c.cmd("SETRANGE", "r", str(mib - 1), "x") == mib
+    assert c.cmd("SET", "a", "x" * (mib - 4)) == "OK"
+    assert c.cmd("APPEND", "a", "yyyy") == mib
+    assert c.cmd("APPEND", "a", "z") == E_TOO_BIG
+    assert c.cmd("STRLEN", "a") == mib
+    assert c.cmd("CONFIG", "SET", "proto-max-bulk-len", "4mb") == "OK"
+    assert c.cmd("APPEND", "a", "z" * mib) == 2 * mib
+    assert c.cmd("SETRANGE", "r", str(3 * mib - 1), "x") == 3 * mib
+    c.close()
+    s.stop()
+    s.extra_args += ["--proto-max-bulk-len", "1mb"]
+    s.start()
+    c = s.resp()
+    assert c.cmd("STRLEN", "a") == 2 * mib
+    assert c.cmd("STRLEN", "r") == 3 * mib
+    assert c.cmd("APPEND", "a", "") == E_TOO_BIG  # already past the limit, as Redis says
+    assert c.cmd("SETRANGE", "a", str(mib), "w") == E_TOO_BIG  # offset + length is checked
+    assert c.cmd("SETRANGE", "a", "0", "w") == 2 * mib
+    c.close()
