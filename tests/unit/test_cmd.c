@@ -624,7 +624,7 @@ TEST(command_reports_the_table_like_redis_7)
            "+access\r\n$12\r\nbegin_search\r\n*4\r\n$4\r\ntype\r\n$5\r\nindex\r\n$4\r\nspec\r\n"
            "*2\r\n$5\r\nindex\r\n:1\r\n$9\r\nfind_keys\r\n*4\r\n$4\r\ntype\r\n$5\r\nrange\r\n"
            "$4\r\nspec\r\n*6\r\n$7\r\nlastkey\r\n:0\r\n$7\r\nkeystep\r\n:1\r\n$5\r\nlimit\r\n"
-           ":0\r\n*0\r\n*-1\r\n");
+           ":0\r\n*0\r\n$-1\r\n");
     t_run(&f, &f.c, "HELLO 3");
     EXPECT(&f, &f.c, "COMMAND INFO ping",
            "*1\r\n*10\r\n$4\r\nping\r\n:-1\r\n~1\r\n+fast\r\n:0\r\n:0\r\n:0\r\n~2\r\n+@fast\r\n"
