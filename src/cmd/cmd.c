@@ -545,6 +545,8 @@ static const struct cmd_spec cmd__table[] = {
      "1.0.0"},
     {"LASTSAVE", cmd_lastsave, 1, LD | ST | F, 0, 0, 0, "server",
      "Get the UNIX time stamp of the last successful save to disk", "1.0.0"},
+    {"ROLE", cmd_role, 1, NS | LD | ST | F, 0, 0, 0, "server",
+     "Return the role of the instance in the context of replication", "2.8.12"},
 
     {"MULTI", cmd_multi, 1, NS | LD | ST | F | NM, 0, 0, 0, "transactions",
      "Mark the start of a transaction block", "1.2.0"},
@@ -1736,6 +1738,16 @@ CMD_HANDLER(cmd_time)
     resp_add_array_len(c->out, 2);
     resp_add_bulk_ll(c->out, us / 1000000);
     resp_add_bulk_ll(c->out, us % 1000000);
+}
+
+/* A single node is a master without replicas (leader mode answers ROLE
+ * itself, from the cluster). */
+CMD_HANDLER(cmd_role)
+{
+    resp_add_array_len(c->out, 3);
+    resp_add_bulk_str(c->out, "master");
+    resp_add_int(c->out, 0);
+    resp_add_array_len(c->out, 0);
 }
 
 CMD_HANDLER(cmd_lastsave)

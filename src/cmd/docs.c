@@ -457,6 +457,7 @@ static const struct docs_cmd docs__table[] = {
      .args = ARGS({A("schedule", PURE_TOKEN), .token = "SCHEDULE", .since = "3.2.2",
                    .flags = OPT})},
     {.name = "LASTSAVE", .complexity = "O(1)"},
+    {.name = "ROLE", .complexity = "O(1)"},
 
     /* transactions */
     {.name = "MULTI", .complexity = "O(1)"},

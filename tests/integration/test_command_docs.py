@@ -22,7 +22,7 @@ ARG_TYPES = {"string", "integer", "double", "key", "pattern", "unix-time", "pure
 ARG_FLAGS = {"optional", "multiple", "multiple_token"}
 # Triad's commands that take no arguments (the containers take theirs
 # through their subcommands).
-NO_ARGUMENTS = {"dbsize", "randomkey", "quit", "reset", "time", "save", "lastsave", "multi",
+NO_ARGUMENTS = {"dbsize", "randomkey", "quit", "reset", "time", "save", "lastsave", "role", "multi",
                 "exec", "discard", "unwatch", "client", "config", "command"}
 CONTAINERS = {"client", "config", "command"}
 

@@ -231,6 +231,13 @@ def test_command_errors(c):
     assert c.cmd("COMMAND", "FOO") == Err("ERR unknown subcommand 'FOO'. Try COMMAND HELP.")
 
 
+def test_role_of_a_single_node(c):
+    """A single node is a master without replicas, as redis-server alone
+    answers (leader mode answers from the cluster: test_cluster.py)."""
+    assert c.cmd("ROLE") == [b"master", 0, []]
+    assert c.cmd("ROLE", "x") == arity("role")
+
+
 def test_time(c):
     reply = c.cmd("TIME")
     assert isinstance(reply, list) and len(reply) == 2
