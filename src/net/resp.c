@@ -340,7 +340,13 @@ int resp_parse(struct resp_parser *p, const char *buf, size_t len, size_t *consu
         if ((size_t)(cr - buf) + 2 > len)
             return TRIAD_EAGAIN; /* the byte after '\r' has not arrived */
         long long count;
-        if (!resp__str2ll(buf + 1, (size_t)(cr - buf) - 1, &count) || count > RESP_MULTIBULK_MAX)
+        if (!resp__str2ll(buf + 1, (size_t)(cr - buf) - 1, &count) || count > INT_MAX)
+            return resp__fail(p, "Protocol error: invalid multibulk length");
+        /* Redis's order: past INT_MAX is invalid for everyone, then the
+         * unauthenticated limit, then our own RESP_MULTIBULK_MAX */
+        if (p->auth_required && count > RESP_UNAUTH_MULTIBULK_MAX)
+            return resp__fail(p, "Protocol error: unauthenticated multibulk length");
+        if (count > RESP_MULTIBULK_MAX)
             return resp__fail(p, "Protocol error: invalid multibulk length");
         pos = (size_t)(cr - buf) + 2;
         if (count <= 0) {
@@ -377,6 +383,8 @@ int resp_parse(struct resp_parser *p, const char *buf, size_t len, size_t *consu
             if (!resp__str2ll(buf + pos + 1, line_end - pos - 1, &blen) || blen < 0 ||
                 blen > p->proto_max_bulk_len)
                 return resp__fail(p, "Protocol error: invalid bulk length");
+            if (p->auth_required && blen > RESP_UNAUTH_BULK_LEN_MAX)
+                return resp__fail(p, "Protocol error: unauthenticated bulk length");
             pos = line_end + 2;
 
             resp__argv_reserve(p);

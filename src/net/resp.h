@@ -23,6 +23,12 @@
 #define RESP_MULTIBULK_MAX (1024 * 1024)    /* elements in one request */
 #define RESP_INLINE_MAX (64 * 1024)         /* PROTO_INLINE_MAX_SIZE */
 #define RESP_QUERYBUF_MAX_DEFAULT (1024ll * 1024 * 1024) /* client-query-buffer-limit */
+/* Redis 7.0's limits while the client still has to authenticate
+ * (networking.c processMultibulkBuffer): a client that has not given the
+ * password cannot make us hold more than a few small arguments. Inline
+ * requests have only RESP_INLINE_MAX, as in Redis. */
+#define RESP_UNAUTH_MULTIBULK_MAX 10
+#define RESP_UNAUTH_BULK_LEN_MAX 16384
 
 enum resp_state {
     RESP_ST_START = 0,   /* waiting for the first byte of a request */
@@ -33,6 +39,11 @@ enum resp_state {
 struct resp_parser {
     /* settings (set before use; resp_parser_init gives Redis's defaults) */
     long long proto_max_bulk_len;
+    /* Redis's authRequired(): a password is set and the client has not
+     * given it. While true, multibulk counts above RESP_UNAUTH_MULTIBULK_MAX
+     * and bulk lengths above RESP_UNAUTH_BULK_LEN_MAX are protocol errors.
+     * false after resp_parser_init; the session layer keeps it current. */
+    bool auth_required;
 
     /* the command being assembled; valid after resp_parse returns a command
      * and until the next call to resp_parse or resp_parser_reset */

@@ -983,6 +983,10 @@ static size_t session_run(struct session *s, const char *data, size_t len, bool 
         }
         if (off >= prefetched && resp_parser_idle(&s->parser))
             prefetched = off + session_prefetch(s, data + off, len - off);
+        /* Derived afresh before every parse rather than set at AUTH: the
+         * command just run may have been AUTH, HELLO AUTH or RESET, and any
+         * client's CONFIG SET requirepass changes it for every session. */
+        s->parser.auth_required = srv->cfg.requirepass[0] != '\0' && !s->cc.authenticated;
         size_t consumed = 0;
         int rc = resp_parse(&s->parser, data + off, len - off, &consumed);
         off += consumed;

@@ -210,3 +210,143 @@ def test_random_bytes_never_hurt_the_server(server, raw, bystander, seed):
     finally:
         fresh.close()
     assert bystander.cmd("GET", "bystander") == b"ok"
+
+
+# ---------------------------------------------------------------- limits before AUTH
+#
+# With requirepass set, a client that has not authenticated may send at most
+# 10 elements per multibulk and 16384 bytes per bulk (Redis 7.0,
+# processMultibulkBuffer); past that it gets an error and is closed, so it
+# cannot make the server hold a large frame. Inline requests keep only
+# their usual 64 KiB limit.
+
+PASSWORD = "limits-pw"
+UNAUTH_BULK_MAX = 16384
+UNAUTH_MULTIBULK_MAX = 10
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory):
+    from conftest import Server
+    s = Server(tmp_path_factory.mktemp("unauth_limits"), password=PASSWORD)
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def auth_bystander(auth_server):
+    """An authenticated client connected before the bad one."""
+    conn = auth_server.resp()
+    assert conn.cmd("SET", "bystander", "ok") == "OK"
+    yield conn
+    assert conn.cmd("GET", "bystander") == b"ok"
+    conn.close()
+
+
+def mset_args(nargs):
+    """MSET with nargs elements in all (nargs odd)."""
+    assert nargs % 2 == 1
+    args = ["MSET"]
+    for i in range(nargs // 2):
+        args += ["k%d" % i, "v%d" % i]
+    return args
+
+
+BIG_MULTIBULK = pack_command(*mset_args(UNAUTH_MULTIBULK_MAX + 1))
+BIG_BULK = pack_command("SET", "big", b"b" * (UNAUTH_BULK_MAX + 1))
+
+UNAUTH_FRAMES = [
+    ("multibulk_11", BIG_MULTIBULK, PROTO + b"unauthenticated multibulk length\r\n"),
+    ("multibulk_count_only", b"*11\r\n", PROTO + b"unauthenticated multibulk length\r\n"),
+    ("bulk_16385", BIG_BULK, PROTO + b"unauthenticated bulk length\r\n"),
+    ("bulk_16385_header_only", b"*1\r\n$16385\r\n", PROTO + b"unauthenticated bulk length\r\n"),
+    ("bulk_16385_second_element", b"*2\r\n$3\r\nGET\r\n$16385\r\n",
+     PROTO + b"unauthenticated bulk length\r\n"),
+    ("after_a_refused_command", pack_command("PING") + BIG_BULK,
+     b"-NOAUTH Authentication required.\r\n" + PROTO + b"unauthenticated bulk length\r\n"),
+]
+
+
+@pytest.mark.parametrize("name,data,want", UNAUTH_FRAMES, ids=[u[0] for u in UNAUTH_FRAMES])
+def test_unauthenticated_big_frame_gets_error_and_close(auth_server, raw, auth_bystander, name,
+                                                        data, want):
+    conn = raw(auth_server.port)
+    conn.send(data)
+    assert conn.recv_until_close() == want
+    # the server serves others: the authenticated bystander (checked at
+    # teardown too) and a new unauthenticated client
+    assert auth_bystander.cmd("INCR", "counter") >= 1
+    fresh = raw(auth_server.port)
+    fresh.send(b"PING\r\n")
+    assert fresh.recv_exact(34) == b"-NOAUTH Authentication required.\r\n"
+
+
+@pytest.mark.parametrize("data", [
+    pack_command("DEL", *["k%d" % i for i in range(UNAUTH_MULTIBULK_MAX - 1)]),
+    pack_command("SET", "big", b"b" * UNAUTH_BULK_MAX),
+    b"SET big " + b"b" * (UNAUTH_BULK_MAX + 1) + b" " + b" ".join([b"x"] * 20) + b"\r\n",
+], ids=["multibulk_10", "bulk_16384", "inline_long_with_many_args"])
+def test_unauthenticated_frame_at_the_limit_is_read_and_refused_noauth(auth_server, raw, data):
+    conn = raw(auth_server.port)
+    conn.send(data)
+    assert conn.recv_exact(34) == b"-NOAUTH Authentication required.\r\n"
+    # still open
+    conn.send(b"PING\r\n")
+    assert conn.recv_exact(34) == b"-NOAUTH Authentication required.\r\n"
+
+
+@pytest.mark.parametrize("how", ["auth", "auth_same_write", "hello_auth"])
+def test_after_auth_the_same_big_frames_are_accepted(auth_server, raw, how):
+    conn = raw(auth_server.port)
+    if how == "auth":
+        conn.send(pack_command("AUTH", PASSWORD))
+        assert conn.recv_exact(5) == b"+OK\r\n"
+        conn.send(BIG_MULTIBULK + BIG_BULK)
+    elif how == "auth_same_write":
+        conn.send(pack_command("AUTH", PASSWORD) + BIG_MULTIBULK + BIG_BULK)
+        assert conn.recv_exact(5) == b"+OK\r\n"
+    else:
+        conn.send(pack_command("HELLO", "2", "AUTH", "default", PASSWORD))
+        assert conn.recv_exact(4) == b"*14\r"
+        conn.sock.settimeout(10)
+        buf = b""
+        for _ in range(64):  # the rest of the HELLO reply ends with `modules`, `*0`
+            buf += conn.sock.recv(4096)
+            if buf.endswith(b"$7\r\nmodules\r\n*0\r\n"):
+                break
+        assert buf.endswith(b"$7\r\nmodules\r\n*0\r\n")
+        conn.send(BIG_MULTIBULK + BIG_BULK)
+    assert conn.recv_exact(10) == b"+OK\r\n+OK\r\n"
+    conn.send(pack_command("STRLEN", "big") + pack_command("GET", "k4"))
+    want = b":%d\r\n$2\r\nv4\r\n" % (UNAUTH_BULK_MAX + 1)
+    assert conn.recv_exact(len(want)) == want
+
+
+def test_reset_brings_the_limits_back(auth_server, raw):
+    conn = raw(auth_server.port)
+    conn.send(pack_command("AUTH", PASSWORD) + pack_command("RESET") + BIG_BULK)
+    want = b"+OK\r\n+RESET\r\n" + PROTO + b"unauthenticated bulk length\r\n"
+    assert conn.recv_until_close() == want
+
+
+def test_limits_follow_config_set_requirepass(make_server, raw):
+    s = make_server("requirepass_set_later")
+    admin = s.resp()
+    try:
+        # connected with no password: authenticated, and stays so
+        assert admin.cmd("CONFIG", "SET", "requirepass", PASSWORD) == "OK"
+        late = raw(s.port)
+        late.send(b"*1\r\n$16385\r\n")
+        assert late.recv_until_close() == PROTO + b"unauthenticated bulk length\r\n"
+        assert admin.cmd("SET", "big", b"b" * (UNAUTH_BULK_MAX + 1)) == "OK"
+        # a client that connected while the password was set ...
+        waiting = raw(s.port)
+        waiting.send(b"PING\r\n")
+        assert waiting.recv_exact(34) == b"-NOAUTH Authentication required.\r\n"
+        # ... needs none once it is cleared
+        assert admin.cmd("CONFIG", "SET", "requirepass", "") == "OK"
+        waiting.send(BIG_BULK)
+        assert waiting.recv_exact(5) == b"+OK\r\n"
+    finally:
+        admin.close()

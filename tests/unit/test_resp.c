@@ -38,9 +38,17 @@ static void record_command(struct resp_parser *p, struct outcome *o)
     o->commands++;
 }
 
+/* Parser settings for a stream; NULL stands for resp_parser_init's. */
+struct parse_opts {
+    long long max_bulk; /* 0: the default proto_max_bulk_len */
+    bool auth_required;
+};
+
+static const struct parse_opts unauth = {0, true};
+
 /* Feed in[0..n) as a first chunk of `first` bytes, then chunks of `step`. */
 static void parse_chunked(const char *in, size_t n, size_t first, size_t step,
-                          long long max_bulk, struct outcome *o)
+                          const struct parse_opts *opts, struct outcome *o)
 {
     struct resp_parser p;
     struct tbuf q = {0};
@@ -48,8 +56,10 @@ static void parse_chunked(const char *in, size_t n, size_t first, size_t step,
     bool failed = false, first_chunk = true;
 
     resp_parser_init(&p);
-    if (max_bulk > 0)
-        p.proto_max_bulk_len = max_bulk;
+    if (opts != NULL && opts->max_bulk > 0)
+        p.proto_max_bulk_len = opts->max_bulk;
+    if (opts != NULL)
+        p.auth_required = opts->auth_required;
     memset(o, 0, sizeof(*o));
     while (!failed && off < n) {
         size_t c = first_chunk ? first : step;
@@ -88,7 +98,7 @@ static bool outcome_is(const struct outcome *o, const char *expect, size_t elen)
 /* in[0..n) parses to expect[0..elen) whole, at every split point and byte by
  * byte */
 static void check_stream_n(const char *in, size_t n, const char *expect, size_t elen,
-                           long long max_bulk)
+                           const struct parse_opts *opts)
 {
     struct outcome o;
     bool reported = false;
@@ -96,9 +106,9 @@ static void check_stream_n(const char *in, size_t n, const char *expect, size_t 
     for (size_t k = 0; k <= n + 1; k++) {
         /* k == n + 1 stands for byte by byte */
         if (k <= n)
-            parse_chunked(in, n, k, n, max_bulk, &o);
+            parse_chunked(in, n, k, n, opts, &o);
         else
-            parse_chunked(in, n, 1, 1, max_bulk, &o);
+            parse_chunked(in, n, 1, 1, opts, &o);
         if (!outcome_is(&o, expect, elen)) {
             if (!reported)
                 fprintf(stderr, "  %s: input \"%.*s\" split at %zu gives \"%.*s\"\n",
@@ -110,14 +120,21 @@ static void check_stream_n(const char *in, size_t n, const char *expect, size_t 
     }
 }
 
+static void check_stream_opts(const char *in, size_t n, const char *expect,
+                              const struct parse_opts *opts)
+{
+    check_stream_n(in, n, expect, strlen(expect), opts);
+}
+
 static void check_stream_lim(const char *in, size_t n, const char *expect, long long max_bulk)
 {
-    check_stream_n(in, n, expect, strlen(expect), max_bulk);
+    struct parse_opts opts = {max_bulk, false};
+    check_stream_opts(in, n, expect, &opts);
 }
 
 static void check_stream(const char *in, size_t n, const char *expect)
 {
-    check_stream_lim(in, n, expect, 0);
+    check_stream_opts(in, n, expect, NULL);
 }
 
 /* ---- multibulk ---- */
@@ -138,7 +155,7 @@ TEST(binary_bulk_with_crlf_and_nul_inside_parses_at_every_split)
 {
     static const char in[] = "*2\r\n$4\r\nECHO\r\n$7\r\na\r\n\0b\r\n\r\n";
     static const char expect[] = "*2\r\n$4\r\nECHO\r\n$7\r\na\r\n\0b\r\n\r\n";
-    check_stream_n(in, sizeof(in) - 1, expect, sizeof(expect) - 1, 0);
+    check_stream_n(in, sizeof(in) - 1, expect, sizeof(expect) - 1, NULL);
 }
 
 TEST(binary_bulk_argument_is_nul_terminated_and_keeps_its_length)
@@ -418,16 +435,22 @@ TEST(bulk_at_proto_max_bulk_len_is_accepted_and_one_more_is_refused)
                      "ERR Protocol error: invalid bulk length", 16);
 }
 
-/* Feed a long stream in `step`-byte chunks; return the outcome text. */
-static void check_long(const struct tbuf *in, size_t step, const char *expect)
+/* Feed a long stream in `step`-byte chunks and whole; check the outcome. */
+static void check_long_opts(const struct tbuf *in, size_t step, const char *expect,
+                            const struct parse_opts *opts)
 {
     struct outcome o;
-    parse_chunked(in->data, in->len, step, step, 0, &o);
+    parse_chunked(in->data, in->len, step, step, opts, &o);
     CHECK_MEM_STR(o.text.data, o.text.len, expect);
     tbuf_free(&o.text);
-    parse_chunked(in->data, in->len, in->len, in->len, 0, &o);
+    parse_chunked(in->data, in->len, in->len, in->len, opts, &o);
     CHECK_MEM_STR(o.text.data, o.text.len, expect);
     tbuf_free(&o.text);
+}
+
+static void check_long(const struct tbuf *in, size_t step, const char *expect)
+{
+    check_long_opts(in, step, expect, NULL);
 }
 
 static void fill(struct tbuf *b, const char *prefix, size_t total, char c)
@@ -450,7 +473,7 @@ TEST(inline_line_longer_than_64k_without_newline_is_too_big)
     fill(&in, "ECHO ", RESP_INLINE_MAX + 100, 'a');
     tbuf_appendc(&in, '\n');
     struct outcome o;
-    parse_chunked(in.data, in.len, in.len, in.len, 0, &o);
+    parse_chunked(in.data, in.len, in.len, in.len, NULL, &o);
     CHECK_EQ_INT(o.commands, 1);
     tbuf_free(&o.text);
     tbuf_free(&in);
@@ -491,6 +514,132 @@ TEST(parser_after_an_error_starts_clean)
     CHECK_EQ_INT(resp_parse(&p, S("PING\r\n"), &consumed), 0);
     CHECK_EQ_INT(p.argc, 1);
     resp_parser_free(&p);
+}
+
+/* ---- limits before AUTH ---- */
+
+/* `*<count>\r\n` then count times `$1\r\nx\r\n` */
+static void fill_multibulk(struct tbuf *b, int count)
+{
+    tbuf_reset(b);
+    tbuf_appendf(b, "*%d\r\n", count);
+    for (int i = 0; i < count; i++)
+        tbuf_append(b, "$1\r\nx\r\n", 7);
+}
+
+/* `*1\r\n$<len>\r\n<len bytes>\r\n` */
+static void fill_bulk(struct tbuf *b, int len)
+{
+    tbuf_reset(b);
+    tbuf_appendf(b, "*1\r\n$%d\r\n", len);
+    for (int i = 0; i < len; i++)
+        tbuf_appendc(b, 'v');
+    tbuf_append(b, "\r\n", 2);
+}
+
+TEST(unauthenticated_multibulk_count_above_10_is_refused)
+{
+    struct tbuf in = {0};
+    struct tbuf want = {0};
+    _Static_assert(RESP_UNAUTH_MULTIBULK_MAX == 10, "Redis 7.0's limit");
+    /* 10 elements: a command, re-encoded exactly as sent */
+    fill_multibulk(&in, RESP_UNAUTH_MULTIBULK_MAX);
+    fill_multibulk(&want, RESP_UNAUTH_MULTIBULK_MAX);
+    tbuf_appendc(&want, '\0');
+    check_stream_opts(in.data, in.len, want.data, &unauth);
+    /* 11: refused on the count line, before any element arrives */
+    fill_multibulk(&in, RESP_UNAUTH_MULTIBULK_MAX + 1);
+    check_stream_opts(in.data, in.len, "ERR Protocol error: unauthenticated multibulk length",
+                      &unauth);
+    check_stream_opts(S("*11\r\n"), "ERR Protocol error: unauthenticated multibulk length",
+                      &unauth);
+    /* Redis's order: past INT_MAX or not a number is invalid for everyone;
+     * up to INT_MAX the unauthenticated limit speaks before our 1M limit */
+    check_stream_opts(S("*2147483648\r\n"), "ERR Protocol error: invalid multibulk length",
+                      &unauth);
+    check_stream_opts(S("*1x\r\n"), "ERR Protocol error: invalid multibulk length", &unauth);
+    check_stream_opts(S("*1048577\r\n"), "ERR Protocol error: unauthenticated multibulk length",
+                      &unauth);
+    /* empty commands stay empty */
+    check_stream_opts(S("*0\r\n*-1\r\n"), "*0\r\n*0\r\n", &unauth);
+    tbuf_free(&want);
+    tbuf_free(&in);
+}
+
+TEST(unauthenticated_bulk_length_above_16384_is_refused)
+{
+    struct tbuf in = {0};
+    struct tbuf want = {0};
+    _Static_assert(RESP_UNAUTH_BULK_LEN_MAX == 16384, "Redis 7.0's limit");
+    /* 16384 bytes: the whole value arrives and is the command */
+    fill_bulk(&in, RESP_UNAUTH_BULK_LEN_MAX);
+    fill_bulk(&want, RESP_UNAUTH_BULK_LEN_MAX);
+    tbuf_appendc(&want, '\0');
+    check_long_opts(&in, 1000, want.data, &unauth);
+    check_stream_opts(S("*1\r\n$16384\r\n"), "PARTIAL", &unauth);
+    /* 16385: refused on the length line, before the payload */
+    fill_bulk(&in, RESP_UNAUTH_BULK_LEN_MAX + 1);
+    check_long_opts(&in, 1000, "ERR Protocol error: unauthenticated bulk length", &unauth);
+    check_stream_opts(S("*1\r\n$16385\r\n"), "ERR Protocol error: unauthenticated bulk length",
+                      &unauth);
+    /* any element, not only the first */
+    check_stream_opts(S("*2\r\n$4\r\nPING\r\n$16385\r\n"),
+                      "ERR Protocol error: unauthenticated bulk length", &unauth);
+    /* what is invalid for everyone stays "invalid" */
+    check_stream_opts(S("*1\r\n$-1\r\n"), "ERR Protocol error: invalid bulk length", &unauth);
+    check_stream_opts(S("*1\r\n$536870913\r\n"), "ERR Protocol error: invalid bulk length",
+                      &unauth);
+    tbuf_free(&want);
+    tbuf_free(&in);
+}
+
+TEST(authenticated_parser_is_not_held_to_the_unauthenticated_limits)
+{
+    struct tbuf in = {0};
+    struct tbuf want = {0};
+    fill_multibulk(&in, RESP_UNAUTH_MULTIBULK_MAX + 1);
+    fill_multibulk(&want, RESP_UNAUTH_MULTIBULK_MAX + 1);
+    tbuf_appendc(&want, '\0');
+    check_stream(in.data, in.len, want.data);
+    fill_bulk(&in, RESP_UNAUTH_BULK_LEN_MAX + 1);
+    fill_bulk(&want, RESP_UNAUTH_BULK_LEN_MAX + 1);
+    tbuf_appendc(&want, '\0');
+    check_long(&in, 1000, want.data);
+
+    /* the flag is read per frame: cleared between commands, as after AUTH,
+     * the same parser takes the big frame */
+    struct resp_parser p;
+    size_t consumed;
+    resp_parser_init(&p);
+    CHECK(!p.auth_required);
+    p.auth_required = true;
+    CHECK_EQ_INT(resp_parse(&p, S("*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n"), &consumed), 0);
+    CHECK_EQ_INT(p.argc, 2);
+    p.auth_required = false;
+    CHECK_EQ_INT(resp_parse(&p, in.data, in.len, &consumed), 0);
+    CHECK_EQ_INT(consumed, in.len);
+    CHECK_EQ_INT(p.argc, 1);
+    CHECK_EQ_INT(p.argvlen[0], RESP_UNAUTH_BULK_LEN_MAX + 1);
+    resp_parser_free(&p);
+    tbuf_free(&want);
+    tbuf_free(&in);
+}
+
+TEST(unauthenticated_inline_requests_have_only_the_inline_limit)
+{
+    /* Redis 7.0 checks no argument count or length in processInlineBuffer */
+    struct tbuf in = {0};
+    fill(&in, "ECHO ", 5 + RESP_UNAUTH_BULK_LEN_MAX + 1, 'a');
+    tbuf_append(&in, "\r\n", 2);
+    struct outcome o;
+    parse_chunked(in.data, in.len, 1000, 1000, &unauth, &o);
+    CHECK_EQ_INT(o.commands, 1);
+    tbuf_free(&o.text);
+    check_stream_opts(S("PING a b c d e f g h i j k\r\n"),
+                      "*12\r\n$4\r\nPING\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n$1\r\ne\r\n"
+                      "$1\r\nf\r\n$1\r\ng\r\n$1\r\nh\r\n$1\r\ni\r\n$1\r\nj\r\n$1\r\nk\r\n",
+                      &unauth);
+    tbuf_free(&in);
 }
 
 /* ---- replies ---- */
@@ -769,6 +918,10 @@ int main(void)
     RUN(multibulk_count_line_longer_than_64k_is_too_big);
     RUN(bulk_count_line_longer_than_64k_is_too_big);
     RUN(parser_after_an_error_starts_clean);
+    RUN(unauthenticated_multibulk_count_above_10_is_refused);
+    RUN(unauthenticated_bulk_length_above_16384_is_refused);
+    RUN(authenticated_parser_is_not_held_to_the_unauthenticated_limits);
+    RUN(unauthenticated_inline_requests_have_only_the_inline_limit);
     RUN(simple_int_and_bulk_writers_write_exact_bytes);
     RUN(error_writers_replace_cr_and_lf_with_spaces);
     RUN(resp2_and_resp3_forms_differ_where_the_protocols_do);
