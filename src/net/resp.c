@@ -134,13 +134,19 @@ static int resp__fail(struct resp_parser *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Record Redis's error text and forget the partial command: the caller
- * replies and closes, and a parser reused anyway starts clean. */
+ * replies and closes, and a parser reused anyway starts clean. A client's
+ * CR or LF quoted in the text (`expected '$', got '\n'`) becomes a space,
+ * as in Redis's error replies: errmsg is one line, for the reply and the
+ * log alike. */
 static int resp__fail(struct resp_parser *p, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(p->errmsg, sizeof(p->errmsg), fmt, ap);
     va_end(ap);
+    for (char *c = p->errmsg; *c != '\0'; c++)
+        if (*c == '\r' || *c == '\n')
+            *c = ' ';
     resp_parser_reset(p);
     return TRIAD_EPROTO;
 }

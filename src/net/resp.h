@@ -76,7 +76,9 @@ void resp_parser_reset(struct resp_parser *p);
  *                 caller ignores it, as Redis does.
  *   TRIAD_EAGAIN  need more bytes; call again when they arrive.
  *   TRIAD_EPROTO  malformed input; p->errmsg holds Redis's text without the
- *                 leading "ERR ", e.g. "Protocol error: invalid bulk length".
+ *                 leading "ERR ", e.g. "Protocol error: invalid bulk length",
+ *                 never with a CR or LF (a client's one quoted in it is a
+ *                 space, as in Redis).
  *                 The caller replies -ERR <errmsg> and closes the connection.
  * `resp_parse_hint` then says how many more bytes the current frame needs at
  * least (to size the read buffer for a large bulk); 0 when unknown.

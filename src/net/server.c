@@ -994,9 +994,10 @@ static size_t session_run(struct session *s, const char *data, size_t len, bool 
             break;
         if (rc == TRIAD_EPROTO) {
             srv_log(LOG_VERBOSE, "client %s: %s", s->addr, s->parser.errmsg);
-            tbuf_appends(&s->out, "-ERR ");
-            tbuf_appends(&s->out, s->parser.errmsg);
-            tbuf_appends(&s->out, "\r\n");
+            /* through resp_add_errorf, which turns CR and LF into spaces:
+             * errmsg may quote the client's bytes, and one of those must
+             * never end the error line early */
+            resp_add_errorf(&s->out, "ERR %s", s->parser.errmsg);
             s->cc.flags |= CMD_CLIENT_CLOSE_AFTER_REPLY;
             *produced = true;
             off = len; /* drop the rest, as Redis does */

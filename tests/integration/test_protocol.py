@@ -119,6 +119,9 @@ BAD_FRAMES = [
     ("multibulk_len_2g", b"*2147483648\r\n", PROTO + b"invalid multibulk length\r\n"),
     ("expected_dollar", b"*1\r\nx\r\n", PROTO + b"expected '$', got 'x'\r\n"),
     ("expected_dollar_colon", b"*1\r\n:5\r\n", PROTO + b"expected '$', got ':'\r\n"),
+    # a CR or LF the client sent is a space in the error line, as in Redis
+    ("expected_dollar_got_cr", b"*1\r\n\r\n", PROTO + b"expected '$', got ' '\r\n"),
+    ("expected_dollar_got_lf", b"*1\r\n\n\r\n", PROTO + b"expected '$', got ' '\r\n"),
     ("unbalanced_double_quotes", b"SET a \"b\r\n", PROTO + b"unbalanced quotes in request\r\n"),
     ("unbalanced_single_quotes", b"SET a 'b\r\n", PROTO + b"unbalanced quotes in request\r\n"),
     ("too_big_inline", b"x" * 70000, PROTO + b"too big inline request\r\n"),

@@ -412,8 +412,26 @@ TEST(element_not_starting_with_dollar_is_an_error_naming_the_byte)
 {
     check_stream(S("*1\r\nX\r\n"), "ERR Protocol error: expected '$', got 'X'");
     check_stream(S("*2\r\n$1\r\na\r\n:1\r\n"), "ERR Protocol error: expected '$', got ':'");
-    /* the CR shows as is here; resp_add_error turns it into a space */
-    check_stream(S("*1\r\n\r\n"), "ERR Protocol error: expected '$', got '\r'");
+}
+
+TEST(a_cr_or_lf_quoted_in_a_protocol_error_becomes_a_space)
+{
+    /* as Redis 7.0 replies: the error must stay one line */
+    check_stream(S("*1\r\n\r\n"), "ERR Protocol error: expected '$', got ' '");
+    check_stream(S("*1\r\n\n\r\n"), "ERR Protocol error: expected '$', got ' '");
+    check_stream(S("*2\r\n$1\r\na\r\n\n\r\n"), "ERR Protocol error: expected '$', got ' '");
+    /* and the text written as a reply is exactly Redis's bytes */
+    struct resp_parser p;
+    size_t consumed;
+    struct tbuf reply = {0};
+    resp_parser_init(&p);
+    CHECK_EQ_INT(resp_parse(&p, S("*1\r\n\n\r\n"), &consumed), TRIAD_EPROTO);
+    CHECK(strchr(p.errmsg, '\n') == NULL);
+    CHECK(strchr(p.errmsg, '\r') == NULL);
+    resp_add_errorf(&reply, "ERR %s", p.errmsg);
+    CHECK_MEM_STR(reply.data, reply.len, "-ERR Protocol error: expected '$', got ' '\r\n");
+    tbuf_free(&reply);
+    resp_parser_free(&p);
 }
 
 TEST(bad_bulk_lengths_are_invalid_bulk_length)
@@ -912,6 +930,7 @@ int main(void)
     RUN(multibulk_count_at_the_limit_is_accepted);
     RUN(a_request_with_the_maximum_element_count_parses);
     RUN(element_not_starting_with_dollar_is_an_error_naming_the_byte);
+    RUN(a_cr_or_lf_quoted_in_a_protocol_error_becomes_a_space);
     RUN(bad_bulk_lengths_are_invalid_bulk_length);
     RUN(bulk_at_proto_max_bulk_len_is_accepted_and_one_more_is_refused);
     RUN(inline_line_longer_than_64k_without_newline_is_too_big);
