@@ -75,8 +75,9 @@ static const struct config_param config_params[] = {
     {"client-query-buffer-limit", CT_MEMORY, true, OFF(client_query_buffer_limit),
      SZ(client_query_buffer_limit), 1024 * 1024, 1024ll * 1024 * 1024, NULL,
      "largest unparsed input per client. Default 1gb."},
-    {"hz", CT_INT, true, OFF(hz), SZ(hz), 1, 500, NULL,
-     "background tasks (active expiry, ...) per second. Default 10."},
+    {"hz", CT_INT, true, OFF(hz), SZ(hz), 0, INT_MAX, NULL,
+     "background tasks (active expiry, ...) per second, 1 to 500 (outside, the nearest). "
+     "Default 10."},
     {"idle-poll-us", CT_INT, true, OFF(idle_poll_us), SZ(idle_poll_us), 0, 100000, NULL,
      "poll up to this long for work before the loop sleeps, adapted to the load (0 = never). "
      "Default 50."},
@@ -164,14 +165,14 @@ static const struct config_param *config__find(const char *name)
 
 bool config_parse_memory(const char *s, long long *out)
 {
-    char *end;
-    if (*s == '\0')
+    /* Redis's memtoull: whole digits, then an optional unit; no sign, no
+     * fraction, no exponent ("1.5gb" is refused, not rounded). */
+    const char *end = s;
+    while (*end >= '0' && *end <= '9')
+        end++;
+    if (end == s)
         return false;
-    errno = 0;
-    long double v = strtold(s, &end);
-    if (errno != 0 || end == s || v < 0)
-        return false;
-    long double mul = 1;
+    unsigned long long mul;
     if (strcasecmp(end, "") == 0 || strcasecmp(end, "b") == 0)
         mul = 1;
     else if (strcasecmp(end, "k") == 0)
@@ -183,15 +184,21 @@ bool config_parse_memory(const char *s, long long *out)
     else if (strcasecmp(end, "mb") == 0)
         mul = 1024 * 1024;
     else if (strcasecmp(end, "g") == 0)
-        mul = 1000ll * 1000 * 1000;
+        mul = 1000ull * 1000 * 1000;
     else if (strcasecmp(end, "gb") == 0)
-        mul = 1024ll * 1024 * 1024;
+        mul = 1024ull * 1024 * 1024;
     else
         return false;
-    v *= mul;
-    if (v > (long double)LLONG_MAX)
+    unsigned long long v = 0;
+    for (const char *p = s; p < end; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > ((unsigned long long)LLONG_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (v > (unsigned long long)LLONG_MAX / mul)
         return false;
-    *out = (long long)v;
+    *out = (long long)(v * mul);
     return true;
 }
 
@@ -226,6 +233,9 @@ static int config__apply(struct config *cfg, const struct config_param *p, const
         }
         if (!config__in_range(p, v, errmsg, errlen))
             return -1;
+        /* as Redis's updateHZ: any count is taken, the nearest in range used */
+        if (p->offset == offsetof(struct config, hz))
+            v = TRIAD_MIN(TRIAD_MAX(v, CONFIG_HZ_MIN), CONFIG_HZ_MAX);
         if (p->type == CT_LLONG)
             *(long long *)field = v;
         else

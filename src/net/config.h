@@ -21,6 +21,8 @@ enum config_loglevel { LOG_DEBUG = 0, LOG_VERBOSE, LOG_NOTICE, LOG_WARNING };
 enum config_mode { CONFIG_MODE_LEADER = 0, CONFIG_MODE_LEADERLESS };
 
 #define CONFIG_STR_MAX 1024
+#define CONFIG_HZ_MIN 1   /* hz is taken as the nearest of these (Redis's updateHZ) */
+#define CONFIG_HZ_MAX 500
 
 struct config {
     int port;

@@ -290,6 +290,22 @@ def test_config_get_more_shared_params(server, c):
     assert name == b"maxclients" and int(value) > 1000
 
 
+def test_config_set_hz_takes_the_nearest_in_range_and_memory_whole_numbers(c):
+    """As Redis: hz takes any count and uses the nearest of 1..500; a memory
+    value is whole digits and a unit ("1.5gb" refused, not rounded)."""
+    try:
+        assert c.cmd("CONFIG", "SET", "hz", "0") == "OK"
+        assert c.cmd("CONFIG", "GET", "hz") == [b"hz", b"1"]
+        assert c.cmd("CONFIG", "SET", "hz", "1000") == "OK"
+        assert c.cmd("CONFIG", "GET", "hz") == [b"hz", b"500"]
+        assert c.cmd("CONFIG", "SET", "maxmemory", "1.5gb") == Err(
+            "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - "
+            "argument must be a memory value")
+        assert c.cmd("CONFIG", "GET", "maxmemory") == [b"maxmemory", b"0"]
+    finally:
+        assert c.cmd("CONFIG", "SET", "hz", "10") == "OK"
+
+
 def test_config_set_timeout_and_range_errors(c):
     try:
         assert c.cmd("CONFIG", "SET", "timeout", "100") == "OK"

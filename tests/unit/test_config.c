@@ -1,4 +1,5 @@
 /* test_config.c - settings: defaults, file, flags, CONFIG GET/SET. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -196,6 +197,16 @@ TEST(config_parses_memory_sizes_as_redis_does)
     CHECK(!config_parse_memory("", &v));
     CHECK(!config_parse_memory("12xb", &v));
     CHECK(!config_parse_memory("-5", &v));
+    /* whole numbers only, as Redis's memtoull */
+    CHECK(!config_parse_memory("1.5gb", &v));
+    CHECK(!config_parse_memory("1e3", &v));
+    CHECK(!config_parse_memory("+5", &v));
+    CHECK(!config_parse_memory(" 5", &v));
+    CHECK(!config_parse_memory("gb", &v));
+    CHECK(config_parse_memory("9223372036854775807", &v) && v == LLONG_MAX);
+    CHECK(!config_parse_memory("9223372036854775808", &v));
+    CHECK(!config_parse_memory("9223372036854775807k", &v));
+    CHECK(config_parse_memory("0", &v) && v == 0);
 }
 
 TEST(config_flags_override_the_file)
@@ -273,6 +284,17 @@ TEST(config_set_changes_runtime_settings_only)
     config_load(&c, 1, argv, err, sizeof(err));
     CHECK_EQ_INT(config_set(&c, "maxmemory", "1mb", err, sizeof(err)), 0);
     CHECK_EQ_INT(c.maxmemory, 1024 * 1024);
+    CHECK_EQ_INT(config_set(&c, "maxmemory", "1.5gb", err, sizeof(err)), -1);
+    CHECK_EQ_INT(c.maxmemory, 1024 * 1024);
+    /* hz: any count taken, the nearest of 1..500 used, as Redis does */
+    CHECK_EQ_INT(config_set(&c, "hz", "0", err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.hz, 1);
+    CHECK_EQ_INT(config_set(&c, "hz", "1000", err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.hz, 500);
+    CHECK_EQ_INT(config_set(&c, "hz", "50", err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.hz, 50);
+    CHECK_EQ_INT(config_set(&c, "hz", "-1", err, sizeof(err)), -1);
+    CHECK_EQ_INT(c.hz, 50);
     CHECK_EQ_INT(config_set(&c, "port", "1234", err, sizeof(err)), -1);
     CHECK(strcmp(err, "CONFIG SET failed (possibly related to argument 'port') - can't set "
                       "immutable config") == 0);
