@@ -1500,7 +1500,7 @@ static void cmd__reply_help(struct cmd_client *c, const char *cmd, const char *c
     for (size_t i = 0; i < n; i++)
         resp_add_simple(c->out, lines[i]);
     resp_add_simple(c->out, "HELP");
-    resp_add_simple(c->out, "    Print this help.");
+    resp_add_simple(c->out, "    Prints this help.");
 }
 
 static const char *const cmd__client_help[] = {

@@ -290,6 +290,13 @@ def test_config_get_more_shared_params(server, c):
     assert name == b"maxclients" and int(value) > 1000
 
 
+@pytest.mark.parametrize("container", ["CLIENT", "CONFIG", "COMMAND"])
+def test_help_ends_as_redis_help_does(c, container):
+    lines = c.cmd(container, "HELP")
+    assert lines[0].startswith(container + " <subcommand> [<arg> [value] [opt] ...]")
+    assert lines[-2:] == ["HELP", "    Prints this help."]
+
+
 def test_config_set_hz_takes_the_nearest_in_range_and_memory_whole_numbers(c):
     """As Redis: hz takes any count and uses the nearest of 1..500; a memory
     value is whole digits and a unit ("1.5gb" refused, not rounded)."""
