@@ -547,6 +547,10 @@ static const struct cmd_spec cmd__table[] = {
      "Get the UNIX time stamp of the last successful save to disk", "1.0.0"},
     {"ROLE", cmd_role, 1, NS | LD | ST | F, 0, 0, 0, "server",
      "Return the role of the instance in the context of replication", "2.8.12"},
+    {"WAIT", cmd_wait, 3, NS, 0, 0, 0, "generic",
+     "Wait for the synchronous replication of all the write commands sent in the context of "
+     "the current connection",
+     "3.0.0"},
 
     {"MULTI", cmd_multi, 1, NS | LD | ST | F | NM, 0, 0, 0, "transactions",
      "Mark the start of a transaction block", "1.2.0"},
@@ -1748,6 +1752,29 @@ CMD_HANDLER(cmd_role)
     resp_add_bulk_str(c->out, "master");
     resp_add_int(c->out, 0);
     resp_add_array_len(c->out, 0);
+}
+
+/* WAIT numreplicas timeout on a single node: no replica can acknowledge
+ * anything, so the answer is 0, given at once rather than after the
+ * timeout (Redis would wait it out for numreplicas > 0). The connection's
+ * writes are already as durable as --fsync makes them: their replies left
+ * only then. Leader mode answers WAIT from the cluster. */
+CMD_HANDLER(cmd_wait)
+{
+    long long replicas, timeout;
+    if (!cmd_parse_ll(argv[1], argvlen[1], &replicas)) {
+        cmd_reply_not_integer(c);
+        return;
+    }
+    if (!cmd_parse_ll(argv[2], argvlen[2], &timeout)) {
+        resp_add_error(c->out, "ERR timeout is not an integer or out of range");
+        return;
+    }
+    if (timeout < 0) {
+        resp_add_error(c->out, "ERR timeout is negative");
+        return;
+    }
+    resp_add_int(c->out, 0);
 }
 
 CMD_HANDLER(cmd_lastsave)

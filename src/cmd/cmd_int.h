@@ -41,7 +41,7 @@ CMD_HANDLER(cmd_randomkey); CMD_HANDLER(cmd_touch_cmd); /* TOUCH (cmd_touch is t
 CMD_HANDLER(cmd_ping); CMD_HANDLER(cmd_echo); CMD_HANDLER(cmd_hello); CMD_HANDLER(cmd_auth);
 CMD_HANDLER(cmd_client); CMD_HANDLER(cmd_select); CMD_HANDLER(cmd_quit); CMD_HANDLER(cmd_reset);
 CMD_HANDLER(cmd_info); CMD_HANDLER(cmd_config); CMD_HANDLER(cmd_command); CMD_HANDLER(cmd_time);
-CMD_HANDLER(cmd_role);
+CMD_HANDLER(cmd_role); CMD_HANDLER(cmd_wait);
 CMD_HANDLER(cmd_shutdown); CMD_HANDLER(cmd_save); CMD_HANDLER(cmd_bgsave); CMD_HANDLER(cmd_lastsave);
 CMD_HANDLER(cmd_multi); CMD_HANDLER(cmd_exec_cmd); /* EXEC (cmd_exec is the API) */
 CMD_HANDLER(cmd_discard); CMD_HANDLER(cmd_watch);

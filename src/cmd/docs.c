@@ -458,6 +458,8 @@ static const struct docs_cmd docs__table[] = {
                    .flags = OPT})},
     {.name = "LASTSAVE", .complexity = "O(1)"},
     {.name = "ROLE", .complexity = "O(1)"},
+    {.name = "WAIT", .complexity = "O(1)",
+     .args = ARGS({A("numreplicas", INTEGER)}, {A("timeout", INTEGER)})},
 
     /* transactions */
     {.name = "MULTI", .complexity = "O(1)"},

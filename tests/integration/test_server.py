@@ -238,6 +238,19 @@ def test_role_of_a_single_node(c):
     assert c.cmd("ROLE", "x") == arity("role")
 
 
+def test_wait_on_a_single_node_counts_no_replicas(c):
+    """No replica can acknowledge a single node's writes: WAIT answers 0
+    (redis-server alone answers 0 too, after the timeout when asked for
+    replicas; triad answers at once). Its arguments are checked as
+    Redis checks them."""
+    assert c.cmd("SET", "w", "1") == "OK"
+    assert c.cmd("WAIT", "0", "0") == 0
+    assert c.cmd("WAIT", "1", "50") == 0
+    assert c.cmd("WAIT", "x", "0") == Err("ERR value is not an integer or out of range")
+    assert c.cmd("WAIT", "1", "-1") == Err("ERR timeout is negative")
+    assert c.cmd("WAIT", "1") == arity("wait")
+
+
 def test_time(c):
     reply = c.cmd("TIME")
     assert isinstance(reply, list) and len(reply) == 2

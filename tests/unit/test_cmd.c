@@ -95,7 +95,7 @@ TEST(lookup_finds_every_table_command_in_any_case)
 {
     size_t n;
     const struct cmd_spec *t = cmd_table(&n);
-    CHECK_EQ_INT(n, 19 + 12 + 14 + 8 + 9 + 5); /* every handler of cmd_int.h */
+    CHECK_EQ_INT(n, 19 + 12 + 14 + 8 + 10 + 5); /* every handler of cmd_int.h */
     for (size_t i = 0; i < n; i++) {
         char low[64], mixed[64];
         size_t l = strlen(t[i].name);
@@ -592,6 +592,11 @@ TEST(server_commands_go_through_the_hooks)
     EXPECT(&f, &f.c, "BGSAVE", "-ERR Background save already in progress\r\n");
     EXPECT(&f, &f.c, "LASTSAVE", ":1700000000\r\n");
     EXPECT(&f, &f.c, "ROLE", "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n");
+    EXPECT(&f, &f.c, "WAIT 1 100", ":0\r\n");
+    EXPECT(&f, &f.c, "WAIT 0 0", ":0\r\n");
+    EXPECT(&f, &f.c, "WAIT x 0", "-ERR value is not an integer or out of range\r\n");
+    EXPECT(&f, &f.c, "WAIT 1 x", "-ERR timeout is not an integer or out of range\r\n");
+    EXPECT(&f, &f.c, "WAIT 1 -1", "-ERR timeout is negative\r\n");
     EXPECT(&f, &f.c, "TIME", "*2\r\n$10\r\n1700000000\r\n$1\r\n0\r\n");
     f.s.now_ms = T_NOW_MS + 1234;
     EXPECT(&f, &f.c, "TIME", "*2\r\n$10\r\n1700000001\r\n$6\r\n234000\r\n");
