@@ -83,6 +83,22 @@ void cmd_reply_not_integer(struct cmd_client *c)
     resp_add_error(c->out, "ERR value is not an integer or out of range");
 }
 
+bool cmd_parse_int_or_reply(struct cmd_client *c, const char *p, size_t len, int *out)
+{
+    long long v;
+    if (!cmd_parse_ll(p, len, &v)) {
+        cmd_reply_not_integer(c);
+        return false;
+    }
+    if (v < INT_MIN || v > INT_MAX) {
+        resp_add_error(c->out,
+                       "ERR value is out of range, value must between -2147483648 and 2147483647");
+        return false;
+    }
+    *out = (int)v;
+    return true;
+}
+
 #define CMD_NAME_MAX 64 /* longest name echoed in an arity error */
 void cmd_reply_wrong_arity(struct cmd_client *c, const char *name)
 {
@@ -1321,16 +1337,14 @@ CMD_HANDLER(cmd_echo)
 
 CMD_HANDLER(cmd_select)
 {
-    long long db;
-    if (!cmd_parse_ll(argv[1], argvlen[1], &db)) {
-        cmd_reply_not_integer(c);
+    int db;
+    if (!cmd_parse_int_or_reply(c, argv[1], argvlen[1], &db))
         return;
-    }
     if (db < 0 || db >= s->databases) {
         resp_add_error(c->out, "ERR DB index is out of range");
         return;
     }
-    c->db = (int)db;
+    c->db = db;
     cmd_reply_ok(c);
 }
 

@@ -83,6 +83,9 @@ void cmd_reply_ok(struct cmd_client *c);
 void cmd_reply_syntax_error(struct cmd_client *c);        /* ERR syntax error */
 void cmd_reply_not_integer(struct cmd_client *c);         /* ERR value is not an integer or out of range */
 void cmd_reply_wrong_arity(struct cmd_client *c, const char *name); /* ERR wrong number of arguments for 'get' command */
+/* An int argument, as Redis's getIntFromObjectOrReply takes it: true and
+ * *out, or false with the reply (not an integer; out of an int's range). */
+bool cmd_parse_int_or_reply(struct cmd_client *c, const char *p, size_t len, int *out);
 /* msg is the whole text with its code ("ERR ...", "WRONGTYPE ..."), as for
  * resp_add_error. stats.errors is counted by the dispatcher for every reply
  * that starts with '-', however it was written. */

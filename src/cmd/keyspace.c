@@ -411,16 +411,14 @@ CMD_HANDLER(cmd_copy)
         if (cmd_arg_is(argv[j], argvlen[j], "REPLACE")) {
             replace = true;
         } else if (cmd_arg_is(argv[j], argvlen[j], "DB") && j + 1 < argc) {
-            long long n;
-            if (!cmd_parse_ll(argv[j + 1], argvlen[j + 1], &n) || n < INT32_MIN || n > INT32_MAX) {
-                cmd_reply_not_integer(c);
+            int n;
+            if (!cmd_parse_int_or_reply(c, argv[j + 1], argvlen[j + 1], &n))
                 return;
-            }
             if (n < 0 || n >= s->databases) {
                 resp_add_error(c->out, "ERR DB index is out of range");
                 return;
             }
-            dst_db = (int)n;
+            dst_db = n;
             j++;
         } else {
             cmd_reply_syntax_error(c);

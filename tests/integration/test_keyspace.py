@@ -5,6 +5,7 @@ import pytest
 from conftest import E_INT, E_SYNTAX, Err, arity, run_steps
 
 E_DB_RANGE = Err("ERR DB index is out of range")
+E_INT_RANGE = Err("ERR value is out of range, value must between -2147483648 and 2147483647")
 
 CASES = {
     "del_counts_removed": [(("MSET", "a", "1", "b", "2"), "OK"), (("DEL", "a", "b", "c"), 2),
@@ -37,6 +38,10 @@ CASES = {
     "copy_to_other_db": [(("SET", "a", "1"), "OK"), (("COPY", "a", "a", "DB", "1"), 1),
                          (("SELECT", "1"), "OK"), (("GET", "a"), b"1"), (("SELECT", "0"), "OK")],
     "copy_db_out_of_range": [(("SET", "a", "1"), "OK"), (("COPY", "a", "b", "DB", "16"), E_DB_RANGE)],
+    # past an int: Redis's getIntFromObjectOrReply words it so
+    "copy_db_past_int": [(("SET", "a", "1"), "OK"), (("COPY", "a", "b", "DB", "2147483648"), E_INT_RANGE),
+                         (("COPY", "a", "b", "DB", "x"), E_INT)],
+    "select_past_int": [(("SELECT", "2147483648"), E_INT_RANGE), (("SELECT", "-2147483649"), E_INT_RANGE)],
     "copy_db_not_integer": [(("SET", "a", "1"), "OK"), (("COPY", "a", "b", "DB", "x"), E_INT)],
     "copy_bad_option": [(("SET", "a", "1"), "OK"), (("COPY", "a", "b", "FOO"), E_SYNTAX)],
     "dbsize": [(("DBSIZE",), 0), (("MSET", "a", "1", "b", "2"), "OK"), (("DBSIZE",), 2),
