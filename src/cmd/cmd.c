@@ -1572,13 +1572,15 @@ static void cmd__client_list(struct cmd_server *s, struct cmd_client *c, int arg
             filter_ids = true;
             for (j = j + 1; j < argc; j++) {
                 long long id;
-                if (!cmd_parse_ll(argv[j], argvlen[j], &id) || id < 0) {
+                if (!cmd_parse_ll(argv[j], argvlen[j], &id)) {
                     resp_add_error(c->out, "ERR Invalid client ID");
                     return;
                 }
-                if (nids < CMD_CLIENT_LIST_IDS_MAX)
+                /* any integer, as Redis: one no client has lists nothing */
+                if (id > 0 && nids < CMD_CLIENT_LIST_IDS_MAX)
                     ids[nids++] = (uint64_t)id;
             }
+            none |= nids == 0;
         } else {
             cmd_reply_syntax_error(c);
             return;

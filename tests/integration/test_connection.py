@@ -236,6 +236,10 @@ def test_client_info_and_list(server, c):
         assert mine[b"name"] == b"me" and mine[b"cmd"] == b"client|list"
         only = c.cmd("CLIENT", "LIST", "ID", str(other_id))
         assert [int(parse_client_line(x)[b"id"]) for x in only.rstrip(b"\n").split(b"\n")] == [other_id]
+        # any integer is an id, as in Redis: ones no client has list nothing
+        assert c.cmd("CLIENT", "LIST", "ID", "0", "-1") == b""
+        assert c.cmd("CLIENT", "LIST", "ID", "-1", str(other_id)) == only
+        assert c.cmd("CLIENT", "LIST", "ID", "x") == Err("ERR Invalid client ID")
     finally:
         other.close()
 
