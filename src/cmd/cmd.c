@@ -1877,8 +1877,8 @@ static void cmd__config_emit(void *e, const char *name, const char *value)
     size_t nl = strlen(name);
     for (size_t off = 0; off < p->names.len;) {
         size_t l = strlen(p->names.data + off);
-        if (l == nl && memcmp(p->names.data + off, name, nl) == 0)
-            return;
+        if (l == nl && strncasecmp(p->names.data + off, name, nl) == 0)
+            return; /* each once, under its first spelling (Redis's dict) */
         off += l + 1;
     }
     tbuf_append(&p->names, name, nl + 1);

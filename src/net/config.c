@@ -661,6 +661,15 @@ void config_get(const struct config *cfg, const char *pattern,
                 void (*emit)(void *e, const char *name, const char *value), void *e)
 {
     char value[CONFIG_STR_MAX + 32];
+    if (strpbrk(pattern, "[*?") == NULL) {
+        /* a name, not a pattern: as Redis, answered under the name asked */
+        const struct config_param *p = config__find(pattern);
+        if (p != NULL) {
+            config__format(cfg, p, value, sizeof(value));
+            emit(e, pattern, value);
+        }
+        return;
+    }
     for (size_t i = 0; i < TRIAD_ARRAY_LEN(config_params); i++) {
         const struct config_param *p = &config_params[i];
         if (!config_glob_match(pattern, p->name, true))

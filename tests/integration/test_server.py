@@ -296,6 +296,16 @@ def test_info_is_verbatim_in_resp3(r3):
     assert reply.data.startswith(b"# Keyspace\r\n")
 
 
+def test_config_get_answers_a_name_as_asked_and_each_once(c):
+    """As Redis: a name (no glob) is answered under the spelling asked, and
+    a parameter named twice is answered once, under its first spelling;
+    a pattern answers the canonical names."""
+    assert c.cmd("CONFIG", "GET", "MAXMEMORY", "maxmemory") == [b"MAXMEMORY", b"0"]
+    assert c.cmd("CONFIG", "GET", "Hz") == [b"Hz", b"10"]
+    assert c.cmd("CONFIG", "GET", "HZ*") == [b"hz", b"10"]
+    assert c.cmd("CONFIG", "GET", "nosuch") == []
+
+
 def test_config_get_more_shared_params(server, c):
     assert c.cmd("CONFIG", "GET", "dir") == [b"dir", str(server.dir).encode()]
     assert c.cmd("CONFIG", "GET", "timeout") == [b"timeout", b"0"]
