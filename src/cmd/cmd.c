@@ -1361,7 +1361,8 @@ CMD_HANDLER(cmd_reset)
     c->proto = 2;
     /* back to the default user: authenticated only if it needs no password */
     c->authenticated = s->requirepass == NULL || s->requirepass[0] == '\0';
-    c->flags &= CMD_CLIENT_REPLAY;
+    /* NO-EVICT (and NO-TOUCH) outlive a RESET, as in Redis 7.0 */
+    c->flags &= CMD_CLIENT_REPLAY | CMD_CLIENT_NO_EVICT | CMD_CLIENT_NO_TOUCH;
     tfree(c->name);
     c->name = NULL;
     resp_add_simple(c->out, "RESET");
@@ -1670,12 +1671,20 @@ static void cmd__client_kill(struct cmd_server *s, struct cmd_client *c, int arg
     resp_add_int(c->out, killed);
 }
 
-static void cmd__on_off(struct cmd_client *c, const char *arg, size_t len)
+/* CLIENT NO-EVICT / NO-TOUCH ON|OFF: the flag is kept and shown by CLIENT
+ * LIST and INFO (e, T), as Redis shows it. With no eviction of keys or
+ * clients, and no LRU to spare, neither changes anything else. */
+static void cmd__on_off(struct cmd_client *c, const char *arg, size_t len, uint32_t flag)
 {
-    if (cmd_arg_is(arg, len, "on") || cmd_arg_is(arg, len, "off"))
+    if (cmd_arg_is(arg, len, "on")) {
+        c->flags |= flag;
         cmd_reply_ok(c);
-    else
+    } else if (cmd_arg_is(arg, len, "off")) {
+        c->flags &= ~flag;
+        cmd_reply_ok(c);
+    } else {
         cmd_reply_syntax_error(c);
+    }
 }
 
 CMD_HANDLER(cmd_client)
@@ -1714,9 +1723,9 @@ CMD_HANDLER(cmd_client)
             resp_add_errorf(c->out, "ERR Unrecognized option '%.*s'",
                             (int)TRIAD_MIN(argvlen[2], (size_t)128), argv[2]);
     } else if (cmd_arg_is(sub, sl, "NO-EVICT")) {
-        cmd__on_off(c, argv[2], argvlen[2]);
+        cmd__on_off(c, argv[2], argvlen[2], CMD_CLIENT_NO_EVICT);
     } else if (cmd_arg_is(sub, sl, "NO-TOUCH")) {
-        cmd__on_off(c, argv[2], argvlen[2]);
+        cmd__on_off(c, argv[2], argvlen[2], CMD_CLIENT_NO_TOUCH);
     } else if (cmd_arg_is(sub, sl, "REPLY")) {
         /* OFF and SKIP are not answered themselves (cmd_exec drops what a
          * command replied while they are in force). */

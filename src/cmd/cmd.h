@@ -63,6 +63,8 @@
 #define CMD_CLIENT_REPLY_OFF (1u << 5)  /* CLIENT REPLY OFF: no replies */
 #define CMD_CLIENT_REPLY_SKIP (1u << 6) /* CLIENT REPLY SKIP: none for the next command */
 #define CMD_CLIENT_REPLY_SKIP_NOW (1u << 7) /* (set while the SKIP itself runs) */
+#define CMD_CLIENT_NO_EVICT (1u << 8)   /* CLIENT NO-EVICT ON (shown as 'e') */
+#define CMD_CLIENT_NO_TOUCH (1u << 9)   /* CLIENT NO-TOUCH ON (shown as 'T') */
 
 struct cmd_server;
 struct cmd_client;

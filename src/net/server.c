@@ -1708,6 +1708,10 @@ static void client_line(struct server *srv, struct session *s, struct tbuf *t)
         flags[nf++] = 'd';
     if (s->cc.flags & CMD_CLIENT_CLOSE_AFTER_REPLY)
         flags[nf++] = 'c';
+    if (s->cc.flags & CMD_CLIENT_NO_EVICT)
+        flags[nf++] = 'e';
+    if (s->cc.flags & CMD_CLIENT_NO_TOUCH)
+        flags[nf++] = 'T';
     if (nf == 0)
         flags[nf++] = 'N';
     flags[nf] = '\0';

@@ -2,7 +2,7 @@
 import pytest
 import redis
 
-from conftest import ConnClosed, Err, Verbatim, arity
+from conftest import E_SYNTAX, ConnClosed, Err, Verbatim, arity
 
 PASSWORD = "s3cret"
 E_NOAUTH = Err("NOAUTH Authentication required.")
@@ -207,6 +207,33 @@ def parse_client_line(line):
 
 CLIENT_FIELDS = (b"id", b"addr", b"laddr", b"name", b"age", b"idle", b"flags", b"db", b"multi",
                  b"cmd", b"resp")
+
+
+def client_flags(c):
+    info = c.cmd("CLIENT", "INFO")
+    return parse_client_line(info.rstrip(b"\n"))[b"flags"]
+
+
+def test_client_no_evict_shows_in_the_flags_and_outlives_reset(c):
+    assert client_flags(c) == b"N"
+    assert c.cmd("CLIENT", "NO-EVICT", "on") == "OK"
+    assert client_flags(c) == b"e"
+    assert c.cmd("CLIENT", "NO-EVICT", "off") == "OK"
+    assert client_flags(c) == b"N"
+    assert c.cmd("CLIENT", "NO-EVICT", "maybe") == E_SYNTAX
+    assert c.cmd("CLIENT", "NO-EVICT", "on") == "OK"
+    assert c.cmd("RESET") == "RESET"
+    assert client_flags(c) == b"e"  # as redis-server 7.0 keeps it
+    assert c.cmd("CLIENT", "NO-EVICT", "off") == "OK"
+
+
+@pytest.mark.triad_only("CLIENT NO-TOUCH is Redis 7.2's; 7.0 does not know it")
+def test_client_no_touch_shows_in_the_flags(c):
+    assert c.cmd("CLIENT", "NO-TOUCH", "on") == "OK"
+    assert c.cmd("CLIENT", "NO-EVICT", "on") == "OK"
+    assert client_flags(c) == b"eT"
+    assert c.cmd("CLIENT", "NO-TOUCH", "off") == "OK"
+    assert client_flags(c) == b"e"
 
 
 def test_client_info_and_list(server, c):
