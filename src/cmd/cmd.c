@@ -1433,8 +1433,6 @@ CMD_HANDLER(cmd_hello)
 {
     long long ver = 0;
     int name_at = -1;
-    const char *user = NULL, *pass = NULL;
-    size_t ulen = 0, plen = 0;
 
     if (argc >= 2) {
         if (!cmd_parse_ll(argv[1], argvlen[1], &ver)) {
@@ -1449,10 +1447,15 @@ CMD_HANDLER(cmd_hello)
     for (int j = 2; j < argc; j++) {
         int more = argc - 1 - j;
         if (cmd_arg_is(argv[j], argvlen[j], "AUTH") && more >= 2) {
-            user = argv[j + 1];
-            ulen = argvlen[j + 1];
-            pass = argv[j + 2];
-            plen = argvlen[j + 2];
+            /* checked where it stands, as Redis 7.0 does: a wrong password
+             * answers before a later option's error, and a right one holds
+             * even if a later option fails */
+            if (!cmd__auth_check(s, argv[j + 1], argvlen[j + 1], argv[j + 2], argvlen[j + 2])) {
+                resp_add_error(c->out,
+                               "WRONGPASS invalid username-password pair or user is disabled.");
+                return;
+            }
+            c->authenticated = true;
             j += 2;
         } else if (cmd_arg_is(argv[j], argvlen[j], "SETNAME") && more >= 1) {
             if (!cmd__client_name_ok(argv[j + 1], argvlen[j + 1])) {
@@ -1466,14 +1469,6 @@ CMD_HANDLER(cmd_hello)
                             (int)TRIAD_MIN(argvlen[j], (size_t)128), argv[j]);
             return;
         }
-    }
-    if (user != NULL) {
-        if (!cmd__auth_check(s, user, ulen, pass, plen)) {
-            resp_add_error(c->out,
-                           "WRONGPASS invalid username-password pair or user is disabled.");
-            return;
-        }
-        c->authenticated = true;
     }
     if (cmd__auth_required(s, c)) {
         resp_add_error(c->out,

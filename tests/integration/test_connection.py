@@ -133,6 +133,22 @@ def test_hello_before_auth_and_hello_auth(auth_server):
         conn.close()
 
 
+def test_hello_auth_is_checked_where_it_stands(auth_server):
+    """As Redis 7.0: a wrong password answers before a later option's
+    syntax error, and a right one holds although a later option fails."""
+    conn = auth_server.resp(auth=False)
+    try:
+        assert conn.cmd("HELLO", "3", "AUTH", "default", "bad", "c") == E_WRONGPASS
+        assert conn.cmd("HELLO", "3", "FOO", "AUTH", "default", "bad") == \
+            Err("ERR Syntax error in HELLO option 'FOO'")
+        assert conn.cmd("PING") == E_NOAUTH
+        assert conn.cmd("HELLO", "3", "AUTH", "default", PASSWORD, "c") == \
+            Err("ERR Syntax error in HELLO option 'c'")
+        assert conn.cmd("PING") == "PONG"
+    finally:
+        conn.close()
+
+
 def test_quit_and_unknown_command_before_auth(auth_server):
     conn = auth_server.resp(auth=False)
     try:
