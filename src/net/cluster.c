@@ -441,13 +441,14 @@ static void cluster__snapshot(void *arg, struct node *n, uint64_t index)
         return;
     }
     if (!cluster__snap_reaped(cl)) {
-        /* two children alive at once would each hold a copy of the pages
-         * written since its fork */
+        /* Two children alive at once would each hold a copy of the pages
+         * written since its fork. Put off, not failed: three failures
+         * would make the node serialize on the loop, the stall the child
+         * is there to avoid. */
         cluster__log(cl, LOG_WARNING,
-                     "raft: snapshot child pid %d has not exited since it was killed; "
-                     "compaction waits",
+                     "raft: the last snapshot child (pid %d) has not exited yet; compaction waits",
                      (int)cl->snap_dying);
-        node_compact_failed(n);
+        node_compact_later(n);
         return;
     }
     if (pipe2(fds, O_CLOEXEC) != 0)

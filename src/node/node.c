@@ -621,12 +621,17 @@ void node_compact(struct node *n, uint64_t index, uint8_t *data, uint64_t len)
     node__kick(n); /* the next ready persists the snapshot */
 }
 
-void node_compact_failed(struct node *n)
+void node_compact_later(struct node *n)
 {
     TRIAD_ASSERT(n->compacting);
     n->compacting = false;
-    n->compact_failures++;
     n->compact_after = n->fsm.applied_index + TRIAD_MAX(n->cfg.snapshot_entries / 10, 1);
+}
+
+void node_compact_failed(struct node *n)
+{
+    node_compact_later(n);
+    n->compact_failures++;
 }
 
 void node_step(struct node *n, const struct raft_msg *m)

@@ -108,6 +108,11 @@ void node_compact(struct node *n, uint64_t index, uint8_t *data, uint64_t len);
  * snapshot_entries more entries; after three failures in a row the node
  * serializes that snapshot itself, on the spot. */
 void node_compact_failed(struct node *n);
+/* io.snapshot cannot start now (the last one's worker is still going): as
+ * node_compact_failed, tried again a tenth of snapshot_entries later, but
+ * not counted as a failure, so it never brings the compaction on the spot
+ * that three failures do. */
+void node_compact_later(struct node *n);
 
 /* Inputs. */
 void node_step(struct node *n, const struct raft_msg *m);
