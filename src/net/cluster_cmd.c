@@ -647,6 +647,12 @@ enum cluster_outcome cluster_command(struct cluster *cl, struct cluster_session 
             cluster_session_unwatch(cs);
         return CLUSTER_LOCAL;
     }
+    if (cmd_is(name, nl, "EXEC") && argc != 1) {
+        /* refused by cmd_exec, which discards the transaction and with it
+         * the WATCHes, as Redis does: here they are the session's */
+        cluster_session_unwatch(cs);
+        return CLUSTER_LOCAL;
+    }
     if (cmd_is(name, nl, "WATCH") && argc >= 2)
         return watch_cmd(cl, cs, cc, req_id, argc, argv, argvlen);
     if (cmd_is(name, nl, "UNWATCH") && argc == 1) {

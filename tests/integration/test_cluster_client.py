@@ -326,6 +326,23 @@ def test_multi_exec_runs_atomically_through_any_node(fcluster):
     assert c.cmd("EXEC") == Err("EXECABORT Transaction discarded because of previous errors.")
 
 
+def test_a_refused_exec_drops_the_watches_as_redis_does(fcluster):
+    """EXEC refused for its arguments discards the transaction and the
+    connection's WATCHes, MULTI or not (Redis's execCommandAbort): a later
+    transaction commits although the key was written meanwhile."""
+    leader = fcluster.settled()
+    c = leader.resp()
+    assert c.cmd("SET", "rw", "1") == "OK"
+    assert c.cmd("WATCH", "rw") == "OK"
+    assert c.cmd("EXEC", "x") == Err("EXECABORT Transaction discarded because of: "
+                                     "wrong number of arguments for 'exec' command")
+    leader.client().set("rw", "2")  # someone else writes
+    assert c.cmd("MULTI") == "OK"
+    assert c.cmd("SET", "rw", "mine") == "QUEUED"
+    assert c.cmd("EXEC") == ["OK"]
+    assert leader.client().get("rw") == b"mine"
+
+
 def test_watch_aborts_exec_when_another_client_changes_the_key(fcluster):
     leader = fcluster.settled()
     follower = next(s for s in fcluster.nodes if s is not leader)
