@@ -1361,8 +1361,8 @@ CMD_HANDLER(cmd_reset)
     c->proto = 2;
     /* back to the default user: authenticated only if it needs no password */
     c->authenticated = s->requirepass == NULL || s->requirepass[0] == '\0';
-    /* NO-EVICT (and NO-TOUCH) outlive a RESET, as in Redis 7.0 */
-    c->flags &= CMD_CLIENT_REPLAY | CMD_CLIENT_NO_EVICT | CMD_CLIENT_NO_TOUCH;
+    /* NO-EVICT outlives a RESET, as in Redis 7.0 (NO-TOUCH, 7.2's, does not) */
+    c->flags &= CMD_CLIENT_REPLAY | CMD_CLIENT_NO_EVICT;
     tfree(c->name);
     c->name = NULL;
     resp_add_simple(c->out, "RESET");

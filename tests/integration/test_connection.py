@@ -244,12 +244,16 @@ def test_client_no_evict_shows_in_the_flags_and_outlives_reset(c):
 
 
 @pytest.mark.triad_only("CLIENT NO-TOUCH is Redis 7.2's; 7.0 does not know it")
-def test_client_no_touch_shows_in_the_flags(c):
+def test_client_no_touch_shows_in_the_flags_until_reset(c):
     assert c.cmd("CLIENT", "NO-TOUCH", "on") == "OK"
     assert c.cmd("CLIENT", "NO-EVICT", "on") == "OK"
     assert client_flags(c) == b"eT"
     assert c.cmd("CLIENT", "NO-TOUCH", "off") == "OK"
     assert client_flags(c) == b"e"
+    assert c.cmd("CLIENT", "NO-TOUCH", "on") == "OK"
+    assert c.cmd("RESET") == "RESET"  # as Redis 7.2, which has NO-TOUCH
+    assert client_flags(c) == b"e"
+    assert c.cmd("CLIENT", "NO-EVICT", "off") == "OK"
 
 
 def test_client_info_and_list(server, c):
