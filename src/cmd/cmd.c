@@ -100,14 +100,26 @@ bool cmd_parse_int_or_reply(struct cmd_client *c, const char *p, size_t len, int
 }
 
 #define CMD_NAME_MAX 64 /* longest name echoed in an arity error */
-void cmd_reply_wrong_arity(struct cmd_client *c, const char *name)
+#define CMD_ARITY_MSG_MAX (2 * CMD_NAME_MAX + 64)
+
+/* Redis's arity error for command name (or its subcommand sub, if not
+ * NULL), the name in lower case, into msg. */
+static void cmd__arity_msg(char *msg, size_t size, const char *name, const char *sub)
 {
     char low[CMD_NAME_MAX];
     size_t i;
     for (i = 0; name[i] != '\0' && i + 1 < sizeof(low); i++)
         low[i] = (char)tolower((unsigned char)name[i]);
     low[i] = '\0';
-    resp_add_errorf(c->out, "ERR wrong number of arguments for '%s' command", low);
+    snprintf(msg, size, "ERR wrong number of arguments for '%s%s%s' command", low,
+             sub != NULL ? "|" : "", sub != NULL ? sub : "");
+}
+
+void cmd_reply_wrong_arity(struct cmd_client *c, const char *name)
+{
+    char msg[CMD_ARITY_MSG_MAX];
+    cmd__arity_msg(msg, sizeof(msg), name, NULL);
+    resp_add_error(c->out, msg);
 }
 
 /* `msg` is the whole text with its code ("ERR ...", "WRONGTYPE ..."), as
@@ -940,14 +952,8 @@ static void cmd__reject_arity(struct cmd_server *s, struct cmd_client *c,
                               const struct cmd_spec *cmd, const char *sub, int argc, char **argv,
                               size_t *argvlen)
 {
-    char msg[2 * CMD_NAME_MAX + 64];
-    char low[CMD_NAME_MAX];
-    size_t i;
-    for (i = 0; cmd->name[i] != '\0' && i + 1 < sizeof(low); i++)
-        low[i] = (char)tolower((unsigned char)cmd->name[i]);
-    low[i] = '\0';
-    snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s%s%s' command", low,
-             sub != NULL ? "|" : "", sub != NULL ? sub : "");
+    char msg[CMD_ARITY_MSG_MAX];
+    cmd__arity_msg(msg, sizeof(msg), cmd->name, sub);
     cmd__reject_call(s, c, cmd, argc, argv, argvlen, msg);
 }
 
@@ -1779,22 +1785,26 @@ CMD_HANDLER(cmd_role)
  * timeout (Redis would wait it out for numreplicas > 0). The connection's
  * writes are already as durable as --fsync makes them: their replies left
  * only then. Leader mode answers WAIT from the cluster. */
+const char *cmd_wait_args(char **argv, size_t *argvlen, long long *replicas,
+                          long long *timeout)
+{
+    if (!cmd_parse_ll(argv[1], argvlen[1], replicas))
+        return "ERR value is not an integer or out of range";
+    if (!cmd_parse_ll(argv[2], argvlen[2], timeout))
+        return "ERR timeout is not an integer or out of range";
+    if (*timeout < 0)
+        return "ERR timeout is negative";
+    return NULL;
+}
+
 CMD_HANDLER(cmd_wait)
 {
     long long replicas, timeout;
-    if (!cmd_parse_ll(argv[1], argvlen[1], &replicas)) {
-        cmd_reply_not_integer(c);
-        return;
-    }
-    if (!cmd_parse_ll(argv[2], argvlen[2], &timeout)) {
-        resp_add_error(c->out, "ERR timeout is not an integer or out of range");
-        return;
-    }
-    if (timeout < 0) {
-        resp_add_error(c->out, "ERR timeout is negative");
-        return;
-    }
-    resp_add_int(c->out, 0);
+    const char *err = cmd_wait_args(argv, argvlen, &replicas, &timeout);
+    if (err != NULL)
+        resp_add_error(c->out, err);
+    else
+        resp_add_int(c->out, 0);
 }
 
 CMD_HANDLER(cmd_lastsave)

@@ -83,6 +83,12 @@ struct cmd_spec {
     const char *since;
 };
 
+/* WAIT numreplicas timeout's arguments (argv[1], argv[2]), checked as
+ * Redis checks them: NULL and the values, or the error ("ERR ..."). For
+ * leader mode's WAIT as for a single node's. */
+const char *cmd_wait_args(char **argv, size_t *argvlen, long long *replicas,
+                          long long *timeout);
+
 /* The table, for COMMAND, and a lookup by name (case-insensitive). */
 const struct cmd_spec *cmd_table(size_t *count);
 const struct cmd_spec *cmd_lookup(const char *name, size_t len);

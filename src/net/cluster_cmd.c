@@ -433,17 +433,10 @@ static enum cluster_outcome wait_cmd(struct cluster *cl, struct cluster_session 
                                      uint64_t req_id, char **argv, size_t *argvlen,
                                      struct tbuf *out)
 {
-    int64_t replicas, timeout;
-    if (!triad_parse_i64(argv[1], argvlen[1], &replicas)) {
-        tbuf_appends(out, "-ERR value is not an integer or out of range\r\n");
-        return CLUSTER_DONE;
-    }
-    if (!triad_parse_i64(argv[2], argvlen[2], &timeout)) {
-        tbuf_appends(out, "-ERR timeout is not an integer or out of range\r\n");
-        return CLUSTER_DONE;
-    }
-    if (timeout < 0) {
-        tbuf_appends(out, "-ERR timeout is negative\r\n");
+    long long replicas, timeout;
+    const char *err = cmd_wait_args(argv, argvlen, &replicas, &timeout);
+    if (err != NULL) {
+        tbuf_appendf(out, "-%s\r\n", err);
         return CLUSTER_DONE;
     }
     uint32_t want = replicas < 0 ? 0 : replicas > UINT32_MAX ? UINT32_MAX : (uint32_t)replicas;
