@@ -861,42 +861,6 @@ static void cmd__reject(struct cmd_server *s, struct cmd_client *c, const char *
     resp_add_error(c->out, msg);
 }
 
-/* The subcommands of CLIENT, CONFIG and COMMAND, with their arities
- * (counting the command and the subcommand, as Redis does): cmd__exec
- * refuses an unknown one, or one with the wrong number of arguments,
- * before the handler runs or MULTI queues it, as Redis 7 does. */
-struct cmd__sub {
-    const char *name; /* lower case, as in "client|setname" */
-    int arity;
-};
-
-static const struct cmd__sub cmd__client_subs[] = {
-    {"id", 2},       {"setname", 3},  {"getname", 2},  {"list", -2},
-    {"info", 2},     {"kill", -3},    {"setinfo", 4},  {"no-evict", 3},
-    {"no-touch", 3}, {"reply", 3},    {"help", 2},     {NULL, 0},
-};
-static const struct cmd__sub cmd__config_subs[] = {
-    {"get", -3}, {"set", -4}, {"resetstat", 2}, {"rewrite", 2}, {"help", 2}, {NULL, 0},
-};
-static const struct cmd__sub cmd__command_subs[] = {
-    {"count", 2}, {"info", -2}, {"docs", -2}, {"list", -2}, {"getkeys", -4}, {"help", 2},
-    {NULL, 0},
-};
-
-/* The subcommand argv[1] names of cmd (one with CMD_SUBCOMMANDS), or NULL. */
-static const struct cmd__sub *cmd__sub_lookup(const struct cmd_spec *cmd, const char *arg,
-                                              size_t len)
-{
-    const struct cmd__sub *t = cmd->fn == cmd_client   ? cmd__client_subs
-                               : cmd->fn == cmd_config ? cmd__config_subs
-                                                       : cmd__command_subs;
-    TRIAD_ASSERT(cmd->fn == cmd_client || cmd->fn == cmd_config || cmd->fn == cmd_command);
-    for (; t->name != NULL; t++)
-        if (cmd_arg_is(arg, len, t->name))
-            return t;
-    return NULL;
-}
-
 /* A known command refused before it ran (msg: the error, "ERR ..."): its
  * rejected call counted, and the refusal. An EXEC refused takes its
  * transaction with it, as Redis does (execCommandAbort), inside MULTI or
@@ -1044,8 +1008,9 @@ static uint64_t cmd__exec(struct cmd_server *s, struct cmd_client *c, int argc, 
         return 0;
     }
     if ((cmd->flags & CMD_SUBCOMMANDS) && argc >= 2) {
-        const struct cmd__sub *sub = cmd__sub_lookup(cmd, argv[1], argvlen[1]);
-        if (sub == NULL) {
+        const char *sub;
+        int sub_arity;
+        if (!cmd_docs_subcommand(cmd, argv[1], argvlen[1], &sub, &sub_arity)) {
             /* not counted as a call of any command: the name is the
              * client's text, and Redis records none either */
             char msg[CMD_NAME_MAX + 200];
@@ -1059,8 +1024,8 @@ static uint64_t cmd__exec(struct cmd_server *s, struct cmd_client *c, int argc, 
             cmd__reject(s, c, msg);
             return 0;
         }
-        if (!cmd__arity_fits(sub->arity, argc)) {
-            cmd__reject_arity(s, c, cmd, sub->name, argc, argv, argvlen);
+        if (!cmd__arity_fits(sub_arity, argc)) {
+            cmd__reject_arity(s, c, cmd, sub, argc, argv, argvlen);
             return 0;
         }
     }
@@ -1743,7 +1708,7 @@ CMD_HANDLER(cmd_client)
     } else if (cmd_arg_is(sub, sl, "HELP")) {
         cmd__reply_help(c, "CLIENT", cmd__client_help);
     } else {
-        TRIAD_ASSERT(!"a subcommand cmd__exec does not know"); /* cmd__subs */
+        TRIAD_ASSERT(!"a subcommand cmd__exec does not know"); /* its docs list none */
     }
 }
 
@@ -1971,7 +1936,7 @@ CMD_HANDLER(cmd_config)
     } else if (cmd_arg_is(sub, sl, "HELP")) {
         cmd__reply_help(c, "CONFIG", cmd__config_help);
     } else {
-        TRIAD_ASSERT(!"a subcommand cmd__exec does not know"); /* cmd__subs */
+        TRIAD_ASSERT(!"a subcommand cmd__exec does not know"); /* its docs list none */
     }
 }
 
@@ -2226,7 +2191,7 @@ CMD_HANDLER(cmd_command)
     } else if (cmd_arg_is(sub, sl, "HELP")) {
         cmd__reply_help(c, "COMMAND", cmd__command_help);
     } else {
-        TRIAD_ASSERT(!"a subcommand cmd__exec does not know"); /* cmd__subs */
+        TRIAD_ASSERT(!"a subcommand cmd__exec does not know"); /* its docs list none */
     }
 }
 

@@ -110,6 +110,12 @@ bool cmd_arg_is(const char *arg, size_t len, const char *word);
  * docs.c), as Redis 7.0 replies it: a map in RESP3, a flat array in RESP2.
  * The caller writes the name before it. */
 void cmd_docs_add(struct tbuf *o, int proto, const struct cmd_spec *cmd);
+/* The subcommand arg names of cmd (one with CMD_SUBCOMMANDS), as its docs
+ * list it: true, its lower-case name ("setname") and arity; false if cmd
+ * has none of that name. The docs are the one list of subcommands:
+ * cmd_exec refuses any other before the handler runs. */
+bool cmd_docs_subcommand(const struct cmd_spec *cmd, const char *arg, size_t len,
+                         const char **name, int *arity);
 /* 0 if every command of the table has docs, every documented command is in
  * the table and every argument tree is well formed; otherwise
  * TRIAD_ENOTFOUND or TRIAD_EINVAL with errmsg naming the first fault. */

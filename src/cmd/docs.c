@@ -72,6 +72,7 @@ struct docs_history {
 
 struct docs_cmd {
     const char *name; /* a command: upper case, as in cmd.c's table; a subcommand: "client|kill" */
+    int arity; /* a subcommand's, counting command and subcommand, as Redis (a command's: cmd_spec) */
     const char *summary, *since, *group; /* subcommands only (a command's are in its cmd_spec) */
     const char *complexity;
     const char *deprecated_since; /* set: doc_flags says "deprecated" */
@@ -137,15 +138,15 @@ static const struct docs_history docs__ttl_history[] = {{"2.8.0", "Added the -2 
 /* ---- subcommands ---- */
 
 static const struct docs_cmd docs__client_subcommands[] = {
-    {.name = "client|getname", .summary = "Get the current connection name", .since = "2.6.9",
+    {.name = "client|getname", .arity = 2, .summary = "Get the current connection name", .since = "2.6.9",
      .group = "connection", .complexity = "O(1)"},
-    {.name = "client|help", .summary = DOCS_HELP_SUMMARY, .since = "5.0.0", .group = "connection",
+    {.name = "client|help", .arity = 2, .summary = DOCS_HELP_SUMMARY, .since = "5.0.0", .group = "connection",
      .complexity = "O(1)"},
-    {.name = "client|id", .summary = "Returns the client ID for the current connection",
+    {.name = "client|id", .arity = 2, .summary = "Returns the client ID for the current connection",
      .since = "5.0.0", .group = "connection", .complexity = "O(1)"},
-    {.name = "client|info", .summary = "Returns information about the current client connection.",
+    {.name = "client|info", .arity = 2, .summary = "Returns information about the current client connection.",
      .since = "6.2.0", .group = "connection", .complexity = "O(1)"},
-    {.name = "client|kill", .summary = "Kill the connection of a client", .since = "2.4.0",
+    {.name = "client|kill", .arity = -3, .summary = "Kill the connection of a client", .since = "2.4.0",
      .group = "connection", .complexity = "O(N) where N is the number of client connections",
      .history = HISTORY(
          {"2.8.12", "Added new filter format."}, {"2.8.12", "`ID` option."},
@@ -171,7 +172,7 @@ static const struct docs_cmd docs__client_subcommands[] = {
                    {A("ip:port", STRING), .token = "ADDR", .flags = OPT},
                    {A("ip:port", STRING), .token = "LADDR", .since = "6.2.0", .flags = OPT},
                    {A("yes/no", STRING), .token = "SKIPME", .flags = OPT})})})},
-    {.name = "client|list", .summary = "Get the list of client connections", .since = "2.4.0",
+    {.name = "client|list", .arity = -2, .summary = "Get the list of client connections", .since = "2.4.0",
      .group = "connection", .complexity = "O(N) where N is the number of client connections",
      .history = HISTORY(
          {"2.8.12", "Added unique client `id` field."}, {"5.0.0", "Added optional `TYPE` filter."},
@@ -188,47 +189,47 @@ static const struct docs_cmd docs__client_subcommands[] = {
                                 {A("pubsub", PURE_TOKEN), .token = "PUBSUB"})},
                   {A("id", BLOCK), .token = "ID", .since = "6.2.0", .flags = OPT,
                    .args = ARGS({A("client-id", INTEGER), .flags = MULTI})})},
-    {.name = "client|no-evict", .summary = "Set client eviction mode for the current connection",
+    {.name = "client|no-evict", .arity = 3, .summary = "Set client eviction mode for the current connection",
      .since = "7.0.0", .group = "connection", .complexity = "O(1)",
      .args = ARGS(DOCS_ON_OFF)},
     /* Redis 7.2 */
-    {.name = "client|no-touch",
+    {.name = "client|no-touch", .arity = 3,
      .summary = "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
      .since = "7.2.0", .group = "connection", .complexity = "O(1)", .args = ARGS(DOCS_ON_OFF)},
-    {.name = "client|reply", .summary = "Instruct the server whether to reply to commands",
+    {.name = "client|reply", .arity = 3, .summary = "Instruct the server whether to reply to commands",
      .since = "3.2.0", .group = "connection", .complexity = "O(1)",
      .args = ARGS({A("on_off_skip", ONEOF),
                    .args = ARGS({A("on", PURE_TOKEN), .token = "ON"},
                                 {A("off", PURE_TOKEN), .token = "OFF"},
                                 {A("skip", PURE_TOKEN), .token = "SKIP"})})},
-    {.name = "client|setinfo", /* Redis 7.2 */
+    {.name = "client|setinfo", .arity = 4, /* Redis 7.2 */
      .summary = "Sets information specific to the client or connection.", .since = "7.2.0",
      .group = "connection", .complexity = "O(1)",
      .args = ARGS({A("attr", ONEOF),
                    .args = ARGS({A("libname", STRING), .token = "lib-name"},
                                 {A("libver", STRING), .token = "lib-ver"})})},
-    {.name = "client|setname", .summary = "Set the current connection name", .since = "2.6.9",
+    {.name = "client|setname", .arity = 3, .summary = "Set the current connection name", .since = "2.6.9",
      .group = "connection", .complexity = "O(1)",
      .args = ARGS({A("connection-name", STRING)})},
     {0},
 };
 
 static const struct docs_cmd docs__config_subcommands[] = {
-    {.name = "config|get", .summary = "Get the values of configuration parameters",
+    {.name = "config|get", .arity = -3, .summary = "Get the values of configuration parameters",
      .since = "2.0.0", .group = "server",
      .complexity = "O(N) when N is the number of configuration parameters provided",
      .history = HISTORY({"7.0.0", "Added the ability to pass multiple pattern parameters in one "
                                   "call"}),
      .args = ARGS({A("parameter", BLOCK), .flags = MULTI,
                    .args = ARGS({A("parameter", STRING)})})},
-    {.name = "config|help", .summary = DOCS_HELP_SUMMARY, .since = "5.0.0", .group = "server",
+    {.name = "config|help", .arity = 2, .summary = DOCS_HELP_SUMMARY, .since = "5.0.0", .group = "server",
      .complexity = "O(1)"},
-    {.name = "config|resetstat", .summary = "Reset the stats returned by INFO", .since = "2.0.0",
+    {.name = "config|resetstat", .arity = 2, .summary = "Reset the stats returned by INFO", .since = "2.0.0",
      .group = "server", .complexity = "O(1)"},
-    {.name = "config|rewrite",
+    {.name = "config|rewrite", .arity = 2,
      .summary = "Rewrite the configuration file with the in memory configuration",
      .since = "2.8.0", .group = "server", .complexity = "O(1)"},
-    {.name = "config|set", .summary = "Set configuration parameters to the given values",
+    {.name = "config|set", .arity = -4, .summary = "Set configuration parameters to the given values",
      .since = "2.0.0", .group = "server",
      .complexity = "O(N) when N is the number of configuration parameters provided",
      .history = HISTORY({"7.0.0", "Added the ability to set multiple parameters in one call."}),
@@ -238,25 +239,25 @@ static const struct docs_cmd docs__config_subcommands[] = {
 };
 
 static const struct docs_cmd docs__command_subcommands[] = {
-    {.name = "command|count", .summary = "Get total number of Redis commands", .since = "2.8.13",
+    {.name = "command|count", .arity = 2, .summary = "Get total number of Redis commands", .since = "2.8.13",
      .group = "server", .complexity = "O(1)"},
-    {.name = "command|docs", .summary = "Get array of specific Redis command documentation",
+    {.name = "command|docs", .arity = -2, .summary = "Get array of specific Redis command documentation",
      .since = "7.0.0", .group = "server",
      .complexity = "O(N) where N is the number of commands to look up",
      .args = ARGS({A("command-name", STRING), .flags = OPT | MULTI})},
-    {.name = "command|getkeys", .summary = "Extract keys given a full Redis command",
+    {.name = "command|getkeys", .arity = -4, .summary = "Extract keys given a full Redis command",
      .since = "2.8.13", .group = "server",
      .complexity = "O(N) where N is the number of arguments to the command"},
-    {.name = "command|help", .summary = DOCS_HELP_SUMMARY, .since = "5.0.0", .group = "server",
+    {.name = "command|help", .arity = 2, .summary = DOCS_HELP_SUMMARY, .since = "5.0.0", .group = "server",
      .complexity = "O(1)"},
-    {.name = "command|info",
+    {.name = "command|info", .arity = -2,
      .summary = "Get array of specific Redis command details, or all when no argument is given.",
      .since = "2.8.13", .group = "server",
      .complexity = "O(N) where N is the number of commands to look up",
      .history = HISTORY({"7.0.0", "Allowed to be called with no argument to get info on all "
                                   "commands."}),
      .args = ARGS({A("command-name", STRING), .flags = OPT | MULTI})},
-    {.name = "command|list", .summary = "Get an array of Redis command names", .since = "7.0.0",
+    {.name = "command|list", .arity = -2, .summary = "Get an array of Redis command names", .since = "7.0.0",
      .group = "server", .complexity = "O(N) where N is the total number of Redis commands",
      .args = ARGS({A("filterby", ONEOF), .token = "FILTERBY", .flags = OPT,
                    .args = ARGS({A("module-name", STRING), .token = "MODULE"},
@@ -635,6 +636,22 @@ void cmd_docs_add(struct tbuf *o, int proto, const struct cmd_spec *cmd)
     docs__add_map(o, proto, cmd->summary, cmd->since, cmd->group, docs__find(cmd->name));
 }
 
+bool cmd_docs_subcommand(const struct cmd_spec *cmd, const char *arg, size_t len,
+                         const char **name, int *arity)
+{
+    const struct docs_cmd *d = docs__find(cmd->name);
+    for (size_t i = 0; d != NULL && d->subcommands != NULL && d->subcommands[i].name != NULL;
+         i++) {
+        const char *sub = strchr(d->subcommands[i].name, '|') + 1;
+        if (cmd_arg_is(arg, len, sub)) {
+            *name = sub;
+            *arity = d->subcommands[i].arity;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* ---- self-check ---- */
 
 static int docs__check_args(const char *cmd, const struct docs_arg *args, int depth,
@@ -703,7 +720,7 @@ int cmd_docs_check(char *errmsg, size_t errlen)
              j++) {
             const struct docs_cmd *sub = &d->subcommands[j];
             if (sub->summary == NULL || sub->since == NULL || sub->group == NULL ||
-                sub->complexity == NULL || sub->subcommands != NULL) {
+                sub->complexity == NULL || sub->arity == 0 || sub->subcommands != NULL) {
                 snprintf(errmsg, errlen, "%s: incomplete docs", sub->name);
                 return TRIAD_EINVAL;
             }
