@@ -501,12 +501,18 @@ def target():
     return TARGET
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("shared"))
+def running_server(tmp_path_factory, name, **kw):
+    """A started Server in a fresh directory named after name, stopped when
+    the fixture ends: `yield from running_server(...)` in a fixture."""
+    s = Server(tmp_path_factory.mktemp(name), **kw)
     s.start()
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    yield from running_server(tmp_path_factory, "shared")
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ import termios
 import pytest
 
 import conftest
-from conftest import HOST, REDIS_CLI_BIN, TARGET, TRIAD_BIN, Server, free_port
+from conftest import HOST, REDIS_CLI_BIN, TARGET, TRIAD_BIN, Server, free_port, running_server
 
 CLI_TARGET = "redis" if os.environ.get("TRIAD_CLI_TEST_AGAINST", "").lower() == "redis" else TARGET
 CLI_CMD = shlex.split(os.environ["TRIAD_CLI_CMD"]) if os.environ.get("TRIAD_CLI_CMD") else [TRIAD_BIN, "cli"]
@@ -278,10 +278,7 @@ def test_cli_refuses_a_bulk_longer_than_proto_max_bulk_len(fake):
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("cli"), target=CLI_TARGET)
-    s.start()
-    yield s
-    s.stop()
+    yield from running_server(tmp_path_factory, "cli", target=CLI_TARGET)
 
 
 @pytest.fixture

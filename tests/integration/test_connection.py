@@ -2,7 +2,7 @@
 import pytest
 import redis
 
-from conftest import E_SYNTAX, ConnClosed, Err, Verbatim, arity
+from conftest import E_SYNTAX, ConnClosed, Err, Verbatim, arity, running_server
 
 PASSWORD = "s3cret"
 E_NOAUTH = Err("NOAUTH Authentication required.")
@@ -81,11 +81,7 @@ def test_auth_without_password_configured(c):
 
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory):
-    from conftest import Server
-    s = Server(tmp_path_factory.mktemp("auth"), password=PASSWORD)
-    s.start()
-    yield s
-    s.stop()
+    yield from running_server(tmp_path_factory, "auth", password=PASSWORD)
 
 
 def test_auth_noauth_before_wrongpass_then_ok(auth_server):

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from conftest import RespConn, pack_command
+from conftest import RespConn, pack_command, running_server
 
 
 # (commands to set up, command, RESP2 bytes, RESP3 bytes)
@@ -230,11 +230,7 @@ UNAUTH_MULTIBULK_MAX = 10
 
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory):
-    from conftest import Server
-    s = Server(tmp_path_factory.mktemp("unauth_limits"), password=PASSWORD)
-    s.start()
-    yield s
-    s.stop()
+    yield from running_server(tmp_path_factory, "unauth_limits", password=PASSWORD)
 
 
 @pytest.fixture

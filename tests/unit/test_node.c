@@ -1834,6 +1834,25 @@ TEST(node_snapshot_taken_elsewhere_compacts_when_its_bytes_come_back)
     t_world_free();
 }
 
+/* Writes SET k1 v ... SET k<n> v to node 1, answering every io.snapshot
+ * at once with answer; with until_compacted, stops once the log has a
+ * snapshot. */
+static void t_write_answering_snapshots(uint64_t n, bool until_compacted,
+                                        void (*answer)(struct node *))
+{
+    char line[64];
+    for (uint64_t req = 1; req <= n && !(until_compacted && raft_snapshot_index(t_r(1)) > 0);
+         req++) {
+        int calls = t_snap.calls;
+        snprintf(line, sizeof(line), "SET k%llu v", (unsigned long long)req);
+        t_submit(1, req, line);
+        t_run(1);
+        EXPECT_REPLY(1, req, "+OK\r\n");
+        if (t_snap.calls > calls)
+            answer(t_n(1));
+    }
+}
+
 /* io.snapshot failing again and again (fork refused): after three
  * failures in a row the node compacts on the spot, so the log stays
  * bounded, and hands the next one to io.snapshot again. */
@@ -1841,15 +1860,7 @@ TEST(node_snapshot_failing_elsewhere_three_times_is_taken_on_the_spot)
 {
     t_async_snap_leader(10);
     char line[64];
-    for (uint64_t req = 1; req <= 40 && raft_snapshot_index(t_r(1)) == 0; req++) {
-        int calls = t_snap.calls;
-        snprintf(line, sizeof(line), "SET k%llu v", (unsigned long long)req);
-        t_submit(1, req, line);
-        t_run(1);
-        EXPECT_REPLY(1, req, "+OK\r\n");
-        if (t_snap.calls > calls)
-            node_compact_failed(t_n(1)); /* each one fails at once */
-    }
+    t_write_answering_snapshots(40, true, node_compact_failed); /* each fails at once */
     CHECK_EQ_INT(t_snap.calls, 3);
     CHECK_EQ_INT(node_stats(t_n(1))->snapshots_taken, 1);
     CHECK(raft_snapshot_index(t_r(1)) > 0);
@@ -1874,16 +1885,7 @@ TEST(node_snapshot_failing_elsewhere_three_times_is_taken_on_the_spot)
 TEST(node_snapshot_put_off_is_asked_again_and_never_taken_on_the_spot)
 {
     t_async_snap_leader(10);
-    char line[64];
-    for (uint64_t req = 1; req <= 60; req++) {
-        int calls = t_snap.calls;
-        snprintf(line, sizeof(line), "SET k%llu v", (unsigned long long)req);
-        t_submit(1, req, line);
-        t_run(1);
-        EXPECT_REPLY(1, req, "+OK\r\n");
-        if (t_snap.calls > calls)
-            node_compact_later(t_n(1));
-    }
+    t_write_answering_snapshots(60, false, node_compact_later);
     CHECK(t_snap.calls >= 5); /* asked again every entry past the tenth */
     CHECK_EQ_INT(node_stats(t_n(1))->snapshots_taken, 0);
     CHECK_EQ_INT(raft_snapshot_index(t_r(1)), 0);
